@@ -1,0 +1,124 @@
+"""The adaptor kit: what every adaptor needs.
+
+An adaptor is a Python package whose public operations and helpers are listed in its
+``__all__``. Its operations are made by *operation factories*: functions that take the
+job's arguments and return an operation, a function ``state -> state`` (sync or async).
+
+    from statefn.adaptor import operation, resolve, compose_next_state
+
+    @operation
+    def set_total(path):
+        def run(state):
+            items = resolve(path, state)
+            return compose_next_state(state, {"total": sum(items)})
+        return run
+
+Arguments may be *lazy*: any callable of state (``lambda s: s["data"]["id"]`` or the job
+language's ``S.data.id``); ``resolve`` turns them into values, inside lists and dicts too.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from ._context import current_run, run_resource
+from ._errors import AdaptorError
+
+__all__ = [
+    "AdaptorError",
+    "LogLevel",
+    "Operation",
+    "State",
+    "compose_next_state",
+    "current_run",
+    "is_operation_factory",
+    "log_line",
+    "operation",
+    "resolve",
+    "run_resource",
+    "step_console",
+]
+
+State = dict[str, Any]
+Operation = Callable[[State], Any]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+LogLevel = Literal["debug", "info", "warn", "error"]
+
+_FACTORY_FLAG = "statefn_operation_factory"
+
+step_console: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "statefn_step_console", default=None
+)
+"""The running step's console (a ``JobConsole``), set by the runtime while a step runs."""
+
+_fallback_logger = logging.getLogger("statefn.job")
+_LOGGING_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def operation(factory: Callable[P, R]) -> Callable[P, R]:
+    """Mark ``factory`` as an operation factory: calling it returns an operation.
+
+    Job code may use a factory as the outermost decorator of a top-level ``def``; the
+    decorated function then becomes an operation at that place in the job.
+    """
+
+    @functools.wraps(factory)
+    def make(*args: P.args, **kwargs: P.kwargs) -> R:
+        return factory(*args, **kwargs)
+
+    setattr(make, _FACTORY_FLAG, True)
+    return make
+
+
+def is_operation_factory(value: Any) -> bool:
+    """Whether ``value`` was made with ``@operation``."""
+    return callable(value) and getattr(value, _FACTORY_FLAG, False) is True
+
+
+def resolve(value: Any, state: State) -> Any:
+    """Resolve lazy references in ``value`` against ``state``.
+
+    A callable is called with the state; lists, tuples and dicts are resolved item by item
+    (a new container is returned); anything else is returned as it is.
+    """
+    if callable(value):
+        return value(state)
+    if isinstance(value, dict):
+        return {key: resolve(item, state) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve(item, state) for item in value]
+    return value
+
+
+def compose_next_state(state: State, data: Any) -> State:
+    """A new state whose ``data`` is ``data``, the previous ``data`` appended to ``references``."""
+    references = list(state.get("references") or [])
+    if "data" in state:
+        references.append(state["data"])
+    return {**state, "data": data, "references": references}
+
+
+def log_line(level: LogLevel, message: str) -> None:
+    """Write ``message`` to the running step's console, as job code's ``print`` does.
+
+    The line is masked and reaches the run's job logger and ``log`` event. Outside a step
+    it goes to the ``statefn.job`` Python logger.
+
+    Example: ``log_line("info", f"fetched {len(items)} items")``
+    """
+    console = step_console.get()
+    if console is None:
+        _fallback_logger.log(_LOGGING_LEVELS[level], message)
+    else:
+        console.log(level, message)
