@@ -1,0 +1,1 @@
+"""statefn: run workflows of Python jobs that pass JSON state from step to step."""

@@ -1,0 +1,106 @@
+"""Lifecycle events and their delivery.
+
+Each event has one payload shape (see the contract, section 3). Events reach the user's
+``on_event(name, payload)`` in order, from the thread that runs the workflow's event loop,
+even when they were raised in a step's worker thread (``log`` lines): every event goes
+through one queue, drained by one task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Event", "EventBus", "EventHandler", "now_iso"]
+
+EventHandler = Callable[[str, dict[str, Any]], Any]
+
+
+class Event(StrEnum):
+    """The names of the lifecycle events."""
+
+    WORKFLOW_START = "workflow-start"
+    WORKFLOW_COMPLETE = "workflow-complete"
+    INIT_START = "init-start"
+    INIT_COMPLETE = "init-complete"
+    JOB_START = "job-start"
+    JOB_COMPLETE = "job-complete"
+    JOB_ERROR = "job-error"
+    LOAD_STATE = "load-state"
+    LOG = "log"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventBus:
+    """Delivers events to one handler, in order, on the run's event loop.
+
+    ``emit`` may be called from the loop's thread; ``emit_threadsafe`` from any thread.
+    Without a handler both do nothing, so a run that nobody listens to pays nothing.
+    A handler that raises is reported through the runtime logger and does not stop the run.
+    """
+
+    def __init__(
+        self, handler: EventHandler | None, loop: asyncio.AbstractEventLoop, logger: logging.Logger
+    ) -> None:
+        self._handler = handler
+        self._loop = loop
+        self._logger = logger
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._handler is not None
+
+    def emit(self, event: Event, payload: dict[str, Any]) -> None:
+        if self._handler is None:
+            return
+        if self._task is None:
+            self._task = self._loop.create_task(self._deliver())
+        self._queue.put_nowait((event.value, payload))
+
+    def emit_threadsafe(self, event: Event, payload: dict[str, Any]) -> None:
+        if self._handler is None or self._loop.is_closed():
+            return
+        try:
+            self._loop.call_soon_threadsafe(self.emit, event, payload)
+        except RuntimeError:
+            # The loop closed between the check and the call: the run is over.
+            return
+
+    async def _deliver(self) -> None:
+        assert self._handler is not None
+        while True:
+            name, payload = await self._queue.get()
+            try:
+                outcome = self._handler(name, payload)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                self._logger.exception("on_event handler raised on %s", name)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every event emitted so far has been delivered."""
+        if self._task is not None:
+            await self._queue.join()
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+def monotonic_ms() -> float:
+    return time.perf_counter() * 1000

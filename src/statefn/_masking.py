@@ -1,0 +1,83 @@
+"""Masking: credential values never appear in logs, events or error records.
+
+Every string value of 4 or more characters in a step's configuration (nested too) is a
+secret, and so is the base64 of ``username:password``. Each secret is also masked in its
+URL-encoded and JSON-escaped forms.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+__all__ = ["MASK", "Masker"]
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _forms(secret: str) -> Iterable[str]:
+    yield secret
+    yield quote(secret, safe="")
+    yield quote_plus(secret, safe="")
+    yield json.dumps(secret)[1:-1]
+    yield json.dumps(secret, ensure_ascii=False)[1:-1]
+
+
+class Masker:
+    """Replaces secret values with ``***`` in strings and JSON-like values."""
+
+    __slots__ = ("_pattern",)
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        forms = {form for secret in secrets for form in _forms(secret)}
+        forms = {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+        # Longest first, so that a secret containing another is masked whole.
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    @classmethod
+    def for_configuration(cls, configuration: Any) -> Masker:
+        """A masker for every secret in a configuration object."""
+        secrets = [s for s in _strings(configuration) if len(s) >= MIN_SECRET_LENGTH]
+        if isinstance(configuration, Mapping):
+            username, password = configuration.get("username"), configuration.get("password")
+            if isinstance(username, str) and isinstance(password, str):
+                secrets.append(base64.b64encode(f"{username}:{password}".encode()).decode())
+        return cls(secrets)
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret replaced."""
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def value(self, value: Any) -> Any:
+        """A copy of a JSON-like value with secrets replaced in every string (keys too)."""
+        if self._pattern is None:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(item) for item in value]
+        return value
