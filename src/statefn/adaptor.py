@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from ._context import current_run, run_resource
@@ -33,9 +34,11 @@ __all__ = [
     "LogLevel",
     "Operation",
     "State",
+    "adaptor_error",
     "compose_next_state",
     "current_run",
     "is_operation_factory",
+    "json_safe",
     "log_line",
     "operation",
     "resolve",
@@ -107,6 +110,49 @@ def compose_next_state(state: State, data: Any) -> State:
     if "data" in state:
         references.append(state["data"])
     return {**state, "data": data, "references": references}
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that JSON can hold, for error details and log lines.
+
+    Dicts (keys made strings), lists and tuples are copied item by item; strings, ints,
+    finite floats, booleans and None are kept; bytes are decoded as UTF-8 (bad bytes
+    replaced); anything else becomes its ``repr``. A container met again inside itself
+    becomes ``"[Circular]"``.
+
+    Example: ``json_safe({"at": b"ok", 1: {3}})`` is ``{"at": "ok", "1": "{3}"}``
+    """
+    return _json_safe(value, set())
+
+
+def _json_safe(value: Any, seen: set[int]) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if not isinstance(value, Mapping | list | tuple):
+        return repr(value)
+    if id(value) in seen:
+        return "[Circular]"
+    seen.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return {str(key): _json_safe(item, seen) for key, item in value.items()}
+        return [_json_safe(item, seen) for item in value]
+    finally:
+        seen.discard(id(value))
+
+
+def adaptor_error(message: str, *, fix: str | None = None, **details: Any) -> AdaptorError:
+    """An ``AdaptorError`` whose ``details`` are ``details`` made JSON-safe; raise it.
+
+    The runtime records it in ``state["errors"]`` (severity ``fail``) with the step id.
+
+    Example: ``raise adaptor_error("Not found", fix="Check the id", status=404, url=url)``
+    """
+    return AdaptorError(message, details=json_safe(details) or None, fix=fix)
 
 
 def log_line(level: LogLevel, message: str) -> None:
