@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import Any
 
 from ._errors import AdaptorImportError, InputError
-from ._repo import ENTRY_POINT_GROUP, list_installed, parse_spec
+from ._repo import ENTRY_POINT_GROUP, LIB_DIR, list_installed, parse_spec
 
 __all__ = ["MAX_CACHE_KEYS", "LinkedAdaptor", "Linker", "purge"]
 
@@ -240,7 +240,10 @@ class Linker:
             matching = [e for e in entries if version is None or e.version == version]
             if matching:
                 entry = matching[-1]  # list_installed sorts by version: the highest is last
-                return _Found(name, entry.version, entry.package, "repo", entry.path)
+                lib = entry.path / LIB_DIR
+                return _Found(
+                    name, entry.version, entry.package, "repo", lib if lib.is_dir() else None
+                )
         for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=name):
             dist_version = entry_point.dist.version if entry_point.dist else None
             if version is None or dist_version == version:
@@ -303,8 +306,8 @@ def _import(found: _Found, cache_key: str | None) -> LinkedAdaptor:
         module_name = _unique_name(found, cache_key)
         owns = True
         if found.search_path is not None and str(found.search_path) not in sys.path:
-            # The repo entry holds the adaptor's dependencies. Appended, so packages of
-            # the host (statefn itself included) win over copies installed beside it.
+            # The entry's lib folder holds the adaptor's dependencies. Appended, so packages
+            # of the host (statefn itself included) win over copies installed beside them.
             sys.path.append(str(found.search_path))
         module = _run_import(
             found, module_name, owns, lambda: _exec_from_file(module_name, found.root)

@@ -5,8 +5,9 @@ Layout::
     <repo>/
         http@1.0.0/
             statefn-adaptor.json        the manifest: name, version, package, source
-            statefn_adaptor_http/       the adaptor package (pip's --target output)
-            httpx/ ...                  its third-party dependencies
+            statefn_adaptor_http/       the adaptor package
+            statefn_adaptor_http-1.0.0.dist-info/
+            lib/                        its third-party dependencies (pip's --target)
         http@2.0.0/ ...
 
 ``install`` runs pip (a separate process) and is used by the command line only; the
@@ -27,12 +28,13 @@ import tempfile
 from dataclasses import dataclass
 from importlib.metadata import Distribution, PathDistribution
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._errors import AdaptorImportError, InputError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "LIB_DIR",
     "MANIFEST_NAME",
     "InstalledAdaptor",
     "clean",
@@ -45,6 +47,8 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "statefn.adaptors"
 MANIFEST_NAME = "statefn-adaptor.json"
+LIB_DIR = "lib"
+"""The folder of an entry holding the adaptor's third-party dependencies."""
 DISTRIBUTION_PREFIX = "statefn-adaptor-"
 _TEMP_PREFIX = ".install-"
 
@@ -159,13 +163,17 @@ def install(spec: str, repo_dir: str | os.PathLike[str] | None = None) -> Instal
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=root))
     try:
-        _run_pip(target, staging)
-        entry = _describe(staging, wanted_name, source=target)
-        existing = _read_manifest(root / entry.spec)
+        lib = staging / LIB_DIR
+        _run_pip(target, lib)
+        provided = _find_adaptor(lib, wanted_name, source=target)
+        final = root / f"{provided.name}@{provided.version}"
+        existing = _read_manifest(final)
         if existing is not None:
             return _already(existing)
+        entry = InstalledAdaptor(
+            provided.name, provided.version, final, final / _move_out(provided, lib), target
+        )
         _write_manifest(staging, entry)
-        final = root / entry.spec
         os.rename(staging, final)  # atomic: the entry appears complete or not at all
     except OSError as error:
         raise AdaptorImportError(
@@ -174,9 +182,7 @@ def install(spec: str, repo_dir: str | os.PathLike[str] | None = None) -> Instal
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return InstalledAdaptor(
-        entry.name, entry.version, final, final / entry.package.relative_to(staging), target
-    )
+    return entry
 
 
 def clean(
@@ -261,40 +267,48 @@ def _run_pip(target: str, staging: Path) -> None:
         )
 
 
-def _describe(staging: Path, wanted_name: str | None, *, source: str) -> InstalledAdaptor:
-    """Find the adaptor among what pip installed into ``staging``."""
-    found: list[tuple[str, str, Distribution]] = []
-    for info in staging.glob("*.dist-info"):
-        dist = PathDistribution(info)
-        for entry_point in dist.entry_points.select(group=ENTRY_POINT_GROUP):
-            found.append((entry_point.name, entry_point.module, dist))
-    if not found:
-        found = _by_distribution_name(staging)
+class _Provided(NamedTuple):
+    """The adaptor a pip install brought: its name, module, version and metadata folder."""
+
+    name: str
+    module: str
+    version: str
+    info: Path
+
+
+def _find_adaptor(lib: Path, wanted_name: str | None, *, source: str) -> _Provided:
+    """Find the adaptor among what pip installed into ``lib``."""
+    found = [
+        _Provided(entry_point.name, entry_point.module, dist.version, info)
+        for info, dist in _distributions(lib)
+        for entry_point in dist.entry_points.select(group=ENTRY_POINT_GROUP)
+    ] or _by_distribution_name(lib)
     if wanted_name is not None:
-        found = [item for item in found if item[0] == wanted_name] or found
-    names = sorted({item[0] for item in found})
+        found = [item for item in found if item.name == wanted_name] or found
+    names = sorted({item.name for item in found})
     if len(names) != 1:
         problem = f"provides several adaptors ({', '.join(names)})" if names else "is no adaptor"
         raise AdaptorImportError(
             f"{source} {problem}",
             fix=f"An adaptor's project registers one entry point in group {ENTRY_POINT_GROUP}",
         )
-    name, module, provider = found[0]
-    parse_spec(name)
-    package = _module_location(staging, module)
-    if package is None:
+    parse_spec(names[0])
+    if _module_location(lib, found[0].module) is None:
         raise AdaptorImportError(
-            f"{source}: the module {module} of adaptor {name} was not installed",
-            fix=f"Check the entry point {name} = {module} in the adaptor's project",
+            f"{source}: the module {found[0].module} of adaptor {names[0]} was not installed",
+            fix=f"Check the entry point {names[0]} = {found[0].module} in the adaptor's project",
         )
-    return InstalledAdaptor(name, provider.version, staging, package, source)
+    return found[0]
 
 
-def _by_distribution_name(staging: Path) -> list[tuple[str, str, Distribution]]:
+def _distributions(lib: Path) -> list[tuple[Path, Distribution]]:
+    return [(info, PathDistribution(info)) for info in sorted(lib.glob("*.dist-info"))]
+
+
+def _by_distribution_name(lib: Path) -> list[_Provided]:
     """Adaptors found by the ``statefn-adaptor-<name>`` distribution name instead."""
-    found: list[tuple[str, str, Distribution]] = []
-    for info in staging.glob("*.dist-info"):
-        dist = PathDistribution(info)
+    found = []
+    for info, dist in _distributions(lib):
         dist_name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
         if not dist_name.startswith(DISTRIBUTION_PREFIX):
             continue
@@ -304,8 +318,25 @@ def _by_distribution_name(staging: Path) -> list[tuple[str, str, Distribution]]:
             if not file.parts[0].endswith((".dist-info", ".data")) and file.parts[0] != "bin"
         }
         if len(tops) == 1:
-            found.append((dist_name.removeprefix(DISTRIBUTION_PREFIX), tops.pop(), dist))
+            name = dist_name.removeprefix(DISTRIBUTION_PREFIX)
+            found.append(_Provided(name, tops.pop(), dist.version, info))
     return found
+
+
+def _move_out(provided: _Provided, lib: Path) -> Path:
+    """Move the adaptor's own top-level package and metadata from ``lib`` to the entry
+    folder, so that putting ``lib`` on the import path exposes its dependencies only (not
+    the adaptor under its plain name, where two versions would shadow each other).
+    Returns the package's path relative to the entry folder.
+    """
+    package = _module_location(lib, provided.module)
+    assert package is not None  # checked by _find_adaptor
+    top = package.relative_to(lib).parts[0]
+    shutil.move(lib / top, lib.parent / top)
+    shutil.move(provided.info, lib.parent / provided.info.name)
+    if not any(lib.iterdir()):
+        lib.rmdir()
+    return package.relative_to(lib)
 
 
 def _module_location(folder: Path, module: str) -> Path | None:
@@ -321,7 +352,7 @@ def _write_manifest(folder: Path, entry: InstalledAdaptor) -> None:
     manifest = {
         "name": entry.name,
         "version": entry.version,
-        "package": entry.package.relative_to(folder).as_posix(),
+        "package": entry.package.relative_to(entry.path).as_posix(),
         "source": entry.source,
     }
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
