@@ -54,7 +54,8 @@ def parse_csv(
     dialect = {"delimiter": delimiter, "quotechar": quote, "escapechar": escape}
 
     def run(state: State) -> Any:
-        options = resolve(dialect, state)
+        # skipinitialspace lets a quoted value follow the spaces that trimming ignores.
+        options = {**resolve(dialect, state), "skipinitialspace": trim}
         rows = _rows(_lines(resolve(text_or_file, state)), options, columns, trim, skip_empty_lines)
         batches: Iterable[list[Row]]
         if chunk_size is None:
