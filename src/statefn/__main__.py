@@ -1,0 +1,7 @@
+"""``python -m statefn``: the command line."""
+
+from __future__ import annotations
+
+from statefn.cli import main
+
+raise SystemExit(main())

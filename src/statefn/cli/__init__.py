@@ -1,0 +1,304 @@
+"""The ``statefn`` command line: run workflows and jobs on your machine.
+
+``main`` parses the arguments, runs one command and returns the exit code (see
+``ExitCode``). Each command lives in its own module, imported only when it runs, so that
+``statefn --help`` or a small run starts quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ._exits import CliError, ExitCode
+from ._logs import LOG_LEVELS, SANITIZE_MODES, CliLogs
+from ._plans import parse_adaptor_spec
+
+__all__ = ["ExitCode", "build_parser", "main"]
+
+_DESCRIPTION = """\
+Run workflows of Python jobs that pass JSON state from step to step.
+
+The usual loop: edit a job, run the workflow, look at the output, then re-run from the
+step that failed:
+
+  statefn run workflow.yaml --cache-steps      keep every step's output
+  statefn run workflow.yaml --start transform   re-run from one step, with cached input
+"""
+
+_EXIT_CODES = """\
+exit codes: 0 success; 1 a step failed (its error is in state["errors"]); 2 usage error;
+3 invalid input (file, plan, job source, step, credential); 4 run aborted; 130 interrupted
+"""
+
+_RUN_EXAMPLES = """\
+examples:
+  statefn run workflow.yaml                      run a workflow; final state to stdout
+  statefn run job.py -a http -s input.json       run one job with the http adaptor
+  statefn run workflow.json -o out.json --cache-steps
+  statefn run workflow.json --only clean         one step, input from the step cache
+  statefn run job.py -a http=../my-adaptor       use an adaptor from a local folder
+  cat state.json | statefn run job.py -s -       input state from stdin
+"""
+
+_COMPILE_EXAMPLES = """\
+examples:
+  statefn compile job.py -a http                 list the operations of a job
+  statefn compile workflow.yaml                  every job of a workflow
+"""
+
+_VALIDATE_EXAMPLES = """\
+examples:
+  statefn validate workflow.yaml                 check the plan and compile every job
+"""
+
+_REPO_EXAMPLES = """\
+examples:
+  statefn repo install http@1.0.0                from the package index (statefn-adaptor-http)
+  statefn repo install ./my-adaptor              a local project, or a .whl file
+  statefn repo list                              what is installed
+  statefn repo clean http                        remove every version of http
+  statefn repo dir                               where the repo is
+"""
+
+_DOCS_EXAMPLES = """\
+examples:
+  statefn docs common                            every operation of common
+  statefn docs common each                       the documentation of one operation
+"""
+
+
+def _common_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("output")
+    group.add_argument(
+        "--log", choices=list(LOG_LEVELS), default="info", metavar="LEVEL",
+        help="how much to log on stderr: none, error, warn, info (default), debug",
+    )  # fmt: skip
+    group.add_argument("--log-json", action="store_true", help="log JSON objects, one a line")
+    group.add_argument(
+        "--debug", action="store_true", help="show tracebacks of errors (for bug reports)"
+    )
+    return options
+
+
+def _repo_option() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--repo-dir", metavar="DIR",
+        help="the adaptor repo (default: $STATEFN_REPO_DIR, else ~/.statefn/repo)",
+    )  # fmt: skip
+    return options
+
+
+def _adaptor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-a", "--adaptor", action="append", default=[], type=parse_adaptor_spec,
+        metavar="SPEC",
+        help="an adaptor for a .py job: NAME, NAME@VERSION or NAME=PATH (a local folder); "
+        "on a workflow, NAME@VERSION overrides that adaptor's version and NAME=PATH its "
+        "location in every step (repeatable)",
+    )  # fmt: skip
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run", help="run a workflow (.json/.yaml) or a job (.py)",
+        description="Run a workflow or a single job. Logs go to stderr; the final state to "
+        "stdout as JSON, or to the file given with -o.",
+        epilog=_RUN_EXAMPLES + "\n" + _EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(), _repo_option()],
+    )  # fmt: skip
+    run.add_argument("path", metavar="PATH", help="a workflow (.json, .yaml) or a job (.py)")
+    _adaptor_option(run)
+    run.add_argument(
+        "-s", "--state", metavar="FILE", help="input state, JSON or YAML (- reads stdin)"
+    )
+    run.add_argument("-o", "--output", metavar="FILE", help="write the final state to FILE")
+    steps = run.add_argument_group("choosing steps (an id, or a unique part of an id or name)")
+    only_or_start = steps.add_mutually_exclusive_group()
+    only_or_start.add_argument("--start", metavar="STEP", help="start from STEP")
+    only_or_start.add_argument("--only", metavar="STEP", help="run STEP alone")
+    steps.add_argument("--end", metavar="STEP", help="stop after STEP")
+    steps.add_argument(
+        "--cache-steps", action="store_true",
+        help="write each step's output to .statefn-cache/<workflow>/<step>.json beside the "
+        "plan; --start and --only without -s read their input from there",
+    )  # fmt: skip
+    behaviour = run.add_argument_group("run options")
+    behaviour.add_argument(
+        "--timeout", type=_positive_int, metavar="MS", help="timeout of each step"
+    )
+    behaviour.add_argument(
+        "--credentials", metavar="FILE",
+        help="JSON or YAML map of credential id to configuration, for steps whose "
+        "configuration is a credential id",
+    )  # fmt: skip
+    behaviour.add_argument(
+        "--sanitize", choices=SANITIZE_MODES, default="none",
+        help="how state objects appear in logs: none (default), obfuscate, remove, summarize",
+    )  # fmt: skip
+    behaviour.add_argument(
+        "--immutable", action="store_true", help="give each operation its own copy of state"
+    )
+    behaviour.add_argument(
+        "--concurrency", type=_positive_int, metavar="N", help="how many branches may run at once"
+    )
+
+
+def _add_checks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    compile_ = commands.add_parser(
+        "compile", help="print a job's operations, or what is wrong with it",
+        description="Compile a job (.py) or every job of a workflow without running anything: "
+        "print each operation with its line, or the problems as PATH:LINE:COLUMN: message.",
+        epilog=_COMPILE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(), _repo_option()],
+    )  # fmt: skip
+    compile_.add_argument("path", metavar="PATH", help="a job (.py) or a workflow (.json, .yaml)")
+    _adaptor_option(compile_)
+    validate = commands.add_parser(
+        "validate", help="check a workflow and compile its jobs",
+        description="Validate a plan (steps, edges, conditions, options) and compile the job "
+        "of each step. Nothing runs.",
+        epilog=_VALIDATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(), _repo_option()],
+    )  # fmt: skip
+    validate.add_argument("path", metavar="PATH", help="a workflow (.json, .yaml) or a job (.py)")
+    _adaptor_option(validate)
+
+
+def _add_repo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = [_common_options(), _repo_option()]
+    repo = commands.add_parser(
+        "repo", help="install, list and remove adaptors",
+        description="Manage the adaptor repo, where installed adaptors live side by side, "
+        "one folder per name@version.",
+        epilog=_REPO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=common,
+    )  # fmt: skip
+    actions = repo.add_subparsers(dest="repo_action", metavar="ACTION", required=True)
+    install = actions.add_parser(
+        "install",
+        parents=common,
+        help="install adaptors: NAME@VERSION, a project folder or a wheel",
+    )
+    install.add_argument("specs", nargs="+", metavar="SPEC")
+    actions.add_parser("list", parents=common, help="list the installed adaptors")
+    clean = actions.add_parser(
+        "clean", parents=common, help="remove every adaptor, or those matching SPEC"
+    )
+    clean.add_argument(
+        "spec", nargs="?", metavar="SPEC", help="NAME (every version) or NAME@VERSION"
+    )
+    actions.add_parser("dir", parents=common, help="print the repo folder")
+
+
+def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    docs = commands.add_parser(
+        "docs", help="list an adaptor's operations, or show one's documentation",
+        description="Show the operations an adaptor exports with their signatures, or the "
+        "documentation of one operation. The adaptor is found as a run would find it.",
+        epilog=_DOCS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(), _repo_option()],
+    )  # fmt: skip
+    docs.add_argument(
+        "adaptor", metavar="ADAPTOR", type=parse_adaptor_spec,
+        help="NAME, NAME@VERSION or NAME=PATH (a local folder)",
+    )  # fmt: skip
+    docs.add_argument("operation", nargs="?", metavar="OPERATION")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="statefn", description=_DESCRIPTION, epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--version", action=_VersionAction)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(commands)
+    _add_checks(commands)
+    _add_repo(commands)
+    _add_docs(commands)
+    commands.add_parser(
+        "test", help="run a small built-in workflow to check the installation",
+        description="Run a small built-in workflow and print its result: a check that "
+        "statefn works on this machine.",
+        parents=[_common_options()],
+    )  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logs = CliLogs(sys.stderr, args.log, json_lines=args.log_json)
+    try:
+        return int(_dispatch(args, logs))
+    except CliError as error:
+        logs.report(error.message, level=max(LOG_LEVELS["error"], logs.level))
+        return int(error.code)
+    except KeyboardInterrupt:
+        logs.report("Interrupted", level=max(LOG_LEVELS["error"], logs.level))
+        return int(ExitCode.INTERRUPTED)
+    except Exception as error:
+        # A bug in statefn, not in the user's input: say so, keep the traceback for --debug.
+        if args.debug:
+            logs.cli.error("Internal error", exc_info=error)
+        hint = "" if args.debug else " (run again with --debug to see the traceback)"
+        logs.report(f"Internal error: {type(error).__name__}: {error}{hint}")
+        return int(ExitCode.ABORTED)
+
+
+def _dispatch(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
+    if args.command == "run":
+        from ._run import run_command
+
+        return run_command(args, logs)
+    if args.command in ("compile", "validate"):
+        from ._check import compile_command, validate_command
+
+        return (
+            compile_command(args, logs)
+            if args.command == "compile"
+            else validate_command(args, logs)
+        )
+    if args.command == "repo":
+        from ._repo import repo_command
+
+        return repo_command(args, logs)
+    if args.command == "docs":
+        from ._docs import docs_command
+
+        return docs_command(args, logs)
+    from ._selftest import selftest_command
+
+    return selftest_command(args, logs)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    return value
+
+
+class _VersionAction(argparse.Action):
+    """``--version``; the version is looked up only when asked for (the lookup is slow)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("statefn")
+        except PackageNotFoundError:
+            found = "unknown"
+        parser.exit(message=f"statefn {found}\n")

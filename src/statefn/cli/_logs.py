@@ -1,0 +1,158 @@
+"""Where the command line's output goes: log lines on stderr, as text or JSON lines.
+
+Three loggers, named by component: ``cli`` (this command line: progress, files used),
+``runtime`` (the runtime's own messages) and ``job`` (what job code prints or logs). Every
+line passes through a masker first, as a second guard behind the runtime's own masking.
+State objects appear in logs only as ``--sanitize`` allows.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+import orjson
+
+from statefn._masking import Masker
+
+__all__ = ["LOG_LEVELS", "SANITIZE_MODES", "CliLogs", "describe_state"]
+
+LOG_LEVELS: dict[str, int] = {
+    "none": logging.CRITICAL + 10,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+SANITIZE_MODES = ("none", "obfuscate", "remove", "summarize")
+SanitizeMode = Literal["none", "obfuscate", "remove", "summarize"]
+
+_LEVEL_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "error",
+}
+_COLOURS = {"debug": "\x1b[2m", "warn": "\x1b[33m", "error": "\x1b[31m"}
+_RESET = "\x1b[0m"
+
+
+def _level_name(record: logging.LogRecord) -> str:
+    return _LEVEL_NAMES.get(record.levelno, record.levelname.lower())
+
+
+class _MaskingFilter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.maskers: list[Masker] = []
+
+    def text(self, text: str) -> str:
+        for masker in self.maskers:
+            text = masker.text(text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.maskers:
+            record.msg = self.text(record.getMessage())
+            record.args = None
+        return True
+
+
+class _TextFormatter(logging.Formatter):
+    """``[component step] level: message``; the level only for warnings and errors."""
+
+    def __init__(self, colour: bool) -> None:
+        super().__init__()
+        self._colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = _level_name(record)
+        job_id = getattr(record, "job_id", None)
+        tag = f"[{record.name} {job_id}]" if job_id else f"[{record.name}]"
+        message = record.getMessage()
+        if level in ("warn", "error"):
+            message = f"{level}: {message}"
+        if record.exc_info:
+            message = f"{message}\n{self.formatException(record.exc_info)}"
+        if self._colour:
+            colour = _COLOURS.get(level, "")
+            return f"\x1b[2m{tag}{_RESET} {colour}{message}{_RESET if colour else ''}"
+        return f"{tag} {message}"
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``level``, ``name``, ``message``, ``time``, ``job_id``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{self.formatException(record.exc_info)}"
+        line: dict[str, Any] = {
+            "level": _level_name(record),
+            "name": record.name,
+            "message": message,
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+        }
+        job_id = getattr(record, "job_id", None)
+        if job_id:
+            line["job_id"] = job_id
+        return orjson.dumps(line).decode()
+
+
+class CliLogs:
+    """The ``cli``, ``runtime`` and ``job`` loggers of one command, writing to ``stream``."""
+
+    def __init__(self, stream: TextIO, level: str = "info", *, json_lines: bool = False) -> None:
+        self.stream = stream
+        self.json_lines = json_lines
+        self.interactive = not json_lines and stream.isatty()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(_JsonFormatter() if json_lines else _TextFormatter(self.interactive))
+        self._masking = _MaskingFilter()
+        handler.addFilter(self._masking)
+        self.level = LOG_LEVELS[level]
+        self.cli = self._logger("cli", handler)
+        self.runtime = self._logger("runtime", handler)
+        self.job = self._logger("job", handler)
+
+    def _logger(self, name: str, handler: logging.Handler) -> logging.Logger:
+        # Loggers made directly are outside logging's global tree: nothing else sees them,
+        # and their names are exactly the component names the JSON lines carry.
+        logger = logging.Logger(name, self.level)
+        logger.addHandler(handler)
+        logger.propagate = False
+        return logger
+
+    def mask(self, masker: Masker) -> None:
+        """Mask ``masker``'s secrets in every line from now on."""
+        if masker:
+            self._masking.maskers.append(masker)
+
+    def report(self, text: str, level: int = logging.ERROR) -> None:
+        """Write a multi-line report (a diagnostic): as it is in text mode, so that its
+        ``PATH:LINE:COLUMN`` starts a line, or as one log line of the ``cli`` logger."""
+        if level < self.level:
+            return
+        if self.json_lines:
+            self.cli.log(level, text)
+        else:
+            self.stream.write(self._masking.text(text) + "\n")
+            self.stream.flush()
+
+
+def describe_state(state: Any, mode: str) -> str | None:
+    """How a state object appears in a log line under ``--sanitize mode`` (None: not at all)."""
+    if mode == "remove":
+        return None
+    if mode == "obfuscate":
+        return "[array]" if isinstance(state, list) else "[object]"
+    if mode == "summarize":
+        if isinstance(state, dict):
+            return f"(object with keys {', '.join(map(str, state)) or 'none'})"
+        if isinstance(state, list):
+            return f"(array with {len(state)} items)"
+    return orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS).decode()

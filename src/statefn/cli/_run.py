@@ -1,0 +1,234 @@
+"""``statefn run``: run a workflow or a job, report progress, write the final state.
+
+The loop this serves: edit a job, run the workflow, read the output, re-run from the step
+that failed (``--cache-steps`` once, then ``--start STEP`` or ``--only STEP``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from statefn._masking import Masker
+
+from ._cache import StepCache
+from ._exits import CliError, ExitCode
+from ._files import read_data
+from ._logs import CliLogs, describe_state
+from ._plans import LoadedPlan, check_credentials, linker_option, load_plan
+from ._render import render_error_record
+from ._repo import repo_dir
+from ._select import find_step
+
+__all__ = ["RunReporter", "render_step_error", "run_command", "write_state"]
+
+_JOB_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+
+
+def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
+    """Run the plan or job at ``args.path`` with the options of ``statefn run``."""
+    loaded = load_plan(Path(args.path), args.adaptor)
+    credentials = _read_credentials(args.credentials)
+    check_credentials(loaded, credentials)
+    _mask_secrets(logs, loaded, credentials)
+
+    selected, flag = (args.only, "--only") if args.only else (args.start, "--start")
+    start = find_step(loaded.steps, selected, flag) if selected else None
+    end = start if args.only else (find_step(loaded.steps, args.end, "--end") if args.end else None)
+    cache = StepCache.beside(loaded.path, loaded.cache_name)
+    state = _input_state(args.state, start, cache, loaded, logs)
+    if isinstance(state, dict):
+        logs.mask(Masker.for_configuration(state.get("configuration")))
+    if args.cache_steps and start is None:
+        cache.clear()
+
+    options = loaded.plan.setdefault("options", {})
+    if start is not None:
+        options["start"] = start
+    if end is not None:
+        options["end"] = end
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+
+    reporter = RunReporter(logs, loaded, cache if args.cache_steps else None, args.sanitize)
+    run_options: dict[str, Any] = {
+        "logger": logs.runtime,
+        "on_event": reporter,
+        "immutable_state": args.immutable,
+        "linker": linker_option(args.adaptor, repo_dir(args.repo_dir)),
+    }
+    if credentials is not None:
+        run_options["resolve_credential"] = credentials.__getitem__
+    if args.concurrency is not None:
+        run_options["concurrency"] = args.concurrency
+
+    from statefn import CompileError, InputError, StatefnError, ValidationError, run
+
+    try:
+        result = run(loaded.plan, state, **run_options)
+    except StatefnError as error:
+        logs.report(render_step_error(error, loaded))
+        if args.debug:
+            logs.cli.error("Traceback", exc_info=error)
+        if isinstance(error, CompileError | ValidationError | InputError):
+            return ExitCode.INVALID_INPUT
+        logs.cli.error(f"Run aborted: {error.name} (severity {error.severity})")
+        return ExitCode.ABORTED
+
+    write_state(result, args.output, logs)
+    if reporter.failures:
+        for step_id, record in reporter.failures:
+            logs.report(_render_record(record, step_id, loaded))
+        failed = ", ".join(step_id for step_id, _ in reporter.failures)
+        logs.cli.error(f"Finished with errors: {len(reporter.failures)} step(s) failed ({failed})")
+        return ExitCode.STEP_FAILED
+    return ExitCode.OK
+
+
+def render_step_error(error: Any, loaded: LoadedPlan) -> str:
+    """A runtime error (a ``StatefnError``) as a diagnostic pointing into its job."""
+    return _render_record(error.to_dict(), error.step_id, loaded)
+
+
+def _render_record(record: Mapping[str, Any], step_id: str | None, loaded: LoadedPlan) -> str:
+    known = step_id is not None and any(step["id"] == step_id for step in loaded.steps)
+    if step_id is None or not known:
+        return render_error_record(record, step_id, str(loaded.path), None)
+    return render_error_record(
+        record, step_id, loaded.source_label(step_id), loaded.source_text(step_id)
+    )
+
+
+def write_state(state: Any, output: str | None, logs: CliLogs) -> None:
+    """The final state as JSON: to ``output``, or to stdout without one."""
+    text = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    if output is None:
+        sys.stdout.write(text.decode() + "\n")
+        sys.stdout.flush()
+        return
+    target = Path(output)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text + b"\n")
+    except OSError as error:
+        raise CliError(f"Cannot write the output to {output}: {error}") from None
+    logs.cli.info(f"Wrote the final state to {output}")
+
+
+def _read_credentials(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    credentials = read_data(path)
+    if not isinstance(credentials, dict) or not all(isinstance(k, str) for k in credentials):
+        raise CliError(f"{path}: expected a map of credential id to configuration")
+    bad = [key for key, value in credentials.items() if not isinstance(value, dict)]
+    if bad:
+        raise CliError(f"{path}: credential {bad[0]!r} must be an object (a configuration)")
+    return credentials
+
+
+def _mask_secrets(logs: CliLogs, loaded: LoadedPlan, credentials: dict[str, Any] | None) -> None:
+    configurations = [step.get("configuration") for step in loaded.steps]
+    configurations.append(loaded.plan.get("workflow", {}).get("credentials"))
+    configurations.extend((credentials or {}).values())
+    for configuration in configurations:
+        if isinstance(configuration, dict):
+            logs.mask(Masker.for_configuration(configuration))
+
+
+def _input_state(
+    state_path: str | None, start: str | None, cache: StepCache, loaded: LoadedPlan, logs: CliLogs
+) -> Any:
+    if state_path is not None:
+        return read_data(state_path)
+    if start is None:
+        return None
+    cached = cache.input_for(start, loaded.steps)
+    if cached is None:
+        return None
+    path, state = cached
+    logs.cli.info(f"Input of {start}: the cached output in {path}")
+    return state
+
+
+class RunReporter:
+    """The run's ``on_event`` handler: progress lines, job output, the step cache, failures."""
+
+    def __init__(
+        self, logs: CliLogs, loaded: LoadedPlan, cache: StepCache | None, sanitize: str
+    ) -> None:
+        self._logs = logs
+        self._loaded = loaded
+        self._cache = cache
+        self._sanitize = sanitize
+        self.failures: list[tuple[str, dict[str, Any]]] = []
+        """(step id, error record) of each step that ended with a ``fail`` error."""
+
+    def __call__(self, name: str, payload: dict[str, Any]) -> None:
+        handler = getattr(self, "_on_" + name.replace("-", "_"), None)
+        if handler is not None:
+            handler(payload)
+
+    def _on_workflow_start(self, payload: dict[str, Any]) -> None:
+        steps = len(self._loaded.steps)
+        self._logs.cli.debug(f"Running {self._loaded.path} ({steps} step{'s' * (steps != 1)})")
+
+    def _on_job_start(self, payload: dict[str, Any]) -> None:
+        step_id = payload["job_id"]
+        text = f"\x1b[36m▸\x1b[0m {step_id}" if self._logs.interactive else "started"
+        self._logs.cli.info(text, extra={"job_id": None if self._logs.interactive else step_id})
+
+    def _on_job_complete(self, payload: dict[str, Any]) -> None:
+        step_id, duration = payload["job_id"], _duration(payload.get("duration_ms"))
+        if self._logs.interactive:
+            self._logs.cli.info(f"\x1b[32m✔\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m")
+        else:
+            self._logs.cli.info(f"completed in {duration}", extra={"job_id": step_id})
+        self._keep(step_id, payload.get("state"))
+
+    def _on_job_error(self, payload: dict[str, Any]) -> None:
+        step_id, duration = payload["job_id"], _duration(payload.get("duration_ms"))
+        error = payload.get("error") or {}
+        summary = f"{error.get('name', 'Error')}: {error.get('message', '')}"
+        if self._logs.interactive:
+            text = f"\x1b[31m✘\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m  {summary}"
+            self._logs.cli.info(text)
+        else:
+            self._logs.cli.warning(f"failed in {duration}: {summary}", extra={"job_id": step_id})
+        if error.get("severity") == "fail":
+            self.failures.append((step_id, error))
+        self._keep(step_id, payload.get("state"))
+
+    def _on_log(self, payload: dict[str, Any]) -> None:
+        level = _JOB_LEVELS.get(payload.get("level", "info"), logging.ERROR)
+        self._logs.job.log(level, payload.get("message", ""), extra={"job_id": payload["job_id"]})
+
+    def _on_load_state(self, payload: dict[str, Any]) -> None:
+        duration = _duration(payload.get("duration_ms"))
+        self._logs.cli.debug(f"Loaded state {payload.get('state_id')} in {duration}")
+
+    def _on_workflow_complete(self, payload: dict[str, Any]) -> None:
+        self._logs.cli.info(f"Finished in {_duration(payload.get('duration_ms'))}")
+
+    def _keep(self, step_id: str, state: Any) -> None:
+        if self._logs.level <= logging.DEBUG:
+            described = describe_state(state, self._sanitize)
+            if described is not None:
+                self._logs.cli.debug(f"output state: {described}", extra={"job_id": step_id})
+        if self._cache is not None and state is not None:
+            path = self._cache.write(step_id, state)
+            self._logs.cli.debug(f"cached output in {path}", extra={"job_id": step_id})
+
+
+def _duration(milliseconds: Any) -> str:
+    if not isinstance(milliseconds, int | float):
+        return "?"
+    if milliseconds < 1000:
+        return f"{milliseconds:.0f}ms"
+    return f"{milliseconds / 1000:.2f}s"
