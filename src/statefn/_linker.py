@@ -81,14 +81,34 @@ class _Found:
 
 _lock = threading.RLock()
 _cache: OrderedDict[str | None, dict[tuple[str, str], LinkedAdaptor]] = OrderedDict()
+_entry_points: dict[str, list[EntryPoint]] = {}
+_entry_points_scanned = False
+
+
+def _adaptor_entry_points() -> dict[str, list[EntryPoint]]:
+    """Installed adaptors by name. Scanning every distribution takes a millisecond or
+    more, and runs load adaptors per step, so the scan is kept until ``purge()``.
+    """
+    global _entry_points_scanned
+    with _lock:
+        if not _entry_points_scanned:
+            for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+                _entry_points.setdefault(entry_point.name, []).append(entry_point)
+            _entry_points_scanned = True
+        return _entry_points
 
 
 def purge(cache_key: str | None = None) -> int:
     """Forget linked adaptors: those of ``cache_key``, or with None every one (all keys and
-    the keyless process cache). Their modules leave ``sys.modules`` and are freed once no
-    run holds them. Returns how many adaptors were forgotten.
+    the keyless process cache, and the list of installed adaptors, which is read again).
+    Their modules leave ``sys.modules`` and are freed once no run holds them. Returns how
+    many adaptors were forgotten.
     """
+    global _entry_points_scanned
     with _lock:
+        if cache_key is None:
+            _entry_points.clear()  # and distributions installed since are seen
+            _entry_points_scanned = False
         keys = [cache_key] if cache_key is not None else list(_cache)
         forgotten = 0
         for key in keys:
@@ -244,7 +264,7 @@ class Linker:
                 return _Found(
                     name, entry.version, entry.package, "repo", lib if lib.is_dir() else None
                 )
-        for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        for entry_point in _adaptor_entry_points().get(name, ()):
             dist_version = entry_point.dist.version if entry_point.dist else None
             if version is None or dist_version == version:
                 root = _entry_point_root(entry_point)
