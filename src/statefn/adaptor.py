@@ -15,6 +15,11 @@ job's arguments and return an operation, a function ``state -> state`` (sync or 
 
 Arguments may be *lazy*: any callable of state (``lambda s: s["data"]["id"]`` or the job
 language's ``S.data.id``); ``resolve`` turns them into values, inside lists and dicts too.
+
+Also here: ``adaptor_error`` (an ``AdaptorError`` with JSON-safe details, to raise),
+``log_line`` (a line in the job's log), ``run_resource`` (an object such as an HTTP
+client shared by one run's operations and closed when it ends) and ``current_run``.
+The guide is ``docs/adaptors.md``.
 """
 
 from __future__ import annotations
@@ -105,7 +110,13 @@ def resolve(value: Any, state: State) -> Any:
 
 
 def compose_next_state(state: State, data: Any) -> State:
-    """A new state whose ``data`` is ``data``, the previous ``data`` appended to ``references``."""
+    """A new state whose ``data`` is ``data``, the previous ``data`` appended to ``references``.
+
+    The state given is not changed. Operations that fetch or produce a result use it, so
+    that ``last_reference_value`` can reach what came before.
+
+    Example: ``compose_next_state({"data": 1}, 2)`` is ``{"data": 2, "references": [1]}``
+    """
     references = list(state.get("references") or [])
     if "data" in state:
         references.append(state["data"])
