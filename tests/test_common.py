@@ -454,6 +454,13 @@ def test_parse_csv_reads_binary_lines_and_lazy_text() -> None:
     assert settle(parse_csv(lambda s: s["body"])({"body": "n\n1"}))["data"] == [{"n": "1"}]
 
 
+def test_parse_csv_rejects_what_is_not_csv() -> None:
+    with pytest.raises(
+        AdaptorError, match="parse_csv: expected CSV text or a file-like object, got dict"
+    ):
+        settle(parse_csv({"a": 1})({}))
+
+
 def test_parse_csv_keeps_quoted_newlines_and_doubled_quotes() -> None:
     result = settle(parse_csv('a,b\n"line1\nline2","say ""hi"""\n')({}))
     assert result["data"] == [{"a": "line1\nline2", "b": 'say "hi"'}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from statefn.adaptor import Operation, State, adaptor_error, compose_next_state, operation, resolve
@@ -81,8 +81,8 @@ def _lines(source: Any) -> Iterator[str]:
         lines: Iterable[Any] = io.StringIO(source)
     elif isinstance(source, bytes | bytearray):
         lines = io.StringIO(bytes(source).decode("utf-8", errors="replace"))
-    elif hasattr(source, "read") or isinstance(source, Iterable):
-        lines = source
+    elif isinstance(source, Iterable) and not isinstance(source, Mapping):
+        lines = source  # open files, io.StringIO, httpx's iter_lines(), lists of lines
     else:
         raise adaptor_error(
             f"parse_csv: expected CSV text or a file-like object, got {type(source).__name__}",
