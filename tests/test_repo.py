@@ -241,10 +241,15 @@ def test_list_installed_of_missing_repo_is_empty(tmp_path: Path) -> None:
     assert list_installed(tmp_path / "none") == []
 
 
-def test_list_installed_skips_folders_without_manifest(tmp_path: Path, shared: SharedRepo) -> None:
+def test_list_installed_skips_folders_without_valid_manifest(
+    tmp_path: Path, shared: SharedRepo
+) -> None:
     repo = copy_of(shared, tmp_path)
     (repo / "junk@1.0.0").mkdir()
     (repo / "greet@2.0.0" / "statefn-adaptor.json").write_text("{not json")
+    (repo / "evil@1.0.0").mkdir()
+    outside = {"name": "evil", "version": "1.0.0", "package": "../greet@1.0.0", "source": ""}
+    (repo / "evil@1.0.0" / "statefn-adaptor.json").write_text(json.dumps(outside))
     assert [entry.spec for entry in list_installed(repo)] == ["greet@1.0.0"]
 
 

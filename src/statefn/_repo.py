@@ -174,7 +174,13 @@ def install(spec: str, repo_dir: str | os.PathLike[str] | None = None) -> Instal
             provided.name, provided.version, final, final / _move_out(provided, lib), target
         )
         _write_manifest(staging, entry)
-        os.rename(staging, final)  # atomic: the entry appears complete or not at all
+        try:
+            os.rename(staging, final)  # atomic: the entry appears complete or not at all
+        except OSError:
+            existing = _read_manifest(final)  # a concurrent install of it finished first
+            if existing is None:
+                raise
+            return _already(existing)
     except OSError as error:
         raise AdaptorImportError(
             f"Could not install {spec}: {error}", fix=f"Check that {root} is writable"
@@ -293,11 +299,6 @@ def _find_adaptor(lib: Path, wanted_name: str | None, *, source: str) -> _Provid
             fix=f"An adaptor's project registers one entry point in group {ENTRY_POINT_GROUP}",
         )
     parse_spec(names[0])
-    if _module_location(lib, found[0].module) is None:
-        raise AdaptorImportError(
-            f"{source}: the module {found[0].module} of adaptor {names[0]} was not installed",
-            fix=f"Check the entry point {names[0]} = {found[0].module} in the adaptor's project",
-        )
     return found[0]
 
 
@@ -330,7 +331,11 @@ def _move_out(provided: _Provided, lib: Path) -> Path:
     Returns the package's path relative to the entry folder.
     """
     package = _module_location(lib, provided.module)
-    assert package is not None  # checked by _find_adaptor
+    if package is None:
+        raise AdaptorImportError(
+            f"The module {provided.module} of adaptor {provided.name} was not installed",
+            fix=f"Check the entry point {provided.name} = {provided.module} in its project",
+        )
     top = package.relative_to(lib).parts[0]
     shutil.move(lib / top, lib.parent / top)
     shutil.move(provided.info, lib.parent / provided.info.name)
@@ -368,4 +373,6 @@ def _read_manifest(folder: Path) -> InstalledAdaptor | None:
         return None
     if not all(isinstance(value, str) for value in (name, version, package)):
         return None
+    if Path(package).is_absolute() or ".." in Path(package).parts:
+        return None  # an entry's package lies inside its folder
     return InstalledAdaptor(name, version, folder, folder / package, source)
