@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import traceback
@@ -17,16 +18,19 @@ GREET_V1 = FIXTURES / "greet_v1"
 GREET_V2 = FIXTURES / "greet_v2"
 
 
+# Modules these tests import: fixture adaptors and the linker's unique copies.
+TEST_MODULES = re.compile(r"statefn_linked_|epgreet_pkg|outer|greet_helper|.*__statefn_linked_")
+
+
 @pytest.fixture(autouse=True)
 def isolated_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts with an empty linker cache and leaves sys.path and sys.modules
-    as it found them."""
+    """Each test starts with an empty linker cache, and leaves sys.path as it found it and
+    no test adaptor in sys.modules."""
     purge()
     monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
     yield
     purge()
-    for name in set(sys.modules) - before:
+    for name in [name for name in sys.modules if TEST_MODULES.match(name)]:
         del sys.modules[name]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from statefn._errors import AdaptorImportError, InputError
-from statefn._linker import Linker, purge
+from statefn._linker import Linker
 from statefn._repo import (
     InstalledAdaptor,
     clean,
@@ -21,6 +21,7 @@ from statefn._repo import (
     parse_spec,
     version_key,
 )
+from test_linker import isolated_imports  # noqa: F401  (autouse: same isolation here)
 
 PROJECT = Path(__file__).parent / "fixtures" / "adaptors" / "greet-project"
 
@@ -32,17 +33,6 @@ def offline() -> Iterator[None]:
         patch.setenv("PIP_NO_INDEX", "1")
         patch.delenv("PIP_FIND_LINKS", raising=False)
         yield
-
-
-@pytest.fixture(autouse=True)
-def isolated_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    purge()
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
-    yield
-    purge()
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
 
 
 def make_project(
