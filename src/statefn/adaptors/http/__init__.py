@@ -21,7 +21,6 @@ to another host.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ from statefn.adaptor import AdaptorError, Operation, State, compose_next_state, 
 
 from ._body import BodyStream
 from ._exchange import RequestOptions, exchange
+from ._message import public_url, target_url
 from ._paginate import Page, Paginator, lookup, next_cursor, next_link, page_number, page_offset
 
 __all__ = [
@@ -379,7 +379,7 @@ def get_all(
         collected: list[Any] = []
         pages = 0
         while True:
-            seen.add(json.dumps([target, page_query], sort_keys=True, default=str))
+            seen.add(public_url(target_url(target, configuration, page_query)))
             page_options = dataclasses.replace(first, query=page_query)
             result = await exchange("GET", target, page_options, configuration)
             pages += 1
@@ -396,7 +396,7 @@ def get_all(
                 break
             target = following.url or target
             page_query = following.query
-            if json.dumps([target, page_query], sort_keys=True, default=str) in seen:
+            if public_url(target_url(target, configuration, page_query)) in seen:
                 break
         next_state = compose_next_state(state, collected)
         next_state["response"] = {
