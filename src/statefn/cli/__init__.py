@@ -301,4 +301,5 @@ class _VersionAction(argparse.Action):
             found = version("statefn")
         except PackageNotFoundError:
             found = "unknown"
-        parser.exit(message=f"statefn {found}\n")
+        print(f"statefn {found}")
+        parser.exit()

@@ -34,7 +34,7 @@ __all__ = [
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)(?:@(?P<version>[^=\s]+))?(?:=(?P<path>.+))?$")
 _DATA_SUFFIXES = (".json", *YAML_SUFFIXES)
-_TEXT_SUFFIXES = (".csv", ".txt")
+_TEXT_SUFFIXES = (".csv", ".txt")  # a state file of these is text, not data
 _PATH_PREFIXES = ("./", "../", "/", "~/")
 
 
@@ -186,11 +186,12 @@ def _read_referenced_files(plan: dict[str, Any], base: Path) -> dict[int, Path]:
         if _is_file_reference(step.get("expression"), (".py",)):
             job_files[index] = _beside(base, step["expression"])
             step["expression"] = read_text(job_files[index])
+        state = step.get("state")
+        if isinstance(state, str) and "\n" not in state and state.endswith(_TEXT_SUFFIXES):
+            step["state"] = {"data": {"text": read_text(_beside(base, state))}}
         for key in ("state", "configuration"):
             if _is_file_reference(step.get(key), _DATA_SUFFIXES):
                 step[key] = read_data(_beside(base, step[key]))
-        if _is_file_reference(step.get("state"), _TEXT_SUFFIXES):
-            step["state"] = {"data": {"text": read_text(_beside(base, step["state"]))}}
     return job_files
 
 
