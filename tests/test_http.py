@@ -248,6 +248,18 @@ def test_redirects_are_followed_and_the_final_url_reported(server: HTTPServer) -
     assert state["response"]["url"] == server.url_for("/new")
 
 
+def test_credentials_do_not_follow_a_redirect_to_another_origin(server: HTTPServer) -> None:
+    elsewhere = f"http://localhost:{server.port}/landing"
+    server.expect_request("/home").respond_with_response(redirect_to("/away"))
+    server.expect_request("/away").respond_with_response(redirect_to(elsewhere))
+    server.expect_request("/landing").respond_with_json({})
+    state = state_for(server, access_token=TOKEN, headers={"X-Api-Key": "k-123"})
+    run(http.get("/home"), state)
+    _, away, landing = requests(server)
+    assert away.headers["X-Api-Key"] == "k-123" and "Authorization" in away.headers
+    assert "X-Api-Key" not in landing.headers and "Authorization" not in landing.headers
+
+
 def test_max_redirects_zero_returns_the_redirect_response(server: HTTPServer) -> None:
     server.expect_request("/old").respond_with_response(redirect_to("/new"))
     state = run(http.get("/old", max_redirects=0), state_for(server))

@@ -11,6 +11,8 @@ import httpx
 
 from statefn.adaptor import AdaptorError
 
+from ._message import public_url
+
 __all__ = ["PARSE_MODES", "BodyStream", "body_excerpt", "parse_body"]
 
 PARSE_MODES = ("json", "text", "base64", "stream")
@@ -35,7 +37,7 @@ def parse_body(response: httpx.Response, parse_as: str | None) -> Any:
                 f"Could not parse the response body as JSON: {exc}",
                 details={
                     "status": response.status_code,
-                    "url": str(response.url),
+                    "url": public_url(response.url),
                     "content_type": response.headers.get("content-type"),
                     "body": body_excerpt(response),
                 },

@@ -18,7 +18,9 @@ import httpx
 
 from statefn.adaptor import AdaptorError, current_run, run_resource
 
-__all__ = ["ClientLease", "ClientSettings", "lease_client"]
+__all__ = ["ClientLease", "ClientSettings", "credential_scope", "lease_client"]
+
+_CREDENTIALS = "statefn_credentials"
 
 _TLS_FIX = (
     'Set configuration["tls"] to {"verify": true | false | "/path/to/ca.pem", '
@@ -65,7 +67,26 @@ def _make_client(settings: ClientSettings) -> httpx.AsyncClient:
         # Only configuration decides where a job's requests go and with which credentials:
         # the host's .netrc, proxy variables and CA overrides are not a job's to pick up.
         trust_env=False,
+        event_hooks={"request": [_keep_credentials_at_home]},
     )
+
+
+def credential_scope(url: httpx.URL, header_names: list[str]) -> dict[str, Any]:
+    """Request extensions marking ``header_names`` as credentials meant for ``url``'s origin."""
+    return {_CREDENTIALS: {"origin": _origin(url), "headers": header_names}}
+
+
+async def _keep_credentials_at_home(request: httpx.Request) -> None:
+    # httpx drops only Authorization on a redirect to another origin; configuration headers
+    # (API keys) must not follow either. Extensions are carried over to redirect requests.
+    scope = request.extensions.get(_CREDENTIALS)
+    if scope and _origin(request.url) != scope["origin"]:
+        for name in scope["headers"]:
+            request.headers.pop(name, None)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
 
 
 def _ssl_context(tls: dict[str, Any]) -> ssl.SSLContext | bool:

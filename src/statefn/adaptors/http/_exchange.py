@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,8 @@ import httpx
 from statefn.adaptor import AdaptorError
 
 from ._body import PARSE_MODES, BodyStream, body_excerpt, parse_body
-from ._client import ClientLease, ClientSettings, lease_client
-from ._message import encode_body, public_url, request_headers, target_url
+from ._client import ClientLease, ClientSettings, credential_scope, lease_client
+from ._message import credential_headers, encode_body, public_url, request_headers, target_url
 from ._retry import RetryPolicy, is_retryable_status
 
 __all__ = ["DEFAULT_MAX_REDIRECTS", "DEFAULT_TIMEOUT_MS", "Exchange", "RequestOptions", "exchange"]
@@ -119,9 +120,22 @@ async def exchange(
     settings = ClientSettings(_tls(configuration), options.max_redirects)
     started = time.perf_counter()
     lease = lease_client(settings)
+    scope = credential_scope(url, credential_headers(configuration))
+
+    def build() -> httpx.Request:
+        # A fresh request for each attempt: a multipart body is a stream read only once.
+        return lease.client.build_request(
+            method,
+            url,
+            headers=headers,
+            timeout=options.timeout_ms / 1000,
+            extensions=scope,
+            **body,
+        )
+
     handed_to_stream = False
     try:
-        response = await _send_with_retries(lease, method, url, headers, body, options)
+        response = await _send_with_retries(lease, build, options)
         duration_ms = round((time.perf_counter() - started) * 1000)
         if options.error_on_status and response.status_code >= 400:
             raise _status_error(method, response)
@@ -159,27 +173,23 @@ def _tls(configuration: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _send_with_retries(
-    lease: ClientLease,
-    method: str,
-    url: httpx.URL,
-    headers: httpx.Headers,
-    body: dict[str, Any],
-    options: RequestOptions,
+    lease: ClientLease, build: Callable[[], httpx.Request], options: RequestOptions
 ) -> httpx.Response:
     """The final response: its body read, unless it is to be streamed."""
     attempt = 1
     while True:
+        request = build()
         try:
-            response = await _attempt(lease, method, url, headers, body, options)
+            response = await _attempt(lease, request, options)
         except (httpx.TransportError, TimeoutError) as exc:
             wait = options.retries.wait_seconds(attempt)
             if wait is None:
-                raise _network_error(method, url, exc, options, attempt) from exc
+                raise _network_error(request, exc, options, attempt) from exc
         except httpx.TooManyRedirects as exc:
+            url = public_url(request.url)
             raise AdaptorError(
-                f"{method} {public_url(url)} was redirected more than "
-                f"{options.max_redirects} times",
-                details={"method": method, "url": public_url(url)},
+                f"{request.method} {url} was redirected more than {options.max_redirects} times",
+                details={"method": request.method, "url": url},
                 fix="Raise max_redirects, or check the URL for a redirect loop.",
             ) from exc
         else:
@@ -194,17 +204,9 @@ async def _send_with_retries(
 
 
 async def _attempt(
-    lease: ClientLease,
-    method: str,
-    url: httpx.URL,
-    headers: httpx.Headers,
-    body: dict[str, Any],
-    options: RequestOptions,
+    lease: ClientLease, request: httpx.Request, options: RequestOptions
 ) -> httpx.Response:
-    seconds = options.timeout_ms / 1000
-    # A fresh request each attempt: a multipart body is a stream that is read once.
-    request = lease.client.build_request(method, url, headers=headers, timeout=seconds, **body)
-    async with asyncio.timeout(seconds):
+    async with asyncio.timeout(options.timeout_ms / 1000):
         response = await lease.client.send(
             request, stream=True, follow_redirects=options.max_redirects > 0
         )
@@ -233,8 +235,9 @@ def _status_error(method: str, response: httpx.Response) -> AdaptorError:
 
 
 def _network_error(
-    method: str, url: httpx.URL, exc: Exception, options: RequestOptions, attempts: int
+    request: httpx.Request, exc: Exception, options: RequestOptions, attempts: int
 ) -> AdaptorError:
+    method, url = request.method, request.url
     target = public_url(url)
     details = {"method": method, "url": target, "attempts": attempts}
     if isinstance(exc, TimeoutError | httpx.TimeoutException):

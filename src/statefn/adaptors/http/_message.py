@@ -17,7 +17,14 @@ import httpx
 
 from statefn.adaptor import AdaptorError
 
-__all__ = ["RequestBody", "encode_body", "public_url", "request_headers", "target_url"]
+__all__ = [
+    "RequestBody",
+    "credential_headers",
+    "encode_body",
+    "public_url",
+    "request_headers",
+    "target_url",
+]
 
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -90,6 +97,13 @@ def request_headers(url: httpx.URL, configuration: dict[str, Any], headers: Any)
             result["authorization"] = authorization
     _set_all(result, headers, "headers")
     return result
+
+
+def credential_headers(configuration: dict[str, Any]) -> list[str]:
+    """The names of the headers that carry credentials from configuration."""
+    configured = configuration.get("headers")
+    names = [str(name).lower() for name in configured] if isinstance(configured, dict) else []
+    return ["authorization", *names]
 
 
 def _set_all(target: httpx.Headers, headers: Any, what: str) -> None:
