@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -101,6 +100,3 @@ class EventBus:
             self._task.cancel()
             self._task = None
 
-
-def monotonic_ms() -> float:
-    return time.perf_counter() * 1000

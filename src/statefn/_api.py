@@ -1,0 +1,80 @@
+"""The public entry points: ``run``, ``run_async`` and ``validate_plan``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import InputError
+from ._execute import Run
+from ._options import parse_options
+from ._plan import Plan, normalise
+
+__all__ = ["run", "run_async", "validate_plan"]
+
+
+def validate_plan(plan: Any) -> dict[str, Any]:
+    """Check a plan; return its normal form or raise ``ValidationError``.
+
+    The normal form has every step's id, ``next`` as an object of edges and the start step.
+    Job source is not compiled here; ``compile_job`` does that.
+    """
+    return normalise(plan).to_dict()
+
+
+def _as_plan(plan: Any, default_step_id: str) -> Plan:
+    if isinstance(plan, str) or (isinstance(plan, list) and all(callable(op) for op in plan)):
+        plan = {"workflow": {"steps": [{"id": default_step_id, "expression": plan}]}}
+    elif not isinstance(plan, dict):
+        raise InputError(
+            f"plan must be a plan dict, job source or a list of operations, got "
+            f"{type(plan).__name__}"
+        )
+    return normalise(plan)
+
+
+async def run_async(plan: Any, state: Any = None, **options: Any) -> Any:
+    """Run a workflow and return its result (see ``run``)."""
+    settings = parse_options(options)
+    normal = _as_plan(plan, settings.default_step_id)
+    workflow = Run(normal, settings, asyncio.get_running_loop())
+    workflow.prepare()
+    return await workflow.execute(state)
+
+
+def run(plan: Any, state: Any = None, **options: Any) -> Any:
+    """Run a workflow and return its result.
+
+    ``plan`` is a plan dict, Python job source (one step) or a list of operations (one
+    step); ``state`` the input state dict or an id for ``resolve_state``. The result is the
+    output state of the single leaf step, a dict ``{leaf_key: state}`` when there are
+    several, or ``None``. ``fail`` errors are recorded in ``state["errors"]``; ``crash``
+    and ``kill`` errors are raised. The options are described in the contract, section 2.
+
+    Called from a thread that already runs an event loop, the workflow runs on a thread of
+    its own; ``run_async`` is the better choice there.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_async(plan, state, **options))
+    return _run_on_thread(lambda: asyncio.run(run_async(plan, state, **options)))
+
+
+def _run_on_thread(work: Callable[[], Any]) -> Any:
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # handed back to the caller's thread as it is
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="statefn-run")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")

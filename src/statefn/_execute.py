@@ -1,0 +1,541 @@
+"""Executing a plan: the graph walk, step by step.
+
+Ready steps wait in a first-in first-out queue; up to ``concurrency`` of them run at once
+(with 1, the walk is breadth-first and deterministic). When a step ends, its edges are
+evaluated on its output state and each followed edge queues the target with its own state:
+the last target takes the output itself, the others a copy. A step that follows no edge,
+or the ``end`` step, is a leaf, and the leaves make the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._compile import (
+    CompiledJob,
+    JobEnvironment,
+    compile_globals,
+    compile_job,
+    load_globals,
+    load_job,
+)
+from ._console import JobConsole
+from ._context import RunContext, enter_run
+from ._errors import (
+    EdgeConditionError,
+    InputError,
+    StatefnError,
+    StepTimeoutError,
+    step_context,
+)
+from ._events import Event, EventBus, now_iso
+from ._linker import Linker
+from ._masking import Masker
+from ._options import RunOptions
+from ._plan import SPECIAL_CONDITIONS, Edge, Plan, Step
+from ._state import State, assemble, copy_state, decode, encode
+from ._step import Classifier, OperationsOutcome, StepSettings, finish, run_operations
+from ._worker import StepWorker, WorkerPool
+from .adaptor import step_console
+
+__all__ = ["Run"]
+
+Operations = list[Callable[..., Any]]
+
+
+def _elapsed_ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except OSError:
+        return 0
+
+
+try:
+    import os as _os
+
+    _PAGE_SIZE = _os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):
+    _PAGE_SIZE = 4096
+
+
+async def _call(function: Callable[..., Any], *args: Any) -> Any:
+    outcome = function(*args)
+    if inspect.isawaitable(outcome):
+        outcome = await outcome
+    return outcome
+
+
+class _Namespace:
+    """An adaptor as job code sees it after ``import name``: its exports, read-only."""
+
+    __slots__ = ("_exports",)
+
+    def __init__(self, exports: dict[str, Any]) -> None:
+        object.__setattr__(self, "_exports", exports)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._exports[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("adaptor namespaces are read-only")
+
+
+class Run:
+    """One execution of a plan: its id, options, events, workers and linked adaptors."""
+
+    def __init__(self, plan: Plan, options: RunOptions, loop: asyncio.AbstractEventLoop) -> None:
+        self.id = uuid.uuid4().hex
+        self.plan = plan
+        self.options = options
+        self.logger = options.logger
+        self.context = RunContext(self.id)
+        self.bus = EventBus(options.on_event, loop, options.logger)
+        self.pool = WorkerPool(self.context)
+        self.concurrency = options.concurrency or plan.concurrency or 1
+        timeout = plan.timeout_ms or options.timeout_ms
+        self.timeout_s = timeout / 1000 if timeout else None
+        self.timeout_ms = timeout
+        self.limit_bytes = int(options.state_limit_mb * 1024 * 1024)
+        self.job_sources: dict[str, list[str]] = {}
+        self._compiled: dict[str, CompiledJob] = {}
+        self._linker: Linker | None = None
+        self._globals: dict[str, Any] | None = None
+        self._globals_lock = threading.Lock()
+        self._runs_of: dict[str, int] = {}
+
+    # -- before the first step ------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Compile every job and check the options that need the plan; nothing runs yet."""
+        for step in self.plan.steps.values():
+            if isinstance(step.expression, str):
+                with step_context(step.id):
+                    self._compiled[step.id] = compile_job(step.expression, step.adaptors)
+            if isinstance(step.configuration, str) and self.options.resolve_credential is None:
+                raise InputError(
+                    f"step {step.id} has the credential id {step.configuration!r} as its "
+                    "configuration, but no resolve_credential was given",
+                    step_id=step.id,
+                    fix="Pass resolve_credential=... to run, or inline the configuration.",
+                )
+            if isinstance(step.state, str) and self.options.resolve_state is None:
+                raise InputError(
+                    f"step {step.id} has the state id {step.state!r} as its state, but no "
+                    "resolve_state was given",
+                    step_id=step.id,
+                    fix="Pass resolve_state=... to run, or inline the state.",
+                )
+        if self._compiled:
+            self._linker = Linker.from_option(self.options.linker)
+
+    async def input_state(self, state: Any) -> State:
+        """The run's input: a copy of the given state, or the state its id resolves to."""
+        if state is None:
+            return {"data": {}, "configuration": {}}
+        if isinstance(state, str):
+            if self.options.resolve_state is None:
+                raise InputError(
+                    f"the input state is the id {state!r}, but no resolve_state was given",
+                    fix="Pass resolve_state=... to run.",
+                )
+            started = time.perf_counter()
+            resolved = await self._resolve(self.options.resolve_state, state, "state")
+            self.bus.emit(
+                Event.LOAD_STATE, {"state_id": state, "duration_ms": _elapsed_ms(started)}
+            )
+            state = resolved
+        if not isinstance(state, dict):
+            raise InputError(f"the input state must be a dict, got {type(state).__name__}")
+        copied: State = copy_state(state, "state")
+        return copied
+
+    async def _resolve(self, resolver: Callable[[str], Any], key: str, what: str) -> Any:
+        try:
+            value = await _call(resolver, key)
+        except StatefnError:
+            raise
+        except Exception as error:
+            raise InputError(f"could not resolve {what} {key!r}: {error}") from None
+        if value is None:
+            raise InputError(
+                f"unknown {what} {key!r}: the resolver returned nothing",
+                fix=f"Check the {what} id.",
+            )
+        return value
+
+    # -- the walk -------------------------------------------------------------------------
+
+    async def execute(self, state: Any) -> Any:
+        started = time.perf_counter()
+        self.bus.emit(Event.WORKFLOW_START, {"plan_id": self.plan.id, "time": now_iso()})
+        try:
+            first = await self.input_state(state)
+            leaves = await self._walk(first)
+            result: Any = None
+            if len(leaves) == 1:
+                result = next(iter(leaves.values()))
+            elif leaves:
+                result = leaves
+            duration = _elapsed_ms(started)
+            self.logger.info("Workflow completed in %sms", duration)
+            self.bus.emit(Event.WORKFLOW_COMPLETE, {"state": result, "duration_ms": duration})
+            return result
+        finally:
+            await self.pool.close()
+            await self.bus.close()
+
+    def _key(self, step_id: str) -> str:
+        count = self._runs_of.get(step_id, 0)
+        self._runs_of[step_id] = count + 1
+        return step_id if count == 0 else f"{step_id}-{count}"
+
+    async def _walk(self, first: State) -> dict[str, State]:
+        queue: deque[tuple[str, State]] = deque([(self.plan.start, first)])
+        running: dict[asyncio.Task[tuple[State, list[str], bytes | None]], tuple[str, str, int]]
+        running = {}
+        leaves: list[tuple[int, str, State]] = []
+        started = 0
+        try:
+            while queue or running:
+                while queue and len(running) < self.concurrency:
+                    step_id, state = queue.popleft()
+                    task = asyncio.ensure_future(self._step(self.plan.steps[step_id], state))
+                    running[task] = (step_id, self._key(step_id), started)
+                    started += 1
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: running[t][2]):
+                    step_id, key, order = running.pop(task)
+                    state, targets, encoded = task.result()
+                    if step_id == self.plan.end or not targets:
+                        leaves.append((order, key, state))
+                    if step_id == self.plan.end:
+                        self.logger.info("Reached the end step %s", step_id)
+                        return {key: state for _, key, state in sorted(leaves)}
+                    for index, target in enumerate(targets):
+                        last = index == len(targets) - 1
+                        queue.append((target, state if last else self._copy(state, encoded)))
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+        return {key: state for _, key, state in sorted(leaves)}
+
+    @staticmethod
+    def _copy(state: State, encoded: bytes | None) -> State:
+        copied: State = decode(encoded) if encoded is not None else copy_state(state)
+        return copied
+
+    # -- one step -------------------------------------------------------------------------
+
+    def route(self, step: Step, state: State) -> list[str]:
+        """The targets of the edges of ``step`` that ``state`` follows."""
+        return [
+            edge.target for edge in step.next if edge.followable and self._holds(step, edge, state)
+        ]
+
+    def _holds(self, step: Step, edge: Edge, state: State) -> bool:
+        condition = edge.condition
+        if condition is True:
+            return True
+        special = SPECIAL_CONDITIONS.get(condition) if isinstance(condition, str) else None
+        if special is not None:
+            errors = state.get("errors") if isinstance(state, dict) else None
+            failed = bool(isinstance(errors, dict) and errors.get(step.id))
+            return {"always": True, "on_job_success": not failed, "on_job_failure": failed}[special]
+        assert edge.compiled is not None
+        try:
+            return bool(edge.compiled.evaluate({"state": state, "upstream_step_id": step.id}))
+        except StatefnError as error:
+            if error.severity == "fail":
+                raise self._edge_error(step, edge, error.message) from None
+            raise
+        except Exception as error:
+            raise self._edge_error(step, edge, f"{type(error).__name__}: {error}") from None
+
+    @staticmethod
+    def _edge_error(step: Step, edge: Edge, message: str) -> EdgeConditionError:
+        return EdgeConditionError(
+            f"Edge condition {step.id}->{edge.target} raised {message}",
+            step_id=step.id,
+            details={"condition": edge.condition, "target": edge.target},
+        )
+
+    async def _step(self, step: Step, state: State) -> tuple[State, list[str], bytes | None]:
+        with step_context(step.id):
+            if step.is_trigger:
+                return state, self.route(step, state), None
+            return await _StepRun(self, step).execute(state)
+
+    # -- what a step needs from the run ---------------------------------------------------
+
+    async def step_inputs(self, step: Step) -> tuple[Any, Any]:
+        configuration = step.configuration
+        if isinstance(configuration, str):
+            assert self.options.resolve_credential is not None
+            configuration = await self._resolve(
+                self.options.resolve_credential, configuration, "credential"
+            )
+        default = step.state
+        if isinstance(default, str):
+            assert self.options.resolve_state is not None
+            default = await self._resolve(self.options.resolve_state, default, "state")
+        for value, what in ((configuration, "configuration"), (default, "state")):
+            if value is not None and not isinstance(value, dict):
+                raise InputError(
+                    f"step {step.id}: its {what} must be an object, got {type(value).__name__}"
+                )
+        return configuration, default
+
+    def load_operations(self, step: Step, console: JobConsole) -> Operations:
+        """Link the step's adaptors and load its job (on the step's worker)."""
+        if isinstance(step.expression, list):
+            return step.expression
+        assert self._linker is not None
+        compiled = self._compiled[step.id]
+        linker = self._linker.with_overrides(step.linker) if step.linker else self._linker
+        names: dict[str, Any] = {}
+        specs = (
+            step.adaptors
+            if any(_name(s) == "common" for s in step.adaptors)
+            else ["common", *step.adaptors]
+        )
+        for spec in specs:
+            names.update(linker.load(spec).exports)
+        names.update(self._workflow_globals(console))
+        names.update(self.options.globals)
+        self.job_sources[compiled.filename] = compiled.source_lines
+        env = JobEnvironment(
+            names=names,
+            console=console,
+            step_id=step.id,
+            import_adaptor=lambda name: _Namespace(linker.load(name).exports),
+        )
+        return load_job(compiled, env)
+
+    def _workflow_globals(self, console: JobConsole) -> dict[str, Any]:
+        source = self.plan.globals
+        if not source:
+            return {}
+        with self._globals_lock:
+            if self._globals is None:
+                assert self._linker is not None
+                linker = self._linker
+                compiled = compile_globals(source)
+                self.job_sources[compiled.filename] = compiled.source_lines
+                env = JobEnvironment(
+                    names=dict(linker.load("common").exports),
+                    console=console,
+                    step_id="globals",
+                    import_adaptor=lambda name: _Namespace(linker.load(name).exports),
+                )
+                self._globals = load_globals(compiled, env)
+            return self._globals
+
+    def is_adaptor_file(self, filename: str) -> bool:
+        return self._linker is not None and self._linker.is_adaptor_file(filename)
+
+    def emit(self, event: Event, payload: dict[str, Any]) -> None:
+        self.bus.emit(event, payload)
+
+    def state_for_event(self, state: State, encoded: bytes | None) -> State | None:
+        """A copy of ``state`` for an event payload, made only when someone listens."""
+        if not self.bus.listening or encoded is None:
+            return None
+        return self._copy(state, encoded)
+
+    async def on_worker(
+        self,
+        worker: StepWorker,
+        step: Step,
+        work: Awaitable[Any],
+        console: JobConsole,
+        deadline: float | None,
+    ) -> Any:
+        """Run ``work`` on ``worker``, within the step's deadline."""
+        future = asyncio.wrap_future(worker.submit(_within(self.context, console, work)))
+        remaining = None if deadline is None else max(deadline - time.perf_counter(), 0)
+        try:
+            return await asyncio.wait_for(future, remaining)
+        except TimeoutError:
+            worker.abandon()
+            raise StepTimeoutError(
+                f"Job took longer than {self.timeout_ms:g}ms to complete", step_id=step.id
+            ) from None
+        except asyncio.CancelledError:
+            worker.abandon()
+            raise
+
+
+async def _within(run: RunContext, console: JobConsole, work: Awaitable[Any]) -> Any:
+    enter_run(run)
+    step_console.set(console)
+    return await work
+
+
+def _name(spec: str) -> str:
+    return spec.rsplit("@", 1)[0] if "@" in spec[1:] else spec
+
+
+class _StepRun:
+    """The life of one step: init, attempts, events and log lines."""
+
+    def __init__(self, run: Run, step: Step) -> None:
+        self.run = run
+        self.step = step
+        self.label = f"{step.name} ({step.id})" if step.name else step.id
+
+    async def execute(self, state_in: State) -> tuple[State, list[str], bytes | None]:
+        run, step = self.run, self.step
+        configuration, default = await run.step_inputs(step)
+        state = assemble(state_in, default, configuration, run.plan.credentials, copy_state)
+        masker = Masker.for_configuration(state["configuration"])
+        console = JobConsole(step.id, run.options.job_logger, run.bus, masker)
+        classifier = Classifier(step.id, run.is_adaptor_file, run.job_sources)  # type: ignore[arg-type]
+        settings = StepSettings(
+            immutable=run.options.immutable_state,
+            props_to_remove=run.options.state_props_to_remove,
+            limit_bytes=run.limit_bytes,
+            warn=lambda text: run.logger.warning(masker.text(text), extra={"job_id": step.id}),
+            record=lambda error: masker.value(error.to_dict()),
+        )
+        started = time.perf_counter()
+        resident = _resident_bytes()
+        run.emit(Event.INIT_START, {"job_id": step.id})
+        run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
+        worker = run.pool.acquire()
+        try:
+            outcome = await self._attempts(worker, state, console, classifier, settings, started)
+        finally:
+            console.close()
+            run.pool.release(worker)
+        return self._report(outcome, masker, started, resident)
+
+    async def _attempts(
+        self,
+        worker: StepWorker,
+        state: State,
+        console: JobConsole,
+        classifier: Classifier,
+        settings: StepSettings,
+        started: float,
+    ) -> OperationsOutcome:
+        run, step = self.run, self.step
+        deadline = started + run.timeout_s if run.timeout_s else None
+
+        async def load() -> Operations:
+            return run.load_operations(step, console)
+
+        try:
+            operations = await run.on_worker(worker, step, load(), console, deadline)
+        except StatefnError as error:
+            run.emit(Event.INIT_COMPLETE, {"job_id": step.id, "duration_ms": _elapsed_ms(started)})
+            run.emit(Event.JOB_START, {"job_id": step.id})
+            return finish(state, classifier.classify(error), settings, classifier)
+        run.emit(Event.INIT_COMPLETE, {"job_id": step.id, "duration_ms": _elapsed_ms(started)})
+        run.emit(Event.JOB_START, {"job_id": step.id})
+        attempts = step.retry.attempts if step.retry else 1
+        pristine = encode(state) if attempts > 1 else None
+        for attempt in range(1, attempts + 1):
+            attempt_state = state if pristine is None or attempt == 1 else decode(pristine)
+            deadline = time.perf_counter() + run.timeout_s if run.timeout_s else None
+            work = run_operations(
+                operations, attempt_state, settings, classifier, lambda: worker.abandoned
+            )
+            try:
+                outcome: OperationsOutcome = await run.on_worker(
+                    worker, step, work, console, deadline
+                )
+            except StepTimeoutError as timeout:
+                return OperationsOutcome(attempt_state, None, timeout)
+            failure = outcome.error
+            if failure is None or failure.severity != "fail" or attempt == attempts:
+                return outcome
+            assert step.retry is not None
+            delay = step.retry.backoff_ms * step.retry.factor ** (attempt - 1)
+            self._warn(
+                f"Attempt {attempt} of {attempts} failed ({settings.record(failure)['message']}); "
+                f"retrying in {delay:g}ms"
+            )
+            await asyncio.sleep(delay / 1000)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _warn(self, message: str) -> None:
+        run, step = self.run, self.step
+        run.logger.warning(message, extra={"job_id": step.id})
+        if run.bus.listening:
+            run.emit(
+                Event.LOG,
+                {"job_id": step.id, "level": "warn", "message": message, "time": now_iso()},
+            )
+
+    def _report(
+        self, outcome: OperationsOutcome, masker: Masker, started: float, resident: int
+    ) -> tuple[State, list[str], bytes | None]:
+        run, step = self.run, self.step
+        if outcome.interrupted:
+            raise KeyboardInterrupt
+        error = outcome.error
+        try:
+            targets = (
+                run.route(step, outcome.state) if error is None or error.severity == "fail" else []
+            )
+        except StatefnError as edge_error:
+            error, targets = edge_error, []
+        duration = _elapsed_ms(started)
+        state_copy = run.state_for_event(outcome.state, outcome.encoded)
+        if error is None:
+            now = _resident_bytes()
+            run.emit(
+                Event.JOB_COMPLETE,
+                {
+                    "job_id": step.id,
+                    "duration_ms": duration,
+                    "state": state_copy,
+                    "next": targets,
+                    "mem": {"job": max(now - resident, 0), "system": now},
+                },
+            )
+            run.logger.info(
+                "Completed step %s in %sms", self.label, duration, extra={"job_id": step.id}
+            )
+            return outcome.state, targets, outcome.encoded
+        error.message = masker.text(error.message)
+        record = masker.value(error.to_dict())
+        run.emit(
+            Event.JOB_ERROR,
+            {
+                "job_id": step.id,
+                "duration_ms": duration,
+                "error": record,
+                "state": state_copy,
+                "next": targets,
+            },
+        )
+        where = f" at line {error.pos['line']}" if error.pos else ""
+        run.logger.error(
+            "Step %s failed%s: %s %s",
+            self.label,
+            where,
+            error.name,
+            error.message,
+            extra={"job_id": step.id},
+        )
+        if error.severity != "fail":
+            raise error
+        return outcome.state, targets, outcome.encoded

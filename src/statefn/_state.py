@@ -1,0 +1,200 @@
+"""State: assembly for a step, JSON-safety, copies and size.
+
+State is a JSON-serialisable dict. Copies are made with orjson (encode then decode, with the
+garbage collector paused: decoding makes many containers at once and would otherwise set
+off full collections). A copy is made only where two parties would share a state: the
+input given to ``run``, fan-out to several next steps, event payloads and retries. A
+state handed from one step to its single next step moves without a copy, since nothing
+else holds it.
+
+``seal`` makes a step's output JSON-safe in place and measures it. Its fast path is one
+orjson encode (which also rejects sets, bytes, objects, non-string keys and cycles) and
+one walk that accepts only exact JSON types; anything else falls to a slower walk that
+converts tuples and dates and reports the path of any value JSON cannot hold.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections.abc import Callable
+from datetime import date, datetime, time
+from typing import Any
+
+import orjson
+
+from ._errors import InputError, JobRuntimeError
+
+__all__ = ["State", "assemble", "copy_state", "decode", "encode", "seal"]
+
+State = dict[str, Any]
+_isfinite = math.isfinite
+
+
+class _NotPlainJson(Exception):
+    """The fast path met a value it does not take as it is."""
+
+
+def _refuse(value: Any) -> Any:
+    raise _NotPlainJson
+
+
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def encode(value: Any) -> bytes:
+    """JSON bytes of a plain JSON value (raises ``_NotPlainJson`` or ``TypeError`` otherwise)."""
+    return orjson.dumps(value, default=_refuse, option=_OPTIONS)
+
+
+def decode(data: bytes) -> Any:
+    """Decode JSON bytes with the garbage collector paused."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(data)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds exact JSON types only (dict, list, str, int, bool, float, None),
+    finite floats. Cycles must have been ruled out (orjson does, by encoding first)."""
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return (
+            kind is str
+            or kind is int
+            or kind is bool
+            or value is None
+            or (kind is float and _isfinite(value))
+        )
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if not _isfinite(item):
+                return False
+        elif not _plain(item):
+            return False
+    return True
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value!r}, which JSON cannot hold"
+    if isinstance(value, set | frozenset):
+        return "a set, which JSON cannot hold (use a list)"
+    if isinstance(value, bytes | bytearray):
+        return "bytes, which JSON cannot hold (decode them or use base64)"
+    if callable(value):
+        return "a function, which JSON cannot hold"
+    return f"a {type(value).__name__}, which JSON cannot hold"
+
+
+def _unsafe(path: str, problem: str) -> JobRuntimeError:
+    return JobRuntimeError(
+        f"TypeError: {path} is {problem}", subtype="TypeError", details={"path": path}
+    )
+
+
+def _convert(value: Any, path: str, ancestors: set[int], copy: bool) -> Any:
+    """The JSON-safe form of ``value``: tuples made lists, dates made ISO strings; raises
+    with the path of a value JSON cannot hold. Lists and dicts are converted in place,
+    or into new containers when ``copy`` is set."""
+    if isinstance(value, str | bool | int) or value is None:
+        return value
+    if isinstance(value, float):
+        if not _isfinite(value):
+            raise _unsafe(path, _describe(value))
+        return value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if not isinstance(value, dict | list | tuple):
+        raise _unsafe(path, _describe(value))
+    if id(value) in ancestors:
+        raise _unsafe(path, "a circular reference, which JSON cannot hold")
+    ancestors.add(id(value))
+    try:
+        if isinstance(value, dict):
+            target: dict[str, Any] = {} if copy else value
+            for key, item in list(value.items()):
+                if not isinstance(key, str):
+                    raise _unsafe(
+                        path, f"an object with the non-string key {key!r}, which JSON cannot hold"
+                    )
+                target[key] = _convert(item, f"{path}.{key}", ancestors, copy)
+            return target
+        items = list(value) if copy or isinstance(value, tuple) else value
+        for index, item in enumerate(items):
+            items[index] = _convert(item, f"{path}[{index}]", ancestors, copy)
+        return items
+    finally:
+        ancestors.discard(id(value))
+
+
+def seal(state: State) -> bytes:
+    """Make ``state`` JSON-safe in place and return its JSON encoding.
+
+    Raises ``JobRuntimeError`` (subtype TypeError) naming the path of a value JSON cannot
+    hold.
+    """
+    try:
+        encoded = encode(state)
+        if _plain(state):
+            return encoded
+    except (_NotPlainJson, TypeError, RecursionError):
+        pass
+    _convert(state, "state", set(), copy=False)
+    return orjson.dumps(state)
+
+
+def copy_state(state: Any, what: str = "state") -> Any:
+    """A deep copy of a JSON value, converting tuples and dates as ``seal`` does.
+
+    Raises ``InputError`` naming the path of a value JSON cannot hold."""
+    try:
+        return decode(encode(state))
+    except (_NotPlainJson, TypeError, RecursionError):
+        pass
+    try:
+        return _convert(state, what, set(), copy=True)
+    except JobRuntimeError as error:
+        raise InputError(error.message.removeprefix("TypeError: "), details=error.details) from None
+
+
+def assemble(
+    input_state: State,
+    default: State | None,
+    configuration: dict[str, Any] | None,
+    credentials: dict[str, Any] | None,
+    fresh: Callable[[Any], Any],
+) -> State:
+    """The state a step starts from (contract section 2).
+
+    ``input_state`` is owned by the step; ``default``, ``configuration`` and
+    ``credentials`` come from the plan and are copied with ``fresh`` before use.
+    """
+    default = fresh(default) if default else {}
+    state = {**default, **input_state}
+    default_data = default.get("data")
+    if "data" in input_state:
+        data = input_state["data"]
+        if isinstance(data, dict) and isinstance(default_data, dict):
+            state["data"] = {**default_data, **data}
+    else:
+        state["data"] = default_data if default_data is not None else {}
+    merged: dict[str, Any] = fresh(credentials) if credentials else {}
+    input_configuration = input_state.get("configuration")
+    if isinstance(input_configuration, dict):
+        merged.update(input_configuration)
+    if configuration:
+        merged.update(fresh(configuration))
+    state["configuration"] = merged
+    return state
