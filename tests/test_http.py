@@ -108,7 +108,7 @@ def test_path_is_joined_to_base_url_keeping_its_path(server: HTTPServer) -> None
 
 def test_absolute_url_is_used_as_is(server: HTTPServer) -> None:
     server.expect_request("/elsewhere").respond_with_json({"ok": True})
-    state = {"configuration": {}, "data": {}}
+    state: dict[str, Any] = {"configuration": {}, "data": {}}
     assert run(http.get(server.url_for("/elsewhere")), state)["data"] == {"ok": True}
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from statefn.adaptor import AdaptorError, Operation, State, compose_next_state, operation, resolve
 
@@ -49,6 +49,10 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+#: An argument given as a value or as a function of state returning one.
+Lazy: TypeAlias = T | Callable[[State], T]
 
 _OPTION_DOCS = """
     Options (each may be a value or a function of state, nested inside dicts and lists too):
@@ -84,19 +88,19 @@ def _with_option_docs(func: F) -> F:
 @operation
 @_with_option_docs
 def request(
-    method: Any,
-    path: Any,
+    method: Lazy[str],
+    path: Lazy[str],
     *,
-    query: Any = None,
-    headers: Any = None,
+    query: Lazy[dict[str, Any] | None] = None,
+    headers: Lazy[dict[str, Any] | None] = None,
     body: Any = None,
-    form: Any = None,
-    files: Any = None,
-    timeout: Any = None,
-    parse_as: Any = None,
-    error_on_status: Any = True,
-    max_redirects: Any = None,
-    retries: Any = None,
+    form: Lazy[dict[str, Any] | None] = None,
+    files: Lazy[dict[str, Any] | None] = None,
+    timeout: Lazy[float | None] = None,
+    parse_as: Lazy[str | None] = None,
+    error_on_status: Lazy[bool] = True,
+    max_redirects: Lazy[int | None] = None,
+    retries: Lazy[int | dict[str, Any] | None] = None,
 ) -> Operation:
     """Send an HTTP request with any method.
 
@@ -137,18 +141,18 @@ def request(
 @operation
 @_with_option_docs
 def get(
-    path: Any,
+    path: Lazy[str],
     *,
-    query: Any = None,
-    headers: Any = None,
+    query: Lazy[dict[str, Any] | None] = None,
+    headers: Lazy[dict[str, Any] | None] = None,
     body: Any = None,
-    form: Any = None,
-    files: Any = None,
-    timeout: Any = None,
-    parse_as: Any = None,
-    error_on_status: Any = True,
-    max_redirects: Any = None,
-    retries: Any = None,
+    form: Lazy[dict[str, Any] | None] = None,
+    files: Lazy[dict[str, Any] | None] = None,
+    timeout: Lazy[float | None] = None,
+    parse_as: Lazy[str | None] = None,
+    error_on_status: Lazy[bool] = True,
+    max_redirects: Lazy[int | None] = None,
+    retries: Lazy[int | dict[str, Any] | None] = None,
 ) -> Operation:
     """Send a GET request; ``data`` becomes the parsed response body.
 
@@ -168,18 +172,18 @@ def get(
 @operation
 @_with_option_docs
 def post(
-    path: Any,
+    path: Lazy[str],
     *,
-    query: Any = None,
-    headers: Any = None,
+    query: Lazy[dict[str, Any] | None] = None,
+    headers: Lazy[dict[str, Any] | None] = None,
     body: Any = None,
-    form: Any = None,
-    files: Any = None,
-    timeout: Any = None,
-    parse_as: Any = None,
-    error_on_status: Any = True,
-    max_redirects: Any = None,
-    retries: Any = None,
+    form: Lazy[dict[str, Any] | None] = None,
+    files: Lazy[dict[str, Any] | None] = None,
+    timeout: Lazy[float | None] = None,
+    parse_as: Lazy[str | None] = None,
+    error_on_status: Lazy[bool] = True,
+    max_redirects: Lazy[int | None] = None,
+    retries: Lazy[int | dict[str, Any] | None] = None,
 ) -> Operation:
     """Send a POST request; ``data`` becomes the parsed response body.
 
@@ -199,18 +203,18 @@ def post(
 @operation
 @_with_option_docs
 def put(
-    path: Any,
+    path: Lazy[str],
     *,
-    query: Any = None,
-    headers: Any = None,
+    query: Lazy[dict[str, Any] | None] = None,
+    headers: Lazy[dict[str, Any] | None] = None,
     body: Any = None,
-    form: Any = None,
-    files: Any = None,
-    timeout: Any = None,
-    parse_as: Any = None,
-    error_on_status: Any = True,
-    max_redirects: Any = None,
-    retries: Any = None,
+    form: Lazy[dict[str, Any] | None] = None,
+    files: Lazy[dict[str, Any] | None] = None,
+    timeout: Lazy[float | None] = None,
+    parse_as: Lazy[str | None] = None,
+    error_on_status: Lazy[bool] = True,
+    max_redirects: Lazy[int | None] = None,
+    retries: Lazy[int | dict[str, Any] | None] = None,
 ) -> Operation:
     """Send a PUT request; ``data`` becomes the parsed response body.
 
@@ -230,18 +234,18 @@ def put(
 @operation
 @_with_option_docs
 def patch(
-    path: Any,
+    path: Lazy[str],
     *,
-    query: Any = None,
-    headers: Any = None,
+    query: Lazy[dict[str, Any] | None] = None,
+    headers: Lazy[dict[str, Any] | None] = None,
     body: Any = None,
-    form: Any = None,
-    files: Any = None,
-    timeout: Any = None,
-    parse_as: Any = None,
-    error_on_status: Any = True,
-    max_redirects: Any = None,
-    retries: Any = None,
+    form: Lazy[dict[str, Any] | None] = None,
+    files: Lazy[dict[str, Any] | None] = None,
+    timeout: Lazy[float | None] = None,
+    parse_as: Lazy[str | None] = None,
+    error_on_status: Lazy[bool] = True,
+    max_redirects: Lazy[int | None] = None,
+    retries: Lazy[int | dict[str, Any] | None] = None,
 ) -> Operation:
     """Send a PATCH request; ``data`` becomes the parsed response body.
 
@@ -261,18 +265,18 @@ def patch(
 @operation
 @_with_option_docs
 def delete(
-    path: Any,
+    path: Lazy[str],
     *,
-    query: Any = None,
-    headers: Any = None,
+    query: Lazy[dict[str, Any] | None] = None,
+    headers: Lazy[dict[str, Any] | None] = None,
     body: Any = None,
-    form: Any = None,
-    files: Any = None,
-    timeout: Any = None,
-    parse_as: Any = None,
-    error_on_status: Any = True,
-    max_redirects: Any = None,
-    retries: Any = None,
+    form: Lazy[dict[str, Any] | None] = None,
+    files: Lazy[dict[str, Any] | None] = None,
+    timeout: Lazy[float | None] = None,
+    parse_as: Lazy[str | None] = None,
+    error_on_status: Lazy[bool] = True,
+    max_redirects: Lazy[int | None] = None,
+    retries: Lazy[int | dict[str, Any] | None] = None,
 ) -> Operation:
     """Send a DELETE request; ``data`` becomes the parsed response body (often None).
 
@@ -292,18 +296,18 @@ def delete(
 @operation
 @_with_option_docs
 def head(
-    path: Any,
+    path: Lazy[str],
     *,
-    query: Any = None,
-    headers: Any = None,
+    query: Lazy[dict[str, Any] | None] = None,
+    headers: Lazy[dict[str, Any] | None] = None,
     body: Any = None,
-    form: Any = None,
-    files: Any = None,
-    timeout: Any = None,
-    parse_as: Any = None,
-    error_on_status: Any = True,
-    max_redirects: Any = None,
-    retries: Any = None,
+    form: Lazy[dict[str, Any] | None] = None,
+    files: Lazy[dict[str, Any] | None] = None,
+    timeout: Lazy[float | None] = None,
+    parse_as: Lazy[str | None] = None,
+    error_on_status: Lazy[bool] = True,
+    max_redirects: Lazy[int | None] = None,
+    retries: Lazy[int | dict[str, Any] | None] = None,
 ) -> Operation:
     """Send a HEAD request; ``data`` becomes None and ``state["response"]`` has the headers.
 
@@ -322,17 +326,17 @@ def head(
 
 @operation
 def get_all(
-    path: Any,
+    path: Lazy[str],
     *,
-    paginate: Any,
-    items: Any = None,
-    max_pages: Any = 1000,
-    query: Any = None,
-    headers: Any = None,
-    timeout: Any = None,
-    error_on_status: Any = True,
-    max_redirects: Any = None,
-    retries: Any = None,
+    paginate: Lazy[Paginator],
+    items: Lazy[str | None] = None,
+    max_pages: Lazy[int] = 1000,
+    query: Lazy[dict[str, Any] | None] = None,
+    headers: Lazy[dict[str, Any] | None] = None,
+    timeout: Lazy[float | None] = None,
+    error_on_status: Lazy[bool] = True,
+    max_redirects: Lazy[int | None] = None,
+    retries: Lazy[int | dict[str, Any] | None] = None,
 ) -> Operation:
     """GET every page of a paginated resource; ``data`` becomes the items of all pages.
 
