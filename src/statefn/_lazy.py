@@ -50,6 +50,9 @@ class StatePath:
     def __delattr__(self, name: str) -> NoReturn:
         raise AttributeError(f"{self!r} is read-only")
 
+    def __reduce__(self) -> tuple[type[StatePath], tuple[tuple[Any, ...]]]:
+        return (StatePath, (self._keys,))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StatePath) and other._keys == self._keys
 

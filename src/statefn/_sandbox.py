@@ -43,6 +43,7 @@ __all__ = [
     "WRITE_GUARD",
     "JobGuards",
     "JobLogger",
+    "ListSink",
     "LogSink",
     "ModuleView",
     "RestrictedExpression",
@@ -502,6 +503,16 @@ class LogSink(Protocol):
     def log(self, level: LogLevel, message: str) -> None: ...
 
 
+class ListSink:
+    """A ``LogSink`` that keeps ``(level, message)`` lines in memory."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[LogLevel, str]] = []
+
+    def log(self, level: LogLevel, message: str) -> None:
+        self.lines.append((level, message))
+
+
 def _text(args: Iterable[object], sep: str | None) -> str:
     return (" " if sep is None else sep).join(map(str, args))
 
@@ -630,6 +641,7 @@ def _printer(sink: LogSink) -> Callable[..., None]:
         text = _text(args, sep) + ("\n" if end is None else end)
         sink.log("info", text.removesuffix("\n"))
 
+    print.__qualname__ = "print"  # error messages say "print() got ...", as Python's do
     return print
 
 
@@ -642,6 +654,10 @@ class ModuleView:
     def __init__(self, name: str, attributes: dict[str, Any]) -> None:
         vars(self).update(attributes)
         vars(self)["_name"] = name
+
+    def __getattr__(self, name: str) -> NoReturn:
+        # Only called for names the view lacks: submodules, hidden and unknown attributes.
+        raise AttributeError(f"module '{self._name}' has no attribute '{name}'")
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise SecurityError(f"setting attribute '{name}' of module '{self._name}' is not allowed")
