@@ -143,6 +143,21 @@ def test_quickstart_example_prints_a_summary(statefn: Run, tmp_path: Path) -> No
     assert "[job review] row p-005 needs fixing: missing age" in result.stderr
 
 
+def test_quickstart_with_a_broken_job_exits_1_pointing_at_the_line(
+    statefn: Run, tmp_path: Path
+) -> None:
+    example = shutil.copytree(QUICKSTART, tmp_path / "quickstart")
+    clean = example / "clean.py"
+    clean.write_text(clean.read_text().replace('row["name"]', 'row["nmae"]'), encoding="utf-8")
+    result = statefn("run", "quickstart/workflow.yaml", "-o", "out.json")
+    assert result.returncode == 1
+    assert (
+        "quickstart/clean.py:13:56: RuntimeError in step clean: KeyError: 'nmae'" in result.stderr
+    )
+    assert "[cli review] started" not in result.stderr
+    assert output(tmp_path / "out.json")["errors"]["clean"]["message"] == "KeyError: 'nmae'"
+
+
 def test_adaptor_path_spec_links_a_local_adaptor(statefn: Run, tmp_path: Path) -> None:
     write(tmp_path / "job.py", "fn(lambda state: {**state, 'data': shout('hey')})\n")
     result = statefn("run", "job.py", "-a", f"single={FIXTURES / 'single.py'}", "-o", "out.json")
@@ -171,13 +186,13 @@ def test_workflow_adaptor_version_override_applies_to_every_step(
 ) -> None:
     write(
         tmp_path / "flow.json",
-        {"workflow": {"steps": [{"id": "x", "adaptors": ["greet"], "expression": "fn(lambda s: {'data': hello('Bo')})"}]}},
+        {"workflow": {"steps": [{"id": "x", "adaptors": ["greet@2.0.0"], "expression": "fn(lambda s: {'data': hello('Bo')})"}]}},
     )  # fmt: skip
     result = statefn(
         "run", "flow.json", "-a", f"greet@1.0.0={FIXTURES / 'greet_v1'}", "-o", "o.json"
     )
     assert result.returncode == 0, result.stderr
-    assert output(tmp_path / "o.json")["data"].endswith("Bo")
+    assert output(tmp_path / "o.json")["data"] == "hello Bo from v1"
 
 
 def test_immutable_gives_each_operation_its_own_copy(statefn: Run, tmp_path: Path) -> None:

@@ -68,6 +68,9 @@ class _TextFormatter(logging.Formatter):
         self._colour = colour
 
     def format(self, record: logging.LogRecord) -> str:
+        if self._colour and getattr(record, "progress", False):
+            # Progress marks (▸ ✔ ✘) speak for themselves on a terminal.
+            return record.getMessage()
         level = _level_name(record)
         job_id = getattr(record, "job_id", None)
         tag = f"[{record.name} {job_id}]" if job_id else f"[{record.name}]"
@@ -117,6 +120,11 @@ class CliLogs:
         self.level = LOG_LEVELS[level]
         self.cli = self._logger("cli", handler)
         self.runtime = self._logger("runtime", handler)
+        # The runtime announces each step at info, as the progress lines already do:
+        # its info lines are shown with --log debug only.
+        self.runtime.setLevel(
+            self.level if self.level <= logging.DEBUG else max(self.level, logging.WARNING)
+        )
         self.job = self._logger("job", handler)
 
     def _logger(self, name: str, handler: logging.Handler) -> logging.Logger:

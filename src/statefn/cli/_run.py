@@ -28,6 +28,7 @@ from ._select import find_step
 
 __all__ = ["RunReporter", "render_step_error", "run_command", "write_state"]
 
+_PROGRESS = {"progress": True}
 _JOB_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
 
 
@@ -181,13 +182,17 @@ class RunReporter:
 
     def _on_job_start(self, payload: dict[str, Any]) -> None:
         step_id = payload["job_id"]
-        text = f"\x1b[36m▸\x1b[0m {step_id}" if self._logs.interactive else "started"
-        self._logs.cli.info(text, extra={"job_id": None if self._logs.interactive else step_id})
+        if self._logs.interactive:
+            self._logs.cli.info(f"\x1b[36m▸\x1b[0m {step_id}", extra=_PROGRESS)
+        else:
+            self._logs.cli.info("started", extra={"job_id": step_id})
 
     def _on_job_complete(self, payload: dict[str, Any]) -> None:
         step_id, duration = payload["job_id"], _duration(payload.get("duration_ms"))
         if self._logs.interactive:
-            self._logs.cli.info(f"\x1b[32m✔\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m")
+            self._logs.cli.info(
+                f"\x1b[32m✔\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m", extra=_PROGRESS
+            )
         else:
             self._logs.cli.info(f"completed in {duration}", extra={"job_id": step_id})
         self._keep(step_id, payload.get("state"))
@@ -198,7 +203,7 @@ class RunReporter:
         summary = f"{error.get('name', 'Error')}: {error.get('message', '')}"
         if self._logs.interactive:
             text = f"\x1b[31m✘\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m  {summary}"
-            self._logs.cli.info(text)
+            self._logs.cli.info(text, extra=_PROGRESS)
         else:
             self._logs.cli.warning(f"failed in {duration}: {summary}", extra={"job_id": step_id})
         if error.get("severity") == "fail":
