@@ -211,6 +211,10 @@ def test_standard_library_name_is_importable_when_declared_as_adaptor() -> None:
         compile_job("import email\nemail.send()")
 
 
+def test_installed_adaptor_with_a_standard_library_name_is_importable() -> None:
+    assert compile_job("import http\nhttp.get('/x')").operations[0].line == 2
+
+
 def test_every_problem_is_listed_in_one_compile_error_with_positions() -> None:
     source = "a = _x\nb = eval\nc = 'x'.__len__\n"
     with pytest.raises(CompileError) as caught:

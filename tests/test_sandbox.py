@@ -183,7 +183,7 @@ def test_policy_rejects_node_types_outside_the_allow_list() -> None:
     tree = ast.parse("x = 1")
     tree.body.append(ast.Interactive(body=[]))  # not a node job code can contain
     problems = restrict(tree, split_lines("x = 1"), frozenset())
-    assert [p.message for p in problems] == ["Interactive is not allowed in job code"]
+    assert [p.message for p in problems] == ["Interactive syntax is not allowed in job code"]
 
 
 def test_global_and_nonlocal_are_allowed() -> None:

@@ -125,6 +125,23 @@ def _children_table() -> dict[type[ast.AST], tuple[str, ...]]:
 
 
 _CHILDREN = _children_table()
+
+# Syntax newer than the allow-list, named as a reader would know it.
+_SYNTAX_NAMES = {
+    "TypeAlias": "a 'type' alias statement",
+    "TypeVar": "a type parameter",
+    "ParamSpec": "a type parameter",
+    "TypeVarTuple": "a type parameter",
+    "TemplateStr": "a template string",
+    "Interpolation": "a template string",
+}
+
+
+def _syntax_name(node: ast.AST) -> str:
+    name = type(node).__name__
+    return _SYNTAX_NAMES.get(name, f"{name} syntax")
+
+
 _IMPORTS = (ast.Import, ast.ImportFrom)
 _STATEMENT_LISTS = frozenset({"body", "orelse", "finalbody"})
 
@@ -230,7 +247,7 @@ class _Restrictor:
                 continue
             fields = children.get(type(node))
             if fields is None:
-                self._report(node, f"{type(node).__name__} is not allowed in job code")
+                self._report(node, f"{_syntax_name(node)} is not allowed in job code")
                 continue
             for field in fields:
                 value = getattr(node, field)
@@ -651,6 +668,8 @@ def _printer(sink: LogSink) -> Callable[..., None]:
 class ModuleView:
     """A read-only view of an allowed standard-library module, without its submodules."""
 
+    _name: str
+
     def __init__(self, name: str, attributes: dict[str, Any]) -> None:
         vars(self).update(attributes)
         vars(self)["_name"] = name
@@ -670,8 +689,6 @@ class ModuleView:
 
     def __repr__(self) -> str:
         return f"<module '{self._name}' (job view)>"
-
-    _name: str
 
 
 def _frozen(value: Any) -> Any:
