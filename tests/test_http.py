@@ -17,6 +17,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+import statefn
 from statefn.adaptor import AdaptorError
 from statefn.adaptors import http
 from statefn.adaptors.http._retry import RetryPolicy, parse_retry_after
@@ -591,3 +592,43 @@ def test_operations_share_one_client_per_run_closed_when_the_run_ends(server: HT
     clients = asyncio.run(two_requests())
     assert len(clients) == 1
     assert clients[0].is_closed
+
+
+# --- through statefn.run -----------------------------------------------------------------------
+
+
+def one_step_plan(server: HTTPServer, expression: str, **configuration: Any) -> dict[str, Any]:
+    step = {
+        "id": "fetch",
+        "adaptors": ["http"],
+        "expression": expression,
+        "configuration": {"base_url": server.url_for(""), **configuration},
+    }
+    return {"workflow": {"steps": [step]}}
+
+
+def test_job_source_sends_requests_through_run(server: HTTPServer) -> None:
+    server.expect_request("/patients").respond_with_json([{"id": 1}, {"id": 2}])
+    server.expect_request("/patients/2", method="POST").respond_with_json({"saved": True})
+    expression = (
+        "get('/patients')\npost(lambda s: f\"/patients/{s['data'][-1]['id']}\", body=S.data[0])\n"
+    )
+    result = statefn.run(one_step_plan(server, expression, access_token=TOKEN))
+    assert result["data"] == {"saved": True}
+    assert result["references"][-1] == [{"id": 1}, {"id": 2}]
+    assert "configuration" not in result
+    posted = requests(server)[1]
+    assert json.loads(posted.data) == {"id": 1}
+    assert posted.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_failed_request_through_run_is_recorded_without_credentials(server: HTTPServer) -> None:
+    server.expect_request("/secret").respond_with_data("denied", status=401)
+    events: list[tuple[str, Any]] = []
+    plan = one_step_plan(server, "get('/secret')", username="ada", password=PASSWORD)
+    result = statefn.run(plan, on_event=lambda name, payload: events.append((name, payload)))
+    record = result["errors"]["fetch"]
+    assert (record["name"], record["details"]["status"]) == ("AdaptorError", 401)
+    everything = json.dumps([result, events])
+    assert PASSWORD not in everything
+    assert base64.b64encode(f"ada:{PASSWORD}".encode()).decode() not in everything
