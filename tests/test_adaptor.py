@@ -180,3 +180,24 @@ def test_example_adaptor_installs_and_links_from_the_repo(greet_repo: Path) -> N
     greet = linked.exports["greet"]
     assert is_operation_factory(greet)
     assert greet("Ada")({"data": {}})["data"] == {"greeting": "Hello, Ada!"}
+
+
+def test_example_adaptor_runs_in_a_workflow_from_the_repo(greet_repo: Path) -> None:
+    import statefn
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "hello", "adaptors": ["greet@0.1.0"], "expression": "greet(S.data.name)"}
+            ]
+        }
+    }
+    result = statefn.run(
+        plan,
+        {"data": {"name": "Ada"}},
+        linker={"repo": str(greet_repo)},
+        on_event=lambda name, payload: events.append((name, payload)),
+    )
+    assert result["data"] == {"greeting": "Hello, Ada!"}
+    assert [p["message"] for name, p in events if name == "log"] == ["Hello, Ada!"]

@@ -647,3 +647,60 @@ def test_log_falls_back_to_the_job_logger_outside_a_step(caplog: pytest.LogCaptu
     with caplog.at_level(logging.INFO, logger="statefn.job"):
         log("outside", 1)({})
     assert [(r.name, r.getMessage()) for r in caplog.records] == [("statefn.job", "outside 1")]
+
+
+# Through the runtime: job source compiled, common in scope, logs to the job's log
+
+
+def run_job(source: str, state: dict[str, Any]) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+    import statefn
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    result = statefn.run(
+        source, state, on_event=lambda name, payload: events.append((name, payload))
+    )
+    return result, events
+
+
+def log_messages(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    return [(payload["level"], payload["message"]) for name, payload in events if name == "log"]
+
+
+def test_job_threads_state_through_each_with_lazy_references() -> None:
+    source = (
+        "each('$.data.items[*]', fn(lambda state: {**state, 'total': state.get('total', 0) + state['data']}))\n"
+        "log('total', S.total)\n"
+    )
+    result, events = run_job(source, {"data": {"items": [1, 2, 3]}})
+    assert result["total"] == 6
+    assert result["data"] == 3
+    assert log_messages(events) == [("info", "total 6")]
+
+
+def test_job_uses_each_as_a_decorator() -> None:
+    source = (
+        "@each('$.data[*]')\n"
+        "def count(state):\n"
+        "    return {**state, 'seen': state.get('seen', []) + [state['data']['id']]}\n"
+    )
+    result, _ = run_job(source, {"data": [{"id": "a"}, {"id": "b"}]})
+    assert result["seen"] == ["a", "b"]
+
+
+def test_job_parses_csv_in_chunks_with_a_callback() -> None:
+    source = (
+        "parse_csv(S.data, chunk_size=2, callback=lambda state, rows: "
+        "{**state, 'sizes': state.get('sizes', []) + [len(rows)]})\n"
+    )
+    result, _ = run_job(source, {"data": CSV})
+    assert result["sizes"] == [2, 1]
+
+
+def test_failed_assert_is_recorded_as_an_adaptor_error() -> None:
+    result, _ = run_job("assert_(S.data.ok, 'not ok')\n", {"data": {"ok": False}})
+    record = result["errors"]["job-1"]
+    assert (record["name"], record["severity"], record["message"]) == (
+        "AdaptorError",
+        "fail",
+        "not ok",
+    )
