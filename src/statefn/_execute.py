@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from ._compile import (
@@ -27,47 +27,19 @@ from ._compile import (
     load_job,
 )
 from ._console import JobConsole
-from ._context import RunContext, enter_run
-from ._errors import (
-    EdgeConditionError,
-    InputError,
-    StatefnError,
-    StepTimeoutError,
-    step_context,
-)
+from ._context import RunContext
+from ._errors import EdgeConditionError, InputError, StatefnError, step_context
 from ._events import Event, EventBus, now_iso
 from ._linker import Linker
-from ._masking import Masker
 from ._options import RunOptions
 from ._plan import SPECIAL_CONDITIONS, Edge, Plan, Step
-from ._state import State, assemble, copy_state, decode, encode
-from ._step import Classifier, OperationsOutcome, StepSettings, finish, run_operations
-from ._worker import StepWorker, WorkerPool
-from .adaptor import step_console
+from ._state import State, copy_state, decode
+from ._step import StepResult, StepRun, elapsed_ms
+from ._worker import WorkerPool
 
 __all__ = ["Run"]
 
 Operations = list[Callable[..., Any]]
-
-
-def _elapsed_ms(since: float) -> float:
-    return round((time.perf_counter() - since) * 1000, 3)
-
-
-def _resident_bytes() -> int:
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE
-    except OSError:
-        return 0
-
-
-try:
-    import os as _os
-
-    _PAGE_SIZE = _os.sysconf("SC_PAGE_SIZE")
-except (AttributeError, ValueError, OSError):
-    _PAGE_SIZE = 4096
 
 
 async def _call(function: Callable[..., Any], *args: Any) -> Any:
@@ -100,6 +72,7 @@ class Run:
 
     def __init__(self, plan: Plan, options: RunOptions, loop: asyncio.AbstractEventLoop) -> None:
         self.id = uuid.uuid4().hex
+        self.loop = loop
         self.plan = plan
         self.options = options
         self.logger = options.logger
@@ -155,9 +128,7 @@ class Run:
                 )
             started = time.perf_counter()
             resolved = await self._resolve(self.options.resolve_state, state, "state")
-            self.bus.emit(
-                Event.LOAD_STATE, {"state_id": state, "duration_ms": _elapsed_ms(started)}
-            )
+            self.bus.emit(Event.LOAD_STATE, {"state_id": state, "duration_ms": elapsed_ms(started)})
             state = resolved
         if not isinstance(state, dict):
             raise InputError(f"the input state must be a dict, got {type(state).__name__}")
@@ -191,7 +162,7 @@ class Run:
                 result = next(iter(leaves.values()))
             elif leaves:
                 result = leaves
-            duration = _elapsed_ms(started)
+            duration = elapsed_ms(started)
             self.logger.info("Workflow completed in %sms", duration)
             self.bus.emit(Event.WORKFLOW_COMPLETE, {"state": result, "duration_ms": duration})
             return result
@@ -206,7 +177,7 @@ class Run:
 
     async def _walk(self, first: State) -> dict[str, State]:
         queue: deque[tuple[str, State]] = deque([(self.plan.start, first)])
-        running: dict[asyncio.Task[tuple[State, list[str], bytes | None]], tuple[str, str, int]]
+        running: dict[asyncio.Task[StepResult], tuple[str, str, int]]
         running = {}
         leaves: list[tuple[int, str, State]] = []
         started = 0
@@ -220,7 +191,8 @@ class Run:
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in sorted(done, key=lambda t: running[t][2]):
                     step_id, key, order = running.pop(task)
-                    state, targets, encoded = task.result()
+                    result = task.result()
+                    state, targets, encoded = result.state, result.targets, result.encoded
                     if step_id == self.plan.end or not targets:
                         leaves.append((order, key, state))
                     if step_id == self.plan.end:
@@ -276,11 +248,11 @@ class Run:
             details={"condition": edge.condition, "target": edge.target},
         )
 
-    async def _step(self, step: Step, state: State) -> tuple[State, list[str], bytes | None]:
+    async def _step(self, step: Step, state: State) -> StepResult:
         with step_context(step.id):
             if step.is_trigger:
-                return state, self.route(step, state), None
-            return await _StepRun(self, step).execute(state)
+                return StepResult(state, self.route(step, state), None)
+            return await StepRun(self, step).execute(state)
 
     # -- what a step needs from the run ---------------------------------------------------
 
@@ -302,11 +274,9 @@ class Run:
                 )
         return configuration, default
 
-    def load_operations(self, step: Step, console: JobConsole) -> Operations:
+    def load_operations(self, step: Step, console: JobConsole) -> list[Callable[..., Any]]:
         """Link the step's adaptors and load its job (on the step's worker)."""
-        if isinstance(step.expression, list):
-            return step.expression
-        assert self._linker is not None
+        assert isinstance(step.expression, str) and self._linker is not None
         compiled = self._compiled[step.id]
         linker = self._linker.with_overrides(step.linker) if step.linker else self._linker
         names: dict[str, Any] = {}
@@ -359,183 +329,6 @@ class Run:
             return None
         return self._copy(state, encoded)
 
-    async def on_worker(
-        self,
-        worker: StepWorker,
-        step: Step,
-        work: Awaitable[Any],
-        console: JobConsole,
-        deadline: float | None,
-    ) -> Any:
-        """Run ``work`` on ``worker``, within the step's deadline."""
-        future = asyncio.wrap_future(worker.submit(_within(self.context, console, work)))
-        remaining = None if deadline is None else max(deadline - time.perf_counter(), 0)
-        try:
-            return await asyncio.wait_for(future, remaining)
-        except TimeoutError:
-            worker.abandon()
-            raise StepTimeoutError(
-                f"Job took longer than {self.timeout_ms:g}ms to complete", step_id=step.id
-            ) from None
-        except asyncio.CancelledError:
-            worker.abandon()
-            raise
-
-
-async def _within(run: RunContext, console: JobConsole, work: Awaitable[Any]) -> Any:
-    enter_run(run)
-    step_console.set(console)
-    return await work
-
 
 def _name(spec: str) -> str:
     return spec.rsplit("@", 1)[0] if "@" in spec[1:] else spec
-
-
-class _StepRun:
-    """The life of one step: init, attempts, events and log lines."""
-
-    def __init__(self, run: Run, step: Step) -> None:
-        self.run = run
-        self.step = step
-        self.label = f"{step.name} ({step.id})" if step.name else step.id
-
-    async def execute(self, state_in: State) -> tuple[State, list[str], bytes | None]:
-        run, step = self.run, self.step
-        configuration, default = await run.step_inputs(step)
-        state = assemble(state_in, default, configuration, run.plan.credentials, copy_state)
-        masker = Masker.for_configuration(state["configuration"])
-        console = JobConsole(step.id, run.options.job_logger, run.bus, masker)
-        classifier = Classifier(step.id, run.is_adaptor_file, run.job_sources)  # type: ignore[arg-type]
-        settings = StepSettings(
-            immutable=run.options.immutable_state,
-            props_to_remove=run.options.state_props_to_remove,
-            limit_bytes=run.limit_bytes,
-            warn=lambda text: run.logger.warning(masker.text(text), extra={"job_id": step.id}),
-            record=lambda error: masker.value(error.to_dict()),
-        )
-        started = time.perf_counter()
-        resident = _resident_bytes()
-        run.emit(Event.INIT_START, {"job_id": step.id})
-        run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
-        worker = run.pool.acquire()
-        try:
-            outcome = await self._attempts(worker, state, console, classifier, settings, started)
-        finally:
-            console.close()
-            run.pool.release(worker)
-        return self._report(outcome, masker, started, resident)
-
-    async def _attempts(
-        self,
-        worker: StepWorker,
-        state: State,
-        console: JobConsole,
-        classifier: Classifier,
-        settings: StepSettings,
-        started: float,
-    ) -> OperationsOutcome:
-        run, step = self.run, self.step
-        deadline = started + run.timeout_s if run.timeout_s else None
-
-        async def load() -> Operations:
-            return run.load_operations(step, console)
-
-        try:
-            operations = await run.on_worker(worker, step, load(), console, deadline)
-        except StatefnError as error:
-            run.emit(Event.INIT_COMPLETE, {"job_id": step.id, "duration_ms": _elapsed_ms(started)})
-            run.emit(Event.JOB_START, {"job_id": step.id})
-            return finish(state, classifier.classify(error), settings, classifier)
-        run.emit(Event.INIT_COMPLETE, {"job_id": step.id, "duration_ms": _elapsed_ms(started)})
-        run.emit(Event.JOB_START, {"job_id": step.id})
-        attempts = step.retry.attempts if step.retry else 1
-        pristine = encode(state) if attempts > 1 else None
-        for attempt in range(1, attempts + 1):
-            attempt_state = state if pristine is None or attempt == 1 else decode(pristine)
-            deadline = time.perf_counter() + run.timeout_s if run.timeout_s else None
-            work = run_operations(
-                operations, attempt_state, settings, classifier, lambda: worker.abandoned
-            )
-            try:
-                outcome: OperationsOutcome = await run.on_worker(
-                    worker, step, work, console, deadline
-                )
-            except StepTimeoutError as timeout:
-                return OperationsOutcome(attempt_state, None, timeout)
-            failure = outcome.error
-            if failure is None or failure.severity != "fail" or attempt == attempts:
-                return outcome
-            assert step.retry is not None
-            delay = step.retry.backoff_ms * step.retry.factor ** (attempt - 1)
-            self._warn(
-                f"Attempt {attempt} of {attempts} failed ({settings.record(failure)['message']}); "
-                f"retrying in {delay:g}ms"
-            )
-            await asyncio.sleep(delay / 1000)
-        raise AssertionError("unreachable: the last attempt returns")
-
-    def _warn(self, message: str) -> None:
-        run, step = self.run, self.step
-        run.logger.warning(message, extra={"job_id": step.id})
-        if run.bus.listening:
-            run.emit(
-                Event.LOG,
-                {"job_id": step.id, "level": "warn", "message": message, "time": now_iso()},
-            )
-
-    def _report(
-        self, outcome: OperationsOutcome, masker: Masker, started: float, resident: int
-    ) -> tuple[State, list[str], bytes | None]:
-        run, step = self.run, self.step
-        if outcome.interrupted:
-            raise KeyboardInterrupt
-        error = outcome.error
-        try:
-            targets = (
-                run.route(step, outcome.state) if error is None or error.severity == "fail" else []
-            )
-        except StatefnError as edge_error:
-            error, targets = edge_error, []
-        duration = _elapsed_ms(started)
-        state_copy = run.state_for_event(outcome.state, outcome.encoded)
-        if error is None:
-            now = _resident_bytes()
-            run.emit(
-                Event.JOB_COMPLETE,
-                {
-                    "job_id": step.id,
-                    "duration_ms": duration,
-                    "state": state_copy,
-                    "next": targets,
-                    "mem": {"job": max(now - resident, 0), "system": now},
-                },
-            )
-            run.logger.info(
-                "Completed step %s in %sms", self.label, duration, extra={"job_id": step.id}
-            )
-            return outcome.state, targets, outcome.encoded
-        error.message = masker.text(error.message)
-        record = masker.value(error.to_dict())
-        run.emit(
-            Event.JOB_ERROR,
-            {
-                "job_id": step.id,
-                "duration_ms": duration,
-                "error": record,
-                "state": state_copy,
-                "next": targets,
-            },
-        )
-        where = f" at line {error.pos['line']}" if error.pos else ""
-        run.logger.error(
-            "Step %s failed%s: %s %s",
-            self.label,
-            where,
-            error.name,
-            error.message,
-            extra={"job_id": step.id},
-        )
-        if error.severity != "fail":
-            raise error
-        return outcome.state, targets, outcome.encoded

@@ -17,7 +17,7 @@ Resolver = Callable[[str], Any]
 
 def silent_logger(name: str) -> logging.Logger:
     """A logger that prints nothing and is not registered in the logging tree."""
-    logger = logging.Logger(name)
+    logger = logging.Logger(name, level=logging.CRITICAL + 1)
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
     return logger

@@ -1,148 +1,63 @@
-"""Running one step's operations, and classifying what went wrong.
+"""One step's life: inputs, init, operations, retries, events and log lines.
 
-``run_operations`` runs on a step worker (see ``_worker``): it threads state through the
-operations, awaits async ones, and turns whatever was raised into a ``StatefnError``
-through one ladder of ``except`` clauses. Which code raised decides between job and
-adaptor errors: the innermost traceback frame that belongs to job code or to an adaptor.
+The step's work (linking adaptors and loading the job, then the operations and the sealing
+of the output state) runs on a step worker (see ``_worker``) in one hand-off; the run's
+thread meanwhile waits with the step's deadline, delivers events and evaluates edges.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
-import sysconfig
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._errors import (
-    AdaptorError,
-    JobError,
-    JobRuntimeError,
-    RuntimeCrash,
-    StatefnError,
-    StateTooLargeError,
-)
-from ._state import State, copy_state, seal
+from ._classify import Classifier
+from ._console import JobConsole
+from ._context import enter_run
+from ._errors import JobRuntimeError, StatefnError, StateTooLargeError, StepTimeoutError
+from ._events import Event, now_iso
+from ._masking import Masker
+from ._plan import Step
+from ._state import State, assemble, copy_state, decode, encode, seal
+from ._worker import StepWorker
+from .adaptor import step_console
+
+if TYPE_CHECKING:
+    from ._execute import Run
 
 __all__ = [
-    "JOB_FILENAME_PREFIX",
-    "Classifier",
     "OperationsOutcome",
+    "StepResult",
+    "StepRun",
     "StepSettings",
-    "finish",
+    "elapsed_ms",
     "run_operations",
 ]
 
-JOB_FILENAME_PREFIX = "<statefn-job"
-
-_RUNTIME_ERRORS = (LookupError, ArithmeticError, TypeError, ValueError, AttributeError)
-_CRASH_ERRORS = (NameError, SyntaxError, RecursionError, MemoryError)
-
-_LIBRARY_DIRS = tuple(
-    {
-        os.path.join(sysconfig.get_paths()[key], "")
-        for key in ("stdlib", "platstdlib", "purelib", "platlib")
-    }
-    | {os.path.join(os.path.dirname(__file__), "")}
-)
-_ADAPTORS_DIR = os.path.join(os.path.dirname(__file__), "adaptors", "")
+Operations = Sequence[Callable[..., Any]]
 
 
-def _is_library_file(filename: str) -> bool:
-    return filename.startswith(_LIBRARY_DIRS) or filename.startswith("<frozen ")
+def elapsed_ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)
 
 
-def _chain(tb: TracebackType | None) -> list[TracebackType]:
-    chain = []
-    while tb is not None:
-        chain.append(tb)
-        tb = tb.tb_next
-    return chain
+try:
+    _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):
+    _PAGE_SIZE = 4096
 
 
-def _column(tb: TracebackType) -> int:
-    """The 1-based column of the instruction a traceback entry stopped at."""
-    positions = list(tb.tb_frame.f_code.co_positions())
-    index = tb.tb_lasti // 2
-    start = positions[index][2] if 0 <= index < len(positions) else None
-    return (start or 0) + 1
-
-
-@dataclass(slots=True)
-class Classifier:
-    """Knows which frames are job code and which are adaptors, for one step."""
-
-    step_id: str
-    is_adaptor_file: Callable[[str], bool]
-    job_sources: dict[str, Sequence[str]]
-
-    def _origin(self, error: BaseException) -> tuple[str, dict[str, Any] | None]:
-        """("job" or "adaptor", the position in job source when job source raised)."""
-        for tb in reversed(_chain(error.__traceback__)):
-            filename = tb.tb_frame.f_code.co_filename
-            if filename.startswith(JOB_FILENAME_PREFIX):
-                return "job", self._position(filename, tb)
-            if filename.startswith(_ADAPTORS_DIR) or self.is_adaptor_file(filename):
-                return "adaptor", None
-            if not _is_library_file(filename):
-                return "job", None
-        return "job", None
-
-    def _position(self, filename: str, tb: TracebackType) -> dict[str, Any] | None:
-        lines = self.job_sources.get(filename)
-        line = tb.tb_lineno
-        if lines is None or line is None or not 0 < line <= len(lines):
-            return None
-        return {"line": line, "column": _column(tb), "src": lines[line - 1]}
-
-    def classify(self, error: BaseException) -> StatefnError:
-        """The ``StatefnError`` that stands for ``error``, raised by an operation."""
-        origin, pos = self._origin(error)
-        if isinstance(error, StatefnError):
-            classified = error
-        elif origin == "adaptor":
-            classified = AdaptorError(
-                _message(error), subtype=type(error).__name__, details=_json_fields(error)
-            )
-        else:
-            classified = _job_error(error)
-        if classified.step_id is None:
-            classified.step_id = self.step_id
-        if classified.pos is None and pos is not None:
-            classified.pos = pos
-        return classified
-
-
-def _message(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _job_error(error: BaseException) -> StatefnError:
-    """The table of contract section 4, for exceptions raised by job code."""
-    name = type(error).__name__
-    if isinstance(error, _CRASH_ERRORS):
-        return RuntimeCrash(_message(error), subtype=name)
-    if isinstance(error, _RUNTIME_ERRORS):
-        return JobRuntimeError(_message(error), subtype=name)
-    if isinstance(error, Exception):
-        return JobError(str(error) or name)
-    # SystemExit, GeneratorExit and the like: job code never stops the host process.
-    return JobError(_message(error))
-
-
-def _json_fields(error: BaseException) -> dict[str, Any] | None:
-    fields = {}
-    for key, value in vars(error).items():
-        if key.startswith("_"):
-            continue
-        try:
-            fields[key] = copy_state(value, key)
-        except StatefnError:
-            continue
-    return fields or None
+def _resident_bytes() -> int:
+    """The process's resident memory (Linux), else 0."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except OSError:
+        return 0
 
 
 @dataclass(slots=True)
@@ -263,3 +178,195 @@ def _sealed(state: State, classifier: Classifier) -> tuple[bytes, StatefnError |
                 state.clear()
             else:
                 del state[key]
+
+
+@dataclass(slots=True)
+class StepResult:
+    """What the walk needs of a finished step."""
+
+    state: State
+    targets: list[str]
+    encoded: bytes | None
+
+
+class StepRun:
+    """The life of one step."""
+
+    def __init__(self, run: Run, step: Step) -> None:
+        self.run = run
+        self.step = step
+        self.label = f"{step.name} ({step.id})" if step.name else step.id
+        self._announced = False
+        self._ended = False
+
+    async def execute(self, state_in: State) -> StepResult:
+        run, step = self.run, self.step
+        configuration, default = await run.step_inputs(step)
+        state = assemble(state_in, default, configuration, run.plan.credentials, copy_state)
+        masker = Masker.for_configuration(state["configuration"])
+        console = JobConsole(step.id, run.options.job_logger, run.bus, masker)
+        classifier = Classifier(step.id, run.is_adaptor_file, run.job_sources)
+        settings = StepSettings(
+            immutable=run.options.immutable_state,
+            props_to_remove=run.options.state_props_to_remove,
+            limit_bytes=run.limit_bytes,
+            warn=lambda text: run.logger.warning(masker.text(text), extra={"job_id": step.id}),
+            record=lambda error: masker.value(error.to_dict()),
+        )
+        started = time.perf_counter()
+        resident = _resident_bytes() if run.bus.listening else 0
+        run.emit(Event.INIT_START, {"job_id": step.id})
+        run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
+        worker = run.pool.acquire()
+        work = self._work(worker, state, console, classifier, settings, started)
+        try:
+            outcome = await self._on_worker(worker, work, console, started)
+        except StepTimeoutError as timeout:
+            outcome = OperationsOutcome(state, None, timeout)
+        finally:
+            self._ended = True
+            console.close()
+            run.pool.release(worker)
+        if outcome.interrupted:
+            raise KeyboardInterrupt
+        self._announce(elapsed_ms(started))
+        return self._report(outcome, masker, started, resident)
+
+    async def _on_worker(
+        self, worker: StepWorker, work: Any, console: JobConsole, started: float
+    ) -> OperationsOutcome:
+        """Hand the step's work to its worker and wait for it, within the step's timeout."""
+        run = self.run
+        future = asyncio.wrap_future(worker.submit(_within(run, console, work)))
+        try:
+            outcome: OperationsOutcome = await asyncio.wait_for(future, run.timeout_s)
+            return outcome
+        except TimeoutError:
+            worker.abandon()
+            raise StepTimeoutError(
+                f"Job took longer than {run.timeout_ms:g}ms to complete", step_id=self.step.id
+            ) from None
+        except asyncio.CancelledError:
+            worker.abandon()
+            raise
+
+    def _announce(self, init_ms: float) -> None:
+        """Send init-complete and job-start, once (on the run's thread)."""
+        if self._announced or (self._ended and init_ms < 0):
+            return
+        self._announced = True
+        self.run.emit(Event.INIT_COMPLETE, {"job_id": self.step.id, "duration_ms": abs(init_ms)})
+        self.run.emit(Event.JOB_START, {"job_id": self.step.id})
+
+    async def _work(
+        self,
+        worker: StepWorker,
+        state: State,
+        console: JobConsole,
+        classifier: Classifier,
+        settings: StepSettings,
+        started: float,
+    ) -> OperationsOutcome:
+        """On the worker: load the job, run the attempts, seal the output."""
+        run, step = self.run, self.step
+        try:
+            operations = (
+                step.expression
+                if isinstance(step.expression, list)
+                else (run.load_operations(step, console))
+            )
+        except KeyboardInterrupt:
+            return OperationsOutcome(state, None, None, interrupted=True)
+        except BaseException as error:  # top-level job code: classified like operations
+            return finish(state, classifier.classify(error), settings, classifier)
+        if run.bus.listening:
+            # A negative duration marks an announcement that must not follow the step's end.
+            run.loop.call_soon_threadsafe(self._announce, -elapsed_ms(started))
+        attempts = step.retry.attempts if step.retry else 1
+        pristine = encode(state) if attempts > 1 else None
+        for attempt in range(1, attempts + 1):
+            attempt_state = state if pristine is None or attempt == 1 else decode(pristine)
+            outcome = await run_operations(
+                operations, attempt_state, settings, classifier, lambda: worker.abandoned
+            )
+            failure = outcome.error
+            if failure is None or failure.severity != "fail" or attempt == attempts:
+                return outcome
+            assert step.retry is not None
+            delay = step.retry.backoff_ms * step.retry.factor ** (attempt - 1)
+            message = settings.record(failure)["message"]
+            self._warn(
+                f"Attempt {attempt} of {attempts} failed ({message}); retrying in {delay:g}ms"
+            )
+            await asyncio.sleep(delay / 1000)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _warn(self, message: str) -> None:
+        """A runtime warning about this step, from the worker: logger and ``log`` event."""
+        run, step = self.run, self.step
+        run.logger.warning(message, extra={"job_id": step.id})
+        payload = {"job_id": step.id, "level": "warn", "message": message, "time": now_iso()}
+        run.bus.emit_threadsafe(Event.LOG, payload)
+
+    def _report(
+        self, outcome: OperationsOutcome, masker: Masker, started: float, resident: int
+    ) -> StepResult:
+        """Evaluate the edges, send job-complete or job-error, log; raise crash and kill."""
+        run, step = self.run, self.step
+        error = outcome.error
+        targets: list[str] = []
+        if error is None or error.severity == "fail":
+            try:
+                targets = run.route(step, outcome.state)
+            except StatefnError as edge_error:
+                error = edge_error
+        duration = elapsed_ms(started)
+        state_copy = run.state_for_event(outcome.state, outcome.encoded)
+        if error is None:
+            now = _resident_bytes() if run.bus.listening else 0
+            mem = {"job": max(now - resident, 0), "system": now}
+            run.emit(
+                Event.JOB_COMPLETE,
+                {
+                    "job_id": step.id,
+                    "duration_ms": duration,
+                    "state": state_copy,
+                    "next": targets,
+                    "mem": mem,
+                },
+            )
+            run.logger.info(
+                "Completed step %s in %sms", self.label, duration, extra={"job_id": step.id}
+            )
+            return StepResult(outcome.state, targets, outcome.encoded)
+        error.message = masker.text(error.message)
+        record = masker.value(error.to_dict())
+        run.emit(
+            Event.JOB_ERROR,
+            {
+                "job_id": step.id,
+                "duration_ms": duration,
+                "error": record,
+                "state": state_copy,
+                "next": targets,
+            },
+        )
+        where = f" at line {error.pos['line']}" if error.pos else ""
+        run.logger.error(
+            "Step %s failed%s: %s: %s",
+            self.label,
+            where,
+            error.name,
+            error.message,
+            extra={"job_id": step.id},
+        )
+        if error.severity != "fail":
+            raise error
+        return StepResult(outcome.state, targets, outcome.encoded)
+
+
+async def _within(run: Run, console: JobConsole, work: Any) -> Any:
+    """Run ``work`` with the run and the step's console visible to adaptor code."""
+    enter_run(run.context)
+    step_console.set(console)
+    return await work

@@ -1,0 +1,129 @@
+"""Classifying what job code raised.
+
+Which code raised decides between job and adaptor errors: the innermost traceback frame
+that belongs to job code (job source, or an operation given as a Python callable) or to an
+adaptor; frames of the standard library, third-party packages and statefn itself are
+skipped. Job code errors then follow the table of the contract, section 4.
+"""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from ._compile import JOB_FILENAME_PREFIX
+from ._errors import AdaptorError, JobError, JobRuntimeError, RuntimeCrash, StatefnError
+from ._state import copy_state
+
+__all__ = ["Classifier"]
+
+_RUNTIME_ERRORS = (LookupError, ArithmeticError, TypeError, ValueError, AttributeError)
+_CRASH_ERRORS = (NameError, SyntaxError, RecursionError, MemoryError)
+
+_LIBRARY_DIRS = tuple(
+    {
+        os.path.join(sysconfig.get_paths()[key], "")
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+    | {os.path.join(os.path.dirname(__file__), "")}
+)
+_ADAPTORS_DIR = os.path.join(os.path.dirname(__file__), "adaptors", "")
+
+
+def _is_library_file(filename: str) -> bool:
+    return filename.startswith(_LIBRARY_DIRS) or filename.startswith("<frozen ")
+
+
+def _chain(tb: TracebackType | None) -> list[TracebackType]:
+    chain = []
+    while tb is not None:
+        chain.append(tb)
+        tb = tb.tb_next
+    return chain
+
+
+def _column(tb: TracebackType) -> int:
+    """The 1-based column of the instruction a traceback entry stopped at."""
+    positions = list(tb.tb_frame.f_code.co_positions())
+    index = tb.tb_lasti // 2
+    start = positions[index][2] if 0 <= index < len(positions) else None
+    return (start or 0) + 1
+
+
+@dataclass(slots=True)
+class Classifier:
+    """Knows which frames are job code and which are adaptors, for one step."""
+
+    step_id: str
+    is_adaptor_file: Callable[[str], bool]
+    job_sources: Mapping[str, Sequence[str]]
+
+    def _origin(self, error: BaseException) -> tuple[str, dict[str, Any] | None]:
+        """("job" or "adaptor", the position in job source when job source raised)."""
+        for tb in reversed(_chain(error.__traceback__)):
+            filename = tb.tb_frame.f_code.co_filename
+            if filename.startswith(JOB_FILENAME_PREFIX):
+                return "job", self._position(filename, tb)
+            if filename.startswith(_ADAPTORS_DIR) or self.is_adaptor_file(filename):
+                return "adaptor", None
+            if not _is_library_file(filename):
+                return "job", None
+        return "job", None
+
+    def _position(self, filename: str, tb: TracebackType) -> dict[str, Any] | None:
+        lines = self.job_sources.get(filename)
+        line = tb.tb_lineno
+        if lines is None or line is None or not 0 < line <= len(lines):
+            return None
+        return {"line": line, "column": _column(tb), "src": lines[line - 1]}
+
+    def classify(self, error: BaseException) -> StatefnError:
+        """The ``StatefnError`` that stands for ``error``, raised by an operation."""
+        origin, pos = self._origin(error)
+        if isinstance(error, StatefnError):
+            classified = error
+        elif origin == "adaptor":
+            classified = AdaptorError(
+                _message(error), subtype=type(error).__name__, details=_json_fields(error)
+            )
+        else:
+            classified = _job_error(error)
+        if classified.step_id is None:
+            classified.step_id = self.step_id
+        if classified.pos is None and pos is not None:
+            classified.pos = pos
+        return classified
+
+
+def _message(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _job_error(error: BaseException) -> StatefnError:
+    """The table of contract section 4, for exceptions raised by job code."""
+    name = type(error).__name__
+    if isinstance(error, _CRASH_ERRORS):
+        return RuntimeCrash(_message(error), subtype=name)
+    if isinstance(error, _RUNTIME_ERRORS):
+        return JobRuntimeError(_message(error), subtype=name)
+    if isinstance(error, Exception):
+        return JobError(str(error) or name)
+    # SystemExit, GeneratorExit and the like: job code never stops the host process.
+    return JobError(_message(error))
+
+
+def _json_fields(error: BaseException) -> dict[str, Any] | None:
+    fields = {}
+    for key, value in vars(error).items():
+        if key.startswith("_"):
+            continue
+        try:
+            fields[key] = copy_state(value, key)
+        except StatefnError:
+            continue
+    return fields or None
