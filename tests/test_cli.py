@@ -624,6 +624,19 @@ def test_validate_reports_each_step_that_does_not_compile(statefn: Run, tmp_path
     assert "the job of one, two does not compile" in result.stderr
 
 
+def test_validate_loads_each_step_adaptor_as_a_run_would(statefn: Run, tmp_path: Path) -> None:
+    write(
+        tmp_path / "flow.json",
+        {"steps": [{"id": "hi", "adaptors": ["greet"], "expression": "fn(lambda s: s)"}]},
+    )
+    missing = statefn("validate", "flow.json")
+    assert missing.returncode == 3
+    assert 'flow.json#hi: ImportError: Adaptor "greet" was not found' in missing.stderr
+    assert "the adaptors of hi cannot be loaded" in missing.stderr
+    linked = statefn("validate", "flow.json", "-a", f"greet={FIXTURES / 'greet_v1'}")
+    assert linked.returncode == 0, linked.stderr
+
+
 def test_validate_rejects_a_circular_plan(statefn: Run, tmp_path: Path) -> None:
     write(tmp_path / "flow.json", {"steps": [{"id": "a", "next": "b"}, {"id": "b", "next": "a"}]})
     result = statefn("validate", "flow.json")

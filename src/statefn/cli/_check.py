@@ -8,8 +8,9 @@ from typing import Any
 
 from ._exits import ExitCode
 from ._logs import CliLogs
-from ._plans import LoadedPlan, load_plan
+from ._plans import LoadedPlan, linker_option, load_plan
 from ._render import render_diagnostic
+from ._repo import repo_dir
 
 __all__ = ["compile_command", "validate_command"]
 
@@ -45,6 +46,11 @@ def validate_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     broken = [step["id"] for step in jobs if _compile_step(loaded, step, logs) is None]
     if broken:
         logs.cli.error(f"{loaded.path}: the job of {', '.join(broken)} does not compile")
+    linker = linker_option(args.adaptor, repo_dir(args.repo_dir))
+    unlinked = [step["id"] for step in jobs if not _link_adaptors(loaded, step, linker, logs)]
+    if unlinked:
+        logs.cli.error(f"{loaded.path}: the adaptors of {', '.join(unlinked)} cannot be loaded")
+    if broken or unlinked:
         return ExitCode.INVALID_INPUT
     steps = len(loaded.steps)
     print(
@@ -72,6 +78,24 @@ def _compile_step(loaded: LoadedPlan, step: dict[str, Any], logs: CliLogs) -> An
         if error.fix:
             logs.report(f"  fix: {error.fix}")
         return None
+
+
+def _link_adaptors(
+    loaded: LoadedPlan, step: dict[str, Any], linker: dict[str, Any], logs: CliLogs
+) -> bool:
+    """Whether every adaptor of ``step`` can be found and imported, as a run would."""
+    from statefn import StatefnError
+    from statefn._linker import Linker
+
+    ok = True
+    for spec in step.get("adaptors", []):
+        try:
+            Linker.from_option(linker).with_overrides(step.get("linker")).load(spec)
+        except StatefnError as error:
+            ok = False
+            fix = f"\n  fix: {error.fix}" if error.fix else ""
+            logs.report(f"{loaded.source_label(step['id'])}: {error.name}: {error.message}{fix}")
+    return ok
 
 
 def _first_line(source: str) -> str:
