@@ -19,6 +19,7 @@ from ._paths import compiled_path, query_all
 __all__ = ["as_", "combine", "each", "fn", "fn_if", "map_", "then", "thread"]
 
 Step = Callable[[Any], Any]
+OperationOrDecorator = Operation | Callable[[Operation], Operation]
 
 
 def thread(value: Any, steps: Iterable[Step]) -> Any:
@@ -64,7 +65,9 @@ def _expect_state(value: Any, where: str) -> State:
     )
 
 
-def _decorator_or(make: Callable[[Operation], Operation], op: Operation | None) -> Any:
+def _decorator_or(
+    make: Callable[[Operation], Operation], op: Operation | None
+) -> OperationOrDecorator:
     # With the operation left out, the factory is being used as a decorator:
     # ``@each("$.data[*]")`` above a ``def`` makes that function the operation.
     return make if op is None else make(op)
@@ -86,7 +89,7 @@ def fn(func: Callable[[State], Any]) -> Operation:
 
 
 @operation
-def fn_if(condition: Any, op: Operation | None = None) -> Any:
+def fn_if(condition: Any, op: Operation | None = None) -> OperationOrDecorator:
     """Run ``op`` only when ``condition`` (a value or a function of state) is truthy.
 
     Without ``op`` it is a decorator: ``@fn_if(S.data.ok)`` above a ``def``.
@@ -124,7 +127,7 @@ def _run_nth(op: Operation, n: int, state: Any) -> Any:
 
 
 @operation
-def each(source: Any, op: Operation | None = None) -> Any:
+def each(source: Any, op: Operation | None = None) -> OperationOrDecorator:
     """Run ``op`` once per item of ``source``, on the state with ``data`` = the item and
     ``index`` = its position.
 
@@ -196,7 +199,7 @@ def map_(source: Any, callback: Callable[[Any, int, State], Any]) -> Operation:
 
 
 @operation
-def as_(key: Any, op: Operation | None = None) -> Any:
+def as_(key: Any, op: Operation | None = None) -> OperationOrDecorator:
     """Run ``op`` and put the ``data`` it produced at ``state[key]``, keeping ``data`` as it was.
 
     Other keys the operation set are kept. ``key`` may be lazy. Without ``op`` it is a
