@@ -50,6 +50,7 @@ def test_module_view_works_like_the_module() -> None:
         ("collections", "abc"),
         ("string", "Formatter"),
         ("time", "sleep"),
+        ("time", "clock_settime"),
         ("uuid", "getnode"),
         ("zoneinfo", "reset_tzpath"),
     ],

@@ -69,12 +69,12 @@ ALLOWED_MODULES = _words(
 
 # Attributes of allowed modules that reach outside the job: processes (uuid's node lookup
 # may run system tools), the clock's sleep (a job must not block its thread on purpose),
-# process-wide settings (time zone search path, TZ, the decimal context of a shared thread)
-# and string.Formatter, whose fields read attributes by name.
+# process- and system-wide settings (time zone search path, TZ, the system clock, the
+# decimal context of a shared thread) and string.Formatter, whose fields read attributes.
 _HIDDEN_ATTRIBUTES: dict[str, frozenset[str]] = {
     "decimal": frozenset({"setcontext"}),
     "string": frozenset({"Formatter"}),
-    "time": frozenset({"sleep", "tzset"}),
+    "time": frozenset({"sleep", "tzset", "clock_settime", "clock_settime_ns"}),
     "uuid": frozenset({"getnode", "uuid1"}),
     "zoneinfo": frozenset({"reset_tzpath"}),
 }
