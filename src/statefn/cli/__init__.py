@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -240,6 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         logs.report(error.message, level=max(LOG_LEVELS["error"], logs.level))
         return int(error.code)
+    except BrokenPipeError:
+        # The reader stopped reading (`statefn docs http | head`): not an error. Point
+        # stdout at nothing so that the interpreter's final flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitCode.OK)
     except KeyboardInterrupt:
         logs.report("Interrupted", level=max(LOG_LEVELS["error"], logs.level))
         return int(ExitCode.INTERRUPTED)

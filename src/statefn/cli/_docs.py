@@ -53,13 +53,36 @@ def docs_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
 
 
 def signature_of(value: Any) -> str:
-    """``(arg, *, option=None)`` for a callable; empty for anything else."""
+    """``(path, *, query=None) -> Operation`` for a callable; empty for anything else.
+
+    Annotations are shown as written (adaptors often use postponed annotations, which
+    ``inspect`` would quote), and ``Any`` ones are left out: they say nothing.
+    """
     if not callable(value):
         return ""
     try:
-        return str(inspect.signature(value))
+        signature = inspect.signature(value)
     except (TypeError, ValueError):
         return "(...)"
+    parameters = [
+        parameter.replace(annotation=_plain(parameter.annotation))
+        for parameter in signature.parameters.values()
+    ]
+    returns = _plain(signature.return_annotation)
+    return str(signature.replace(parameters=parameters, return_annotation=returns))
+
+
+class _Written(str):
+    """An annotation's text, shown without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _plain(annotation: Any) -> Any:
+    if annotation is inspect.Parameter.empty or annotation in ("Any", Any):
+        return inspect.Parameter.empty
+    return _Written(annotation) if isinstance(annotation, str) else annotation
 
 
 def _summary(value: Any) -> str:
