@@ -46,5 +46,10 @@ class JobConsole:
         message = self._masker.text(message)
         self._logger.log(_LOGGING_LEVELS[level], message, extra={"job_id": self.step_id})
         if self._bus.listening:
-            payload = {"job_id": self.step_id, "level": level, "message": message, "time": now_iso()}
+            payload = {
+                "job_id": self.step_id,
+                "level": level,
+                "message": message,
+                "time": now_iso(),
+            }
             self._bus.emit_threadsafe(Event.LOG, payload)

@@ -73,6 +73,9 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
     for name in ("on_event", "resolve_state", "resolve_credential"):
         value = options.get(name)
         _check(value is None or callable(value), name, "a callable", value)
+    for name in ("immutable_state", "profile"):
+        value = options.get(name, False)
+        _check(isinstance(value, bool), name, "True or False", value)
     extra = options.get("globals")
     _check(extra is None or isinstance(extra, dict), "globals", "a dict of names", extra)
     props = options.get("state_props_to_remove", ("configuration",))
@@ -98,12 +101,12 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
         resolve_state=options.get("resolve_state"),
         resolve_credential=options.get("resolve_credential"),
         globals=dict(extra or {}),
-        immutable_state=bool(options.get("immutable_state", False)),
+        immutable_state=options.get("immutable_state", False),
         state_props_to_remove=tuple(props),
         timeout_ms=options.get("timeout_ms"),
         state_limit_mb=options.get("state_limit_mb") or 500,
         concurrency=options.get("concurrency"),
         linker=dict(linker or {}),
         default_step_id=step_id,
-        profile=bool(options.get("profile", False)),
+        profile=options.get("profile", False),
     )
