@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import threading
 import time
+import tracemalloc
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -153,6 +154,9 @@ class Run:
 
     async def execute(self, state: Any) -> Any:
         started = time.perf_counter()
+        profiling = self.options.profile and not tracemalloc.is_tracing()
+        if profiling:
+            tracemalloc.start()
         self.bus.emit(Event.WORKFLOW_START, {"plan_id": self.plan.id, "time": now_iso()})
         try:
             first = await self.input_state(state)
@@ -169,6 +173,8 @@ class Run:
         finally:
             await self.pool.close()
             await self.bus.close()
+            if profiling:
+                tracemalloc.stop()
 
     def _key(self, step_id: str) -> str:
         count = self._runs_of.get(step_id, 0)

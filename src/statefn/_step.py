@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import os
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -215,6 +216,10 @@ class StepRun:
         )
         started = time.perf_counter()
         resident = _resident_bytes() if run.bus.listening else 0
+        traced = 0
+        if run.options.profile:
+            traced = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
         run.emit(Event.INIT_START, {"job_id": step.id})
         run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
         worker = run.pool.acquire()
@@ -230,7 +235,7 @@ class StepRun:
         if outcome.interrupted:
             raise KeyboardInterrupt
         self._announce(elapsed_ms(started))
-        return self._report(outcome, masker, started, resident)
+        return self._report(outcome, masker, started, _Memory(resident, traced))
 
     async def _on_worker(
         self, worker: StepWorker, work: Any, console: JobConsole, started: float
@@ -309,7 +314,7 @@ class StepRun:
         run.bus.emit_threadsafe(Event.LOG, payload)
 
     def _report(
-        self, outcome: OperationsOutcome, masker: Masker, started: float, resident: int
+        self, outcome: OperationsOutcome, masker: Masker, started: float, memory: _Memory
     ) -> StepResult:
         """Evaluate the edges, send job-complete or job-error, log; raise crash and kill."""
         run, step = self.run, self.step
@@ -323,8 +328,7 @@ class StepRun:
         duration = elapsed_ms(started)
         state_copy = run.state_for_event(outcome.state, outcome.encoded)
         if error is None:
-            now = _resident_bytes() if run.bus.listening else 0
-            mem = {"job": max(now - resident, 0), "system": now}
+            mem = memory.measure(run.options.profile) if run.bus.listening else {}
             run.emit(
                 Event.JOB_COMPLETE,
                 {
@@ -363,6 +367,27 @@ class StepRun:
         if error.severity != "fail":
             raise error
         return StepResult(outcome.state, targets, outcome.encoded)
+
+
+@dataclass(slots=True)
+class _Memory:
+    """Memory figures at the start of a step, for the ``mem`` of job-complete."""
+
+    resident: int
+    traced: int
+
+    def measure(self, profile: bool) -> dict[str, int]:
+        """``job``: what the step allocated (resident growth; traced when profiling, with
+        ``peak``); ``system``: the process's resident memory."""
+        now = _resident_bytes()
+        if not profile:
+            return {"job": max(now - self.resident, 0), "system": now}
+        current, peak = tracemalloc.get_traced_memory()
+        return {
+            "job": max(current - self.traced, 0),
+            "system": now,
+            "peak": max(peak - self.traced, 0),
+        }
 
 
 async def _within(run: Run, console: JobConsole, work: Any) -> Any:
