@@ -1,0 +1,201 @@
+"""The public surface (contract section 2): exports, the forms a plan may take, options."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import statefn
+
+if TYPE_CHECKING:
+    from conftest import EventLog
+
+State = dict[str, Any]
+
+SRC = Path(statefn.__file__).parent
+
+
+def one_step() -> dict[str, Any]:
+    return {"workflow": {"steps": [{"id": "a", "expression": [lambda s: s]}]}}
+
+
+def test_all_is_sorted() -> None:
+    assert statefn.__all__ == sorted(statefn.__all__)
+
+
+def test_all_is_complete() -> None:
+    public = {
+        name
+        for name, value in vars(statefn).items()
+        if not name.startswith("_") and not inspect.ismodule(value) and name not in {"annotations"}
+    }
+    assert set(statefn.__all__) == public
+
+
+def test_every_exported_name_exists_and_is_documented() -> None:
+    for name in statefn.__all__:
+        value = getattr(statefn, name)
+        assert value.__doc__, name
+
+
+def test_exported_errors_derive_from_statefn_error() -> None:
+    errors = [
+        getattr(statefn, name) for name in statefn.__all__ if name.endswith(("Error", "Crash"))
+    ]
+    assert errors
+    for cls in errors:
+        assert issubclass(cls, statefn.StatefnError)
+
+
+# The forms of a plan
+
+
+def test_plan_may_be_a_list_of_operations(events: EventLog) -> None:
+    async def second(state: State) -> State:
+        return {**state, "data": {**state["data"], "second": True}}
+
+    result = statefn.run([lambda s: {**s, "data": {"first": True}}, second], on_event=events)
+    assert result == {"data": {"first": True, "second": True}}
+    assert {p["job_id"] for p in events.of("job-start")} == {"job-1"}
+
+
+def test_plan_may_be_job_source(events: EventLog) -> None:
+    result = statefn.run(
+        "fn(lambda state: {**state, 'data': {'n': 1}})", {"data": {}}, on_event=events
+    )
+    assert result == {"data": {"n": 1}}
+    assert [p["job_id"] for p in events.of("job-start")] == ["job-1"]
+
+
+def test_default_step_id_names_the_single_step(events: EventLog) -> None:
+    statefn.run([lambda s: s], default_step_id="only", on_event=events)
+    assert [p["job_id"] for p in events.of("job-start")] == ["only"]
+
+
+def test_run_async_gives_the_same_result_as_run() -> None:
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": [lambda s: {"data": {"n": 1}}], "next": "b"},
+                {"id": "b", "expression": [lambda s: {"data": {"n": s["data"]["n"] + 1}}]},
+            ]
+        }
+    }
+    assert asyncio.run(statefn.run_async(plan)) == statefn.run(plan) == {"data": {"n": 2}}
+
+
+def test_run_async_works_inside_a_running_loop() -> None:
+    async def main() -> Any:
+        return await statefn.run_async(one_step(), {"data": {"x": 1}})
+
+    assert asyncio.run(main()) == {"data": {"x": 1}}
+
+
+def test_input_state_is_passed_to_the_first_step() -> None:
+    assert statefn.run(one_step(), {"data": {"x": 1}, "other": [1]}) == {
+        "data": {"x": 1},
+        "other": [1],
+    }
+
+
+# Bad input
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"timeout_ms": "x"},
+        {"timeout_ms": -5},
+        {"no_such_option": 1},
+        {"concurrency": 0},
+        {"concurrency": "two"},
+        {"state_limit_mb": "big"},
+        {"on_event": "not callable"},
+        {"logger": "not a logger"},
+        {"job_logger": 5},
+        {"state_props_to_remove": "configuration"},
+        {"immutable_state": "yes"},
+        {"profile": "yes"},
+        {"globals": ["not", "a", "dict"]},
+        {"resolve_state": 5},
+        {"resolve_credential": 5},
+        {"default_step_id": 5},
+        {"linker": "not a dict"},
+    ],
+    ids=lambda options: next(iter(options)),
+)
+def test_bad_option_is_an_input_error(options: dict[str, Any]) -> None:
+    with pytest.raises(statefn.InputError) as caught:
+        statefn.run(one_step(), **options)
+    assert caught.value.name == "InputError"
+    assert caught.value.severity == "crash"
+    assert next(iter(options)) in caught.value.message
+
+
+def test_unknown_option_is_an_input_error_not_a_type_error() -> None:
+    with pytest.raises(statefn.InputError) as caught:
+        statefn.run(one_step(), tiemout_ms=100)
+    assert "tiemout_ms" in caught.value.message
+
+
+@pytest.mark.parametrize("plan", [42, 3.5, None, b"bytes", {1, 2}], ids=repr)
+def test_plan_of_the_wrong_type_is_rejected_naming_the_problem(plan: Any) -> None:
+    with pytest.raises((statefn.InputError, statefn.ValidationError)) as caught:
+        statefn.run(plan)
+    assert "plan" in caught.value.message.lower()
+    assert type(plan).__name__ in caught.value.message
+
+
+@pytest.mark.parametrize("state", [42, [1, 2], b"x"], ids=repr)
+def test_state_of_the_wrong_type_is_an_input_error(state: Any) -> None:
+    with pytest.raises(statefn.InputError) as caught:
+        statefn.run(one_step(), state)
+    assert "state" in caught.value.message.lower()
+
+
+def test_state_id_without_resolver_is_an_input_error() -> None:
+    with pytest.raises(statefn.InputError) as caught:
+        statefn.run(one_step(), "some-id")
+    assert "resolve_state" in caught.value.message
+
+
+def test_plan_dict_without_workflow_is_a_validation_error() -> None:
+    with pytest.raises(statefn.ValidationError) as caught:
+        statefn.run({"steps": []})
+    assert "workflow" in caught.value.message
+
+
+def test_workflow_without_steps_is_a_validation_error() -> None:
+    with pytest.raises(statefn.ValidationError) as caught:
+        statefn.run({"workflow": {"steps": []}})
+    assert "steps" in caught.value.message
+
+
+def test_expression_list_with_a_non_callable_is_a_validation_error() -> None:
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: s, 5]}]}}
+    with pytest.raises(statefn.ValidationError) as caught:
+        statefn.run(plan)
+    assert "workflow.steps[0].expression" in caught.value.message
+
+
+def test_globals_option_names_are_visible_to_job_code() -> None:
+    result = statefn.run(
+        "fn(lambda state: {'data': {'v': double(21)}})", globals={"double": lambda x: x * 2}
+    )
+    assert result == {"data": {"v": 42}}
+
+
+def test_workflow_globals_are_visible_to_every_step() -> None:
+    plan = {
+        "workflow": {
+            "globals": "def triple(x):\n    return x * 3\n",
+            "steps": [
+                {"id": "a", "expression": "fn(lambda state: {'data': {'v': triple(2)}})"},
+            ],
+        }
+    }
+    assert statefn.run(plan) == {"data": {"v": 6}}
