@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from statefn._errors import CompileError, InputError, StatefnError, ValidationError
 from statefn._masking import Masker
 
 from ._cache import StepCache
@@ -49,13 +50,11 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     if args.cache_steps and start is None:
         cache.clear()
 
+    # Flags win over the plan's own options.
     options = loaded.plan.setdefault("options", {})
-    if start is not None:
-        options["start"] = start
-    if end is not None:
-        options["end"] = end
-    if args.timeout is not None:
-        options["timeout"] = args.timeout
+    for key, value in (("start", start), ("end", end), ("timeout", args.timeout)):
+        if value is not None:
+            options[key] = value
 
     reporter = RunReporter(logs, loaded, cache if args.cache_steps else None, args.sanitize)
     run_options: dict[str, Any] = {
@@ -68,8 +67,18 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         run_options["resolve_credential"] = credentials.__getitem__
     if args.concurrency is not None:
         run_options["concurrency"] = args.concurrency
+    return _execute(loaded, state, run_options, reporter, args, logs)
 
-    from statefn import CompileError, InputError, StatefnError, ValidationError, run
+
+def _execute(
+    loaded: LoadedPlan,
+    state: Any,
+    run_options: dict[str, Any],
+    reporter: RunReporter,
+    args: argparse.Namespace,
+    logs: CliLogs,
+) -> ExitCode:
+    from statefn import run
 
     try:
         result = run(loaded.plan, state, **run_options)
@@ -83,16 +92,17 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         return ExitCode.ABORTED
 
     write_state(result, args.output, logs)
-    if reporter.failures:
-        for step_id, record in reporter.failures:
-            logs.report(_render_record(record, step_id, loaded))
-        failed = ", ".join(step_id for step_id, _ in reporter.failures)
-        logs.cli.error(f"Finished with errors: {len(reporter.failures)} step(s) failed ({failed})")
-        return ExitCode.STEP_FAILED
-    return ExitCode.OK
+    if not reporter.failures:
+        return ExitCode.OK
+    for step_id, record in reporter.failures:
+        logs.report(_render_record(record, step_id, loaded))
+    failed = [step_id for step_id, _ in reporter.failures]
+    count = f"{len(failed)} step{'s' * (len(failed) != 1)}"
+    logs.cli.error(f"Finished with errors: {count} failed ({', '.join(failed)})")
+    return ExitCode.STEP_FAILED
 
 
-def render_step_error(error: Any, loaded: LoadedPlan) -> str:
+def render_step_error(error: StatefnError, loaded: LoadedPlan) -> str:
     """A runtime error (a ``StatefnError``) as a diagnostic pointing into its job."""
     return _render_record(error.to_dict(), error.step_id, loaded)
 

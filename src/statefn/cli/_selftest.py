@@ -13,8 +13,7 @@ from typing import Any
 from ._exits import ExitCode
 from ._logs import CliLogs
 from ._plans import LoadedPlan
-from ._render import render_error_record
-from ._run import RunReporter, write_state
+from ._run import RunReporter, render_step_error, write_state
 
 __all__ = ["SELFTEST_PLAN", "selftest_command"]
 
@@ -50,7 +49,7 @@ def selftest_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     try:
         result = run(SELFTEST_PLAN, logger=logs.runtime, on_event=reporter)
     except StatefnError as error:
-        logs.report(render_error_record(error.to_dict(), error.step_id, "statefn-test", None))
+        logs.report(render_step_error(error, _loaded()))
         return ExitCode.ABORTED
     write_state(result, None, logs)
     if not isinstance(result, dict) or result.get("data") != {"total": 10}:
