@@ -245,7 +245,8 @@ class _Restrictor:
             node = pop()
             if node is None:
                 continue
-            fields = children.get(type(node))
+            kind = type(node)
+            fields = children.get(kind)
             if fields is None:
                 self._report(node, f"{_syntax_name(node)} is not allowed in job code")
                 continue
@@ -257,7 +258,7 @@ class _Restrictor:
                     push(value)
             # Children are on the stack already: a handler may wrap them in guard calls
             # that the walk must not see as job code.
-            handler = handlers.get(type(node))
+            handler = handlers.get(kind)
             if handler is not None:
                 handler(node)
 
