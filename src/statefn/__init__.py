@@ -23,6 +23,7 @@ from ._errors import (
     SecurityError,
     StatefnError,
     StateTooLargeError,
+    StepCancelledError,
     StepTimeoutError,
     ValidationError,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "SecurityError",
     "StateTooLargeError",
     "StatefnError",
+    "StepCancelledError",
     "StepTimeoutError",
     "ValidationError",
     "compile_job",

@@ -15,7 +15,9 @@ string of the contract (``name``) and a ``severity``:
     ├── SecurityError          kill   job code tried something the sandbox forbids
     ├── StepTimeoutError       kill   "TimeoutError": a step ran past its timeout
     ├── StateTooLargeError     kill   output state over the size limit
-    └── EdgeConditionError     crash  an edge condition raised
+    ├── EdgeConditionError     crash  an edge condition raised
+    └── StepCancelledError     kill   "CancelledError": the run ended while the step ran
+                                      (reported in its job-error event, never raised)
 
 ``fail`` errors are written to ``state["errors"][step_id]`` and the workflow goes on;
 ``crash`` and ``kill`` stop the run and are raised from ``run``.
@@ -41,6 +43,7 @@ __all__ = [
     "Severity",
     "StateTooLargeError",
     "StatefnError",
+    "StepCancelledError",
     "StepTimeoutError",
     "ValidationError",
     "step_context",
@@ -193,6 +196,13 @@ class StateTooLargeError(StatefnError):
     """A step's output state is larger than the state limit."""
 
     name = "StateTooLargeError"
+    severity = "kill"
+
+
+class StepCancelledError(StatefnError):
+    """The run ended (its end step finished) while this step was still running."""
+
+    name = "CancelledError"
     severity = "kill"
 
 

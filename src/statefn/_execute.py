@@ -29,7 +29,7 @@ from ._compile import (
 )
 from ._console import JobConsole
 from ._context import RunContext
-from ._errors import EdgeConditionError, InputError, StatefnError, step_context
+from ._errors import EdgeConditionError, InputError, SecurityError, StatefnError, step_context
 from ._events import Event, EventBus, now_iso
 from ._linker import Linker
 from ._options import RunOptions
@@ -280,8 +280,12 @@ class Run:
                 )
         return configuration, default
 
-    def load_operations(self, step: Step, console: JobConsole) -> list[Callable[..., Any]]:
-        """Link the step's adaptors and load its job (on the step's worker)."""
+    def load_operations(
+        self, step: Step, console: JobConsole, violations: list[SecurityError]
+    ) -> list[Callable[..., Any]]:
+        """Link the step's adaptors and load its job (on the step's worker). The sandbox
+        appends to ``violations`` each forbidden act it stopped, even if job code caught
+        the error."""
         assert isinstance(step.expression, str) and self._linker is not None
         compiled = self._compiled[step.id]
         linker = self._linker.with_overrides(step.linker) if step.linker else self._linker
@@ -301,6 +305,7 @@ class Run:
             console=console,
             step_id=step.id,
             import_adaptor=lambda name: _Namespace(linker.load(name).exports),
+            violations=violations,
         )
         return load_job(compiled, env)
 

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from ._classify import Classifier
 from ._console import JobConsole
 from ._context import enter_run
-from ._errors import JobRuntimeError, StatefnError, StateTooLargeError, StepTimeoutError
+from ._errors import (
+    JobRuntimeError,
+    SecurityError,
+    StatefnError,
+    StateTooLargeError,
+    StepCancelledError,
+    StepTimeoutError,
+)
 from ._events import Event, now_iso
 from ._masking import Masker
 from ._plan import Step
@@ -228,6 +235,9 @@ class StepRun:
             outcome = await self._on_worker(worker, work, console, started)
         except StepTimeoutError as timeout:
             outcome = OperationsOutcome(state, None, timeout)
+        except asyncio.CancelledError:
+            self._cancelled(started)
+            raise
         finally:
             self._ended = True
             console.close()
@@ -255,6 +265,25 @@ class StepRun:
             worker.abandon()
             raise
 
+    def _cancelled(self, started: float) -> None:
+        """The run ended while this step ran: its job-start still gets its job-error."""
+        self._announce(elapsed_ms(started))
+        error = StepCancelledError(
+            "Step cancelled: the run reached its end step while this step was running",
+            step_id=self.step.id,
+        )
+        self.run.emit(
+            Event.JOB_ERROR,
+            {
+                "job_id": self.step.id,
+                "duration_ms": elapsed_ms(started),
+                "error": error.to_dict(),
+                "state": None,
+                "next": [],
+            },
+        )
+        self.run.logger.warning("Step %s cancelled", self.label, extra={"job_id": self.step.id})
+
     def _announce(self, init_ms: float) -> None:
         """Send init-complete and job-start, once (on the run's thread)."""
         if self._announced or (self._ended and init_ms < 0):
@@ -274,11 +303,12 @@ class StepRun:
     ) -> OperationsOutcome:
         """On the worker: load the job, run the attempts, seal the output."""
         run, step = self.run, self.step
+        violations: list[SecurityError] = []
         try:
             operations = (
                 step.expression
                 if isinstance(step.expression, list)
-                else (run.load_operations(step, console))
+                else run.load_operations(step, console, violations)
             )
         except KeyboardInterrupt:
             return OperationsOutcome(state, None, None, interrupted=True)
@@ -294,6 +324,9 @@ class StepRun:
             outcome = await run_operations(
                 operations, attempt_state, settings, classifier, lambda: worker.abandoned
             )
+            if violations:
+                # Job code caught the sandbox's error; the step is killed all the same.
+                return OperationsOutcome(outcome.state, None, classifier.classify(violations[0]))
             failure = outcome.error
             if failure is None or failure.severity != "fail" or attempt == attempts:
                 return outcome
