@@ -247,6 +247,8 @@ def test_failed_step_exits_1_and_points_at_the_line(statefn: Run, tmp_path: Path
     assert "RuntimeError in step job: KeyError: 'missing'" in result.stderr
     assert "fn(lambda state: state['data']['missing'])" in result.stderr
     assert "Finished with errors: 1 step failed (job)" in result.stderr
+    # The runtime's own line about the failure would repeat the diagnostic.
+    assert "[runtime job]" not in result.stderr
     assert "Traceback" not in result.stderr
 
 

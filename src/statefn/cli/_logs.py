@@ -60,6 +60,10 @@ class _MaskingFilter(logging.Filter):
         return True
 
 
+def _not_a_step_error(record: logging.LogRecord) -> bool:
+    return not (record.levelno >= logging.ERROR and getattr(record, "job_id", None))
+
+
 class _TextFormatter(logging.Formatter):
     """``[component step] level: message``; the level only for warnings and errors."""
 
@@ -120,11 +124,12 @@ class CliLogs:
         self.level = LOG_LEVELS[level]
         self.cli = self._logger("cli", handler)
         self.runtime = self._logger("runtime", handler)
-        # The runtime announces each step at info, as the progress lines already do:
-        # its info lines are shown with --log debug only.
-        self.runtime.setLevel(
-            self.level if self.level <= logging.DEBUG else max(self.level, logging.WARNING)
-        )
+        if self.level > logging.DEBUG:
+            # The runtime logs each step's start and end, and a step's error, which the
+            # progress lines and the final diagnostics already show: those are kept for
+            # --log debug. Its other warnings and errors are shown as they are.
+            self.runtime.setLevel(max(self.level, logging.WARNING))
+            self.runtime.addFilter(_not_a_step_error)
         self.job = self._logger("job", handler)
 
     def _logger(self, name: str, handler: logging.Handler) -> logging.Logger:
