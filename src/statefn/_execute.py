@@ -288,7 +288,11 @@ class Run:
         the error."""
         assert isinstance(step.expression, str) and self._linker is not None
         compiled = self._compiled[step.id]
-        linker = self._linker.with_overrides(step.linker) if step.linker else self._linker
+        linker = (
+            self._linker.with_overrides(step.linker, field=f"step {step.id}: linker")
+            if step.linker
+            else self._linker
+        )
         names: dict[str, Any] = {}
         specs = (
             step.adaptors
