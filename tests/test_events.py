@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import statefn
-from statefn.adaptor import log_line
+from statefn.adaptor import adaptor_error, log_line
 
 if TYPE_CHECKING:
     from conftest import EventLog, RecordList
@@ -394,3 +394,32 @@ def test_print_in_job_source_reaches_the_job_logger_and_a_log_event(
     assert line["level"] == "info"
     assert line["message"] == "counted 1"
     assert records.messages() == ["counted 1"]
+
+
+def test_credentials_from_every_source_are_masked() -> None:
+    def leak(state: State) -> State:
+        configuration = state["configuration"]
+        raise Exception(" ".join(configuration[key] for key in ("wf", "resolved", "given")))
+
+    plan = {
+        "workflow": {
+            "credentials": {"wf": "workflow-secret"},
+            "steps": [{"id": "a", "expression": [leak], "configuration": "cred-1"}],
+        }
+    }
+    result = statefn.run(
+        plan,
+        {"data": {}, "configuration": {"given": "input-secret"}},
+        resolve_credential=lambda cred_id: {"resolved": "resolved-secret"},
+    )
+    assert result["errors"]["a"]["message"] == "*** *** ***"
+
+
+def test_secret_in_error_details_is_masked() -> None:
+    def leak(state: State) -> State:
+        raise adaptor_error(f"failed {SECRET}", url=f"https://example.org/?p={SECRET}", status=500)
+
+    record = statefn.run(masked_plan(leak))["errors"]["a"]
+    assert record["name"] == "AdaptorError"
+    assert record["message"] == "failed ***"
+    assert record["details"] == {"url": "https://example.org/?p=***", "status": 500}

@@ -327,6 +327,30 @@ def test_retry_records_the_error_after_the_last_attempt(events: EventLog) -> Non
     assert len([p for p in events.of("log") if p["level"] == "warn"]) == 2
 
 
+def test_each_attempt_starts_from_the_step_input() -> None:
+    calls: list[int] = []
+
+    def changes_then_fails(state: State) -> State:
+        state["data"]["seen"] = [*state["data"].get("seen", []), len(calls)]
+        calls.append(1)
+        if len(calls) < 3:
+            raise ValueError("again")
+        return state
+
+    plan = {
+        "workflow": {
+            "steps": [
+                {
+                    "id": "a",
+                    "expression": [changes_then_fails],
+                    "retry": {"attempts": 3, "backoff_ms": 1},
+                }
+            ]
+        }
+    }
+    assert statefn.run(plan) == {"data": {"seen": [2]}}
+
+
 def test_retry_does_not_repeat_a_crash() -> None:
     calls: list[int] = []
 
@@ -450,6 +474,21 @@ def test_step_within_its_timeout_completes() -> None:
         "options": {"timeout": 5000},
     }
     assert statefn.run(plan) == {"data": {}}
+
+
+def test_timeout_bounds_each_step_not_the_whole_run() -> None:
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": [sleeper(0.15)], "next": "b"},
+                {"id": "b", "expression": [sleeper(0.15)], "next": "c"},
+                {"id": "c", "expression": [sleeper(0.15)]},
+            ]
+        },
+        "options": {"timeout": 2000},
+    }
+    assert statefn.run(plan, timeout_ms=400) == {"data": {}}
+    assert statefn.run(plan | {"options": {"timeout": 400}}) == {"data": {}}
 
 
 # State limit
@@ -606,3 +645,62 @@ def test_timed_out_step_runs_none_of_its_later_operations() -> None:
     release.set()
     time.sleep(0.3)
     assert later == []
+
+
+def test_repeated_leaf_keys_follow_the_order_steps_started_in() -> None:
+    def tagged(tag: str, seconds: float) -> Callable[[State], State]:
+        def op(state: State) -> State:
+            time.sleep(seconds)
+            return {"data": {"from": tag}}
+
+        return op
+
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": [lambda s: s], "next": {"x": True, "y": True}},
+                {"id": "x", "expression": [tagged("x", 0.3)], "next": "z"},
+                {"id": "y", "expression": [tagged("y", 0)], "next": "z"},
+                {"id": "z", "expression": [lambda s: s]},
+            ]
+        }
+    }
+    # Serially, x's z starts first; with both branches at once, y finishes first.
+    assert statefn.run(plan) == {"z": {"data": {"from": "x"}}, "z-1": {"data": {"from": "y"}}}
+    assert statefn.run(plan, concurrency=2) == {
+        "z": {"data": {"from": "y"}},
+        "z-1": {"data": {"from": "x"}},
+    }
+
+
+def test_branch_cancelled_by_end_still_ends_its_events(events: EventLog) -> None:
+    c_started = threading.Event()
+    release = threading.Event()
+
+    def slow_c(state: State) -> State:
+        c_started.set()
+        release.wait(10)
+        return state
+
+    def end_b(state: State) -> State:
+        assert c_started.wait(5)
+        return state
+
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": [lambda s: s], "next": {"b": True, "c": True}},
+                {"id": "b", "expression": [end_b]},
+                {"id": "c", "expression": [slow_c]},
+            ]
+        },
+        "options": {"end": "b"},
+    }
+    try:
+        statefn.run(plan, concurrency=2, on_event=events)
+    finally:
+        release.set()
+    c_events = events.step_names("c")
+    assert "job-start" in c_events
+    assert c_events[-1] in {"job-complete", "job-error"}
+    assert events.names()[-1] == "workflow-complete"

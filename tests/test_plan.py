@@ -155,6 +155,47 @@ def test_wrong_type_is_rejected_with_the_path_of_the_field(
     assert path in rejected(plan)
 
 
+def step_a(**keys: Any) -> Callable[[dict[str, Any]], None]:
+    """A change to the plan that sets ``keys`` on step ``a``."""
+    return lambda plan: plan["workflow"]["steps"][0].update(keys)
+
+
+def workflow_keys(**keys: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda plan: plan["workflow"].update(keys)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path"),
+    [
+        (workflow_keys(steps=[5, {"id": "b"}]), "workflow.steps[0]"),
+        (step_a(next={"b": 5}), "workflow.steps[0].next.b"),
+        (step_a(next=["b"]), "workflow.steps[0].next"),
+        (step_a(next={"b": {"condition": 5}}), "workflow.steps[0].next.b.condition"),
+        (step_a(next={"b": {"condition": "always", "disabled": "y"}}), "next.b.disabled"),
+        (step_a(next={"b": {"condition": "always", "label": 5}}), "next.b.label"),
+        (step_a(retry="often"), "workflow.steps[0].retry"),
+        (step_a(retry={"attempts": "x"}), "workflow.steps[0].retry.attempts"),
+        (step_a(adaptors="common"), "workflow.steps[0].adaptors"),
+        (step_a(adaptors=[5]), "workflow.steps[0].adaptors[0]"),
+        (step_a(adaptor=5), "workflow.steps[0].adaptor"),
+        (step_a(name=5), "workflow.steps[0].name"),
+        (step_a(linker="x"), "workflow.steps[0].linker"),
+        (workflow_keys(globals=5), "workflow.globals"),
+        (workflow_keys(start=5), "workflow.start"),
+        (lambda p: p.update(options="x"), "options"),
+        (lambda p: p.update(options={"concurrency": "x"}), "options.concurrency"),
+        (lambda p: p.update(workflow="x"), "workflow"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_wrong_type_anywhere_in_the_plan_names_its_path(
+    mutate: Callable[[dict[str, Any]], None], path: str
+) -> None:
+    plan = two_steps()
+    mutate(plan)
+    assert path in rejected(plan)
+
+
 @pytest.mark.parametrize(
     "condition",
     ["state['data'] ==", "__import__('os').getcwd()", "open('/etc/passwd')"],

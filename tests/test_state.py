@@ -163,6 +163,28 @@ def test_input_state_id_is_resolved_and_sends_load_state(events: EventLog, is_as
     assert events.names().index("load-state") < events.names().index("job-start")
 
 
+@pytest.mark.parametrize(
+    ("step", "resolver"),
+    [({"configuration": "cred-1"}, "resolve_credential"), ({"state": "st-1"}, "resolve_state")],
+    ids=["credential", "state"],
+)
+def test_id_without_its_resolver_is_an_input_error(step: dict[str, Any], resolver: str) -> None:
+    calls: list[State] = []
+    with pytest.raises(statefn.InputError) as caught:
+        statefn.run(one_step(capture(calls), **step))
+    assert resolver in caught.value.message
+    assert calls == []
+
+
+def test_resolver_that_fails_is_a_statefn_error() -> None:
+    def unknown(cred_id: str) -> State:
+        raise LookupError(f"no credential {cred_id}")
+
+    with pytest.raises(statefn.StatefnError) as caught:
+        statefn.run(one_step(lambda s: s, configuration="cred-9"), resolve_credential=unknown)
+    assert "cred-9" in caught.value.message
+
+
 # Removed keys
 
 
