@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
+import resource
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -53,19 +54,10 @@ def elapsed_ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 3)
 
 
-try:
-    _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-except (AttributeError, ValueError, OSError):
-    _PAGE_SIZE = 4096
-
-
 def _resident_bytes() -> int:
-    """The process's resident memory (Linux), else 0."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE
-    except OSError:
-        return 0
+    """The process's resident memory high-water mark (``getrusage``: no file is read)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 @dataclass(slots=True)
@@ -411,7 +403,7 @@ class _Memory:
 
     def measure(self, profile: bool) -> dict[str, int]:
         """``job``: what the step allocated (resident growth; traced when profiling, with
-        ``peak``); ``system``: the process's resident memory."""
+        ``peak``); ``system``: the process's resident memory, its high-water mark."""
         now = _resident_bytes()
         if not profile:
             return {"job": max(now - self.resident, 0), "system": now}
