@@ -30,15 +30,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import AdaptorImportError, InputError
 from ._repo import ENTRY_POINT_GROUP, LIB_DIR, list_installed, parse_spec
 
-__all__ = ["MAX_CACHE_KEYS", "LinkedAdaptor", "Linker", "purge"]
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+__all__ = ["MAX_CACHE_KEYS", "LinkedAdaptor", "Linker", "installed_adaptor_names", "purge"]
 
 MAX_CACHE_KEYS = 32
 """How many cache keys keep their adaptors in the process cache; the least recently used
@@ -85,6 +87,11 @@ _entry_points: dict[str, list[EntryPoint]] = {}
 _entry_points_scanned = False
 
 
+def installed_adaptor_names() -> frozenset[str]:
+    """The names of the adaptors installed as entry points (``common``, ``http``, ...)."""
+    return frozenset(_adaptor_entry_points())
+
+
 def _adaptor_entry_points() -> dict[str, list[EntryPoint]]:
     """Installed adaptors by name. Scanning every distribution takes a millisecond or
     more, and runs load adaptors per step, so the scan is kept until ``purge()``.
@@ -92,6 +99,10 @@ def _adaptor_entry_points() -> dict[str, list[EntryPoint]]:
     global _entry_points_scanned
     with _lock:
         if not _entry_points_scanned:
+            # Imported here: importlib.metadata costs ~20 ms at start-up, and only runs that
+            # link an installed adaptor need it.
+            from importlib.metadata import entry_points
+
             for entry_point in entry_points(group=ENTRY_POINT_GROUP):
                 _entry_points.setdefault(entry_point.name, []).append(entry_point)
             _entry_points_scanned = True

@@ -26,11 +26,13 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from importlib.metadata import Distribution, PathDistribution
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import AdaptorImportError, InputError
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -303,6 +305,10 @@ def _find_adaptor(lib: Path, wanted_name: str | None, *, source: str) -> _Provid
 
 
 def _distributions(lib: Path) -> list[tuple[Path, Distribution]]:
+    # Imported here: the linker imports this module, and runs should not pay ~20 ms for
+    # what only installs need.
+    from importlib.metadata import PathDistribution
+
     return [(info, PathDistribution(info)) for info in sorted(lib.glob("*.dist-info"))]
 
 

@@ -23,7 +23,6 @@ import ast
 import builtins
 import functools
 import importlib
-import importlib.metadata
 import string
 import sys
 import weakref
@@ -34,6 +33,7 @@ from typing import Any, NoReturn, Protocol, cast
 
 from ._console import LogLevel
 from ._errors import CompileError, Diagnostic, SecurityError
+from ._linker import installed_adaptor_names
 
 __all__ = [
     "ALLOWED_MODULES",
@@ -398,7 +398,7 @@ class _Restrictor:
             module in sys.stdlib_module_names
             and module not in ALLOWED_MODULES
             and module not in self._adaptors
-            and module not in _installed_adaptors()
+            and module not in installed_adaptor_names()
         ):
             allowed = ", ".join(sorted(ALLOWED_MODULES))
             self._report(
@@ -406,12 +406,6 @@ class _Restrictor:
                 f"import of '{module}' is not allowed: job code can import adaptors and "
                 f"these standard-library modules: {allowed}",
             )
-
-
-@functools.cache
-def _installed_adaptors() -> frozenset[str]:
-    """Names of installed adaptors, some of which (``http``) are also standard-library names."""
-    return frozenset(ep.name for ep in importlib.metadata.entry_points(group="statefn.adaptors"))
 
 
 # -- format strings --------------------------------------------------------------------

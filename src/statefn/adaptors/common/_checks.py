@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import SchemaError
+from typing import TYPE_CHECKING, Any
 
 from statefn.adaptor import Operation, State, adaptor_error, operation, resolve
 
 from ._paths import query_first
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = ["assert_", "validate"]
 
@@ -49,6 +49,10 @@ def validate(schema: Any = "schema", data: Any = "data") -> Operation:
     """
 
     def run(state: State) -> State:
+        # Imported here: jsonschema takes ~60 ms to import, which every job would pay.
+        import jsonschema
+        from jsonschema.exceptions import SchemaError
+
         resolved_schema = _lookup(schema, state)
         if not isinstance(resolved_schema, dict):
             raise adaptor_error(

@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import jsonpath_rfc9535
-
 from statefn.adaptor import State, adaptor_error, resolve
 
 __all__ = [
@@ -35,6 +33,9 @@ _LEADING_ROOT = re.compile(r"^[$.]*")
 @functools.lru_cache(maxsize=512)
 def compiled_path(path: str) -> Any:
     """The compiled query for ``path``; an ``AdaptorError`` naming the problem if it is invalid."""
+    # Imported here: jsonpath_rfc9535 takes ~25 ms to import, which every job would pay.
+    import jsonpath_rfc9535
+
     text = path if path.startswith("$") else _under("$", path)
     try:
         return jsonpath_rfc9535.compile(text)
