@@ -199,3 +199,15 @@ def test_workflow_globals_are_visible_to_every_step() -> None:
         }
     }
     assert statefn.run(plan) == {"data": {"v": 6}}
+
+
+def test_validate_plan_accepts_the_short_forms_run_accepts() -> None:
+    for plan in ("fn(lambda state: state)", [lambda s: s]):
+        normalised = statefn.validate_plan(plan)
+        assert [step["id"] for step in normalised["workflow"]["steps"]] == ["job-1"]
+
+
+def test_list_plan_with_a_non_callable_names_the_item() -> None:
+    with pytest.raises(statefn.ValidationError) as caught:
+        statefn.run([lambda s: s, 5])
+    assert "expression[1] must be an operation" in caught.value.message

@@ -324,3 +324,19 @@ def test_standard_library_error_inside_an_operation_is_a_job_runtime_error() -> 
     assert record["name"] == "RuntimeError"
     assert record["subtype"] == "JSONDecodeError"
     assert record["message"].startswith("JSONDecodeError: Expecting value")
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise ValueError("cannot print me")
+
+
+def test_exception_whose_str_raises_is_still_a_job_error() -> None:
+    def raise_unprintable(state: State) -> State:
+        raise UnprintableError()
+
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [raise_unprintable]}]}}
+    record = statefn.run(plan)["errors"]["a"]
+    assert record["name"] == "JobError"
+    assert record["severity"] == "fail"
+    assert record["message"] == "UnprintableError()"

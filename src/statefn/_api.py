@@ -15,17 +15,18 @@ from ._plan import Plan, normalise
 __all__ = ["run", "run_async", "validate_plan"]
 
 
-def validate_plan(plan: Any) -> dict[str, Any]:
+def validate_plan(plan: Any, *, default_step_id: str = "job-1") -> dict[str, Any]:
     """Check a plan; return its normal form or raise ``ValidationError``.
 
-    The normal form has every step's id, ``next`` as an object of edges and the start step.
-    Job source is not compiled here; ``compile_job`` does that.
+    ``plan`` takes the forms ``run`` takes (a plan dict, job source or a list of
+    operations). The normal form has every step's id, ``next`` as an object of edges and
+    the start step. Job source is not compiled here; ``compile_job`` does that.
     """
-    return normalise(plan).to_dict()
+    return _as_plan(plan, default_step_id).to_dict()
 
 
 def _as_plan(plan: Any, default_step_id: str) -> Plan:
-    if isinstance(plan, str) or (isinstance(plan, list) and all(callable(op) for op in plan)):
+    if isinstance(plan, str | list):
         plan = {"workflow": {"steps": [{"id": default_step_id, "expression": plan}]}}
     elif not isinstance(plan, dict):
         raise InputError(

@@ -99,8 +99,19 @@ class Classifier:
         return classified
 
 
+def _text(error: BaseException) -> str:
+    """``str(error)``, or its ``repr`` when its ``__str__`` itself raises."""
+    try:
+        return str(error)
+    except Exception:
+        try:
+            return repr(error)
+        except Exception:
+            return ""
+
+
 def _message(error: BaseException) -> str:
-    text = str(error)
+    text = _text(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -112,7 +123,7 @@ def _job_error(error: BaseException) -> StatefnError:
     if isinstance(error, _RUNTIME_ERRORS):
         return JobRuntimeError(_message(error), subtype=name)
     if isinstance(error, Exception):
-        return JobError(str(error) or name)
+        return JobError(_text(error) or name)
     # SystemExit, GeneratorExit and the like: job code never stops the host process.
     return JobError(_message(error))
 
