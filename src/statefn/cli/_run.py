@@ -30,7 +30,6 @@ from ._select import find_step
 __all__ = ["RunReporter", "render_step_error", "run_command", "write_state"]
 
 _PROGRESS = {"progress": True}
-_JOB_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
 
 
 def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
@@ -59,6 +58,9 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     reporter = RunReporter(logs, loaded, cache if args.cache_steps else None, args.sanitize)
     run_options: dict[str, Any] = {
         "logger": logs.runtime,
+        # Job output reaches the terminal through the job logger; the `log` events carry the
+        # same lines (and the runtime's retry warnings, which the runtime logger shows).
+        "job_logger": logs.job,
         "on_event": reporter,
         "immutable_state": args.immutable,
         "linker": linker_option(args.adaptor, repo_dir(args.repo_dir)),
@@ -219,10 +221,6 @@ class RunReporter:
         if error.get("severity") == "fail":
             self.failures.append((step_id, error))
         self._keep(step_id, payload.get("state"))
-
-    def _on_log(self, payload: dict[str, Any]) -> None:
-        level = _JOB_LEVELS.get(payload.get("level", "info"), logging.ERROR)
-        self._logs.job.log(level, payload.get("message", ""), extra={"job_id": payload["job_id"]})
 
     def _on_load_state(self, payload: dict[str, Any]) -> None:
         duration = _duration(payload.get("duration_ms"))

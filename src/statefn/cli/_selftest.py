@@ -47,7 +47,7 @@ def selftest_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     logs.cli.info("Running a test workflow (statefn test)")
     reporter = RunReporter(logs, _loaded(), None, "none")
     try:
-        result = run(SELFTEST_PLAN, logger=logs.runtime, on_event=reporter)
+        result = run(SELFTEST_PLAN, logger=logs.runtime, job_logger=logs.job, on_event=reporter)
     except StatefnError as error:
         logs.report(render_step_error(error, _loaded()))
         return ExitCode.ABORTED
