@@ -380,18 +380,28 @@ class StepRun:
                 "next": targets,
             },
         )
-        where = f" at line {error.pos['line']}" if error.pos else ""
         run.logger.error(
-            "Step %s failed%s: %s: %s",
+            "Step %s failed%s: %s: %s%s",
             self.label,
-            where,
+            f" at line {error.pos['line']}" if error.pos else "",
             error.name,
             error.message,
+            _source_excerpt(error.pos),
             extra={"job_id": step.id},
         )
         if error.severity != "fail":
             raise error
         return StepResult(outcome.state, targets, outcome.encoded)
+
+
+def _source_excerpt(pos: dict[str, Any] | None) -> str:
+    """The job source line of an error with a caret under its column, for log lines."""
+    if not pos or not pos.get("src"):
+        return ""
+    source = str(pos["src"])
+    indent = len(source) - len(source.lstrip())
+    column = max(int(pos.get("column") or 1), indent + 1)
+    return f"\n    {source.strip()}\n    {' ' * (column - 1 - indent)}^"
 
 
 @dataclass(slots=True)
