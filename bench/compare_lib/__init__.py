@@ -1,0 +1,1 @@
+"""Helpers of ``bench/compare``: the workload table, the two sides, the report."""

@@ -1,0 +1,121 @@
+"""bench/RESULTS.md: the machine, the versions, each workload's medians and its targets."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from .workloads import Target, Workload
+
+__all__ = ["Outcome", "render"]
+
+
+@dataclass
+class Outcome:
+    """What the runs of one workload measured, side by side (or why they stopped)."""
+
+    workload: Workload
+    contender: list[dict[str, float]] = field(default_factory=list)
+    reference: list[dict[str, float]] = field(default_factory=list)
+    failure: str | None = None
+
+    def median(self, runs: list[dict[str, float]], metric: str) -> float:
+        return statistics.median(run[metric] for run in runs)
+
+    def verdict(self, target: Target) -> tuple[float, bool] | None:
+        """The target's figure from the medians and whether it is met; None without runs."""
+        if self.failure or not self.contender or not self.reference:
+            return None
+        ours = self.median(self.contender, target.metric)
+        theirs = self.median(self.reference, target.metric)
+        value = target.value(ours, theirs)
+        return value, value <= target.limit
+
+
+def figure(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if value < 1 else f"{value:.1f}"
+
+
+def spread(outcome: Outcome, runs: list[dict[str, float]], metric: str) -> str:
+    values = [run[metric] for run in runs]
+    middle = figure(outcome.median(runs, metric))
+    if len(values) < 2:
+        return middle
+    return f"{middle} ({figure(min(values))} to {figure(max(values))})"
+
+
+def result_rows(outcomes: list[Outcome]) -> list[str]:
+    rows = [
+        "| workload | measure | statefn | reference | reference median | statefn vs reference | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for outcome in outcomes:
+        work = outcome.workload
+        for target in work.targets:
+            verdict = outcome.verdict(target)
+            if verdict is None:
+                failed = outcome.failure or "no runs"
+                rows.append(
+                    f"| {work.title} | {target.unit} | n/a | {work.reference.label} | n/a | n/a "
+                    f"| {target.describe()} | not measured: {failed} |"
+                )
+                continue
+            value, met = verdict
+            shown = f"{value:+.0f} ms" if target.difference else f"{value:.2f}"
+            rows.append(
+                f"| {work.title} | {target.unit} "
+                f"| {spread(outcome, outcome.contender, target.metric)} "
+                f"| {work.reference.label} "
+                f"| {spread(outcome, outcome.reference, target.metric)} "
+                f"| {shown} | {target.describe()} | {'yes' if met else '**no**'} |"
+            )
+    return rows
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    verdicts = [outcome.verdict(t) for outcome in outcomes for t in outcome.workload.targets]
+    measured = [v for v in verdicts if v is not None]
+    met = sum(1 for _, ok in measured if ok)
+    line = f"{met} of {len(measured)} measured targets met"
+    missing = len(verdicts) - len(measured)
+    return line + (f"; {missing} not measured." if missing else ".")
+
+
+def render(outcomes: list[Outcome], machine: dict[str, str], repeats: int, notes: list[str]) -> str:
+    """The whole RESULTS.md."""
+    lines = [
+        "# statefn and the OpenFn runtime, side by side",
+        "",
+        "Written by `bench/compare` (`bench/compare --help` for its options). Each workload ran "
+        f"{repeats} times per side, the sides alternating (contender, reference, contender, "
+        "...), every run a fresh process. Figures are medians, with the lowest and highest run "
+        'in brackets; "statefn vs reference" is the ratio of the medians (or, for '
+        "`statefn run`, their difference). Lower is better.",
+        "",
+        "## Machine and versions",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in machine.items()),
+        "",
+        "## Results",
+        "",
+        *result_rows(outcomes),
+        "",
+        summary(outcomes),
+        "",
+        "## The workloads",
+        "",
+        *(
+            f"- **{o.workload.title}** (`--only {o.workload.name}`): {o.workload.how}"
+            for o in outcomes
+        ),
+        "",
+        "## Notes",
+        "",
+        *(f"- {note}" for note in notes),
+        "",
+    ]
+    return "\n".join(lines)
