@@ -100,20 +100,23 @@ class Run:
             if isinstance(step.expression, str):
                 with step_context(step.id):
                     self._compiled[step.id] = compile_job(step.expression, step.adaptors)
-            if isinstance(step.configuration, str) and self.options.resolve_credential is None:
-                raise InputError(
-                    f"step {step.id} has the credential id {step.configuration!r} as its "
-                    "configuration, but no resolve_credential was given",
-                    step_id=step.id,
-                    fix="Pass resolve_credential=... to run, or inline the configuration.",
-                )
-            if isinstance(step.state, str) and self.options.resolve_state is None:
-                raise InputError(
-                    f"step {step.id} has the state id {step.state!r} as its state, but no "
-                    "resolve_state was given",
-                    step_id=step.id,
-                    fix="Pass resolve_state=... to run, or inline the state.",
-                )
+            resolvers = (
+                (
+                    "configuration",
+                    step.configuration,
+                    "resolve_credential",
+                    self.options.resolve_credential,
+                ),
+                ("state", step.state, "resolve_state", self.options.resolve_state),
+            )
+            for field, value, option, resolver in resolvers:
+                if isinstance(value, str) and resolver is None:
+                    raise InputError(
+                        f"step {step.id} has the id {value!r} as its {field}, but no "
+                        f"{option} was given",
+                        step_id=step.id,
+                        fix=f"Pass {option}=... to run, or write the {field} in the plan.",
+                    )
         if self._compiled:
             self._linker = Linker.from_option(self.options.linker)
 
