@@ -34,6 +34,7 @@ from ._events import Event, EventBus, now_iso
 from ._linker import Linker
 from ._options import RunOptions
 from ._plan import SPECIAL_CONDITIONS, Edge, Plan, Step
+from ._sandbox import ModuleView
 from ._state import State, copy_state, decode
 from ._step import StepResult, StepRun, elapsed_ms
 from ._worker import WorkerPool
@@ -48,24 +49,6 @@ async def _call(function: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(outcome):
         outcome = await outcome
     return outcome
-
-
-class _Namespace:
-    """An adaptor as job code sees it after ``import name``: its exports, read-only."""
-
-    __slots__ = ("_exports",)
-
-    def __init__(self, exports: dict[str, Any]) -> None:
-        object.__setattr__(self, "_exports", exports)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._exports[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("adaptor namespaces are read-only")
 
 
 class Run:
@@ -88,6 +71,7 @@ class Run:
         self.job_sources: dict[str, list[str]] = {}
         self._compiled: dict[str, CompiledJob] = {}
         self._linker: Linker | None = None
+        self._globals_job: CompiledJob | None = None
         self._globals: dict[str, Any] | None = None
         self._globals_lock = threading.Lock()
         self._runs_of: dict[str, int] = {}
@@ -117,6 +101,8 @@ class Run:
                         step_id=step.id,
                         fix=f"Pass {option}=... to run, or write the {field} in the plan.",
                     )
+        if self.plan.globals:
+            self._globals_job = compile_globals(self.plan.globals)
         if self._compiled:
             self._linker = Linker.from_option(self.options.linker)
 
@@ -304,36 +290,45 @@ class Run:
         )
         for spec in specs:
             names.update(linker.load(spec).exports)
-        names.update(self._workflow_globals(console))
+        names.update(self._workflow_globals(console, violations))
         names.update(self.options.globals)
-        self.job_sources[compiled.filename] = compiled.source_lines
-        env = JobEnvironment(
-            names=names,
-            console=console,
-            step_id=step.id,
-            import_adaptor=lambda name: _Namespace(linker.load(name).exports),
-            violations=violations,
-        )
-        return load_job(compiled, env)
+        env = self._environment(linker, names, console, step.id, violations)
+        return load_job(self._remember(compiled), env)
 
-    def _workflow_globals(self, console: JobConsole) -> dict[str, Any]:
-        source = self.plan.globals
-        if not source:
+    def _workflow_globals(
+        self, console: JobConsole, violations: list[SecurityError]
+    ) -> dict[str, Any]:
+        """The names ``workflow.globals`` defines, loaded once per run by the first job."""
+        if self._globals_job is None:
             return {}
         with self._globals_lock:
             if self._globals is None:
                 assert self._linker is not None
-                linker = self._linker
-                compiled = compile_globals(source)
-                self.job_sources[compiled.filename] = compiled.source_lines
-                env = JobEnvironment(
-                    names=dict(linker.load("common").exports),
-                    console=console,
-                    step_id="globals",
-                    import_adaptor=lambda name: _Namespace(linker.load(name).exports),
-                )
-                self._globals = load_globals(compiled, env)
+                names = dict(self._linker.load("common").exports)
+                env = self._environment(self._linker, names, console, "globals", violations)
+                self._globals = load_globals(self._remember(self._globals_job), env)
             return self._globals
+
+    @staticmethod
+    def _environment(
+        linker: Linker,
+        names: dict[str, Any],
+        console: JobConsole,
+        step_id: str,
+        violations: list[SecurityError],
+    ) -> JobEnvironment:
+        return JobEnvironment(
+            names=names,
+            console=console,
+            step_id=step_id,
+            import_adaptor=lambda name: ModuleView(name, linker.load(name).exports),
+            violations=violations,
+        )
+
+    def _remember(self, compiled: CompiledJob) -> CompiledJob:
+        """Keep the job's source lines, for error positions."""
+        self.job_sources[compiled.filename] = compiled.source_lines
+        return compiled
 
     def is_adaptor_file(self, filename: str) -> bool:
         return self._linker is not None and self._linker.is_adaptor_file(filename)
