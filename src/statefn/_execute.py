@@ -41,8 +41,6 @@ from ._worker import WorkerPool
 
 __all__ = ["Run"]
 
-Operations = list[Callable[..., Any]]
-
 
 async def _call(function: Callable[..., Any], *args: Any) -> Any:
     outcome = function(*args)
