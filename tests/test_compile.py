@@ -18,7 +18,7 @@ from statefn._compile import (
     load_globals,
     load_job,
 )
-from statefn._sandbox import ListSink
+from statefn._jobscope import ListSink
 from statefn.adaptor import operation
 
 

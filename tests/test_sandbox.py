@@ -10,19 +10,16 @@ from typing import Any
 import pytest
 
 from statefn import CompileError, SecurityError
-from statefn._lazy import S, StatePath
-from statefn._sandbox import (
-    ALLOWED_MODULES,
+from statefn._jobscope import (
     JobGuards,
     JobLogger,
     ListSink,
-    compile_expression,
     format_target,
     job_builtins,
     module_view,
-    restrict,
-    split_lines,
 )
+from statefn._lazy import S, StatePath
+from statefn._sandbox import ALLOWED_MODULES, compile_expression, restrict, split_lines
 
 # -- standard-library views ----------------------------------------------------------------
 

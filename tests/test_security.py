@@ -16,7 +16,7 @@ import pytest
 
 from statefn import AdaptorImportError, CompileError, SecurityError
 from statefn._compile import JobEnvironment, compile_job, load_job
-from statefn._sandbox import ListSink
+from statefn._jobscope import ListSink
 from statefn.adaptor import operation
 
 

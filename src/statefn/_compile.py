@@ -25,6 +25,7 @@ from types import CodeType
 from typing import Any
 
 from ._errors import AdaptorImportError, CompileError, Diagnostic, SecurityError
+from ._jobscope import JobGuards, JobLogger, LogSink, format_target, job_builtins, module_view
 from ._lazy import S
 from ._sandbox import (
     ALLOWED_MODULES,
@@ -32,12 +33,6 @@ from ._sandbox import (
     IMPORT,
     IMPORT_NAMES,
     WRITE_GUARD,
-    JobGuards,
-    JobLogger,
-    LogSink,
-    format_target,
-    job_builtins,
-    module_view,
     parse,
     restrict,
     split_lines,

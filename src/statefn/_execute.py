@@ -31,10 +31,10 @@ from ._console import JobConsole
 from ._context import RunContext
 from ._errors import EdgeConditionError, InputError, SecurityError, StatefnError, step_context
 from ._events import Event, EventBus, now_iso
+from ._jobscope import ModuleView
 from ._linker import Linker
 from ._options import RunOptions
 from ._plan import SPECIAL_CONDITIONS, Edge, Plan, Step
-from ._sandbox import ModuleView
 from ._state import State, copy_state, decode
 from ._step import StepResult, StepRun, elapsed_ms
 from ._worker import WorkerPool
