@@ -40,7 +40,18 @@ class Programs:
     statefn: Path  # the venv's `statefn` command
     node: str
     openfn_dir: Path  # the npm folder holding @openfn/runtime
-    work_dir: Path  # scratch space (the CLI's plan file)
+    work_dir: Path  # scratch space (the CLI's plan file, Python's bytecode cache)
+
+    def environment(self) -> dict[str, str]:
+        """The children's environment: Python caches bytecode, as an installed package has.
+
+        With PYTHONDONTWRITEBYTECODE (set on some development machines) every process
+        would compile statefn's source again, which no installed copy does. The cache goes
+        to the scratch directory, not beside the sources.
+        """
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(self.work_dir / "pycache")
+        return env
 
 
 def command(side: Side, programs: Programs) -> list[str]:
@@ -75,7 +86,9 @@ def run_side(side: Side, programs: Programs) -> dict[str, float]:
     argv = command(side, programs)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=programs.work_dir)
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=err, cwd=programs.work_dir, env=programs.environment()
+        )
         killer = threading.Timer(CHILD_TIMEOUT_S, process.kill)
         killer.start()
         # wait4 gives this child's own peak RSS, which RUSAGE_CHILDREN (the maximum over
