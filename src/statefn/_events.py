@@ -99,4 +99,3 @@ class EventBus:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-
