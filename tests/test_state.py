@@ -390,3 +390,27 @@ def test_run_changes_neither_the_plan_nor_the_input_state() -> None:
     statefn.run(plan, state)
     assert plan == plan_before
     assert state == state_before
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(depth):
+        node["x"] = {}
+        node = node["x"]
+    return root
+
+
+def test_state_nested_deeper_than_orjson_allows_still_passes() -> None:
+    result = statefn.run([lambda s: {**s, "data": _nested(300)}])
+    depth, node = 0, result["data"]
+    while node:
+        node, depth = node["x"], depth + 1
+    assert depth == 300
+
+
+def test_state_nested_too_deeply_for_json_fails_the_step() -> None:
+    result = statefn.run([lambda s: {**s, "data": _nested(5000)}])
+    record = result["errors"]["job-1"]
+    assert record["name"] == "RuntimeError"
+    assert record["message"] == "TypeError: state is nested too deeply to be JSON"

@@ -16,6 +16,7 @@ converts tuples and dates and reports the path of any value JSON cannot hold.
 from __future__ import annotations
 
 import gc
+import json
 import math
 from collections.abc import Callable
 from datetime import date, datetime, time
@@ -151,8 +152,19 @@ def seal(state: State) -> bytes:
             return encoded
     except (_NotPlainJson, TypeError, RecursionError):
         pass
-    _convert(state, "state", set(), copy=False)
-    return orjson.dumps(state)
+    try:
+        _convert(state, "state", set(), copy=False)
+    except RecursionError:
+        raise _unsafe("state", "nested too deeply to be JSON") from None
+    return _dumps(state)
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON bytes of a JSON-safe value; orjson stops at 254 levels of nesting, json does not."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def copy_state(state: Any, what: str = "state") -> Any:
@@ -165,6 +177,8 @@ def copy_state(state: Any, what: str = "state") -> Any:
         pass
     try:
         return _convert(state, what, set(), copy=True)
+    except RecursionError:
+        raise InputError(f"{what} is nested too deeply to be JSON") from None
     except JobRuntimeError as error:
         raise InputError(error.message.removeprefix("TypeError: "), details=error.details) from None
 
