@@ -88,9 +88,10 @@ def render(outcomes: list[Outcome], machine: dict[str, str], repeats: int, notes
     lines = [
         "# statefn and the OpenFn runtime, side by side",
         "",
-        "Written by `bench/compare` (`bench/compare --help` for its options). Each workload ran "
-        f"{repeats} times per side, the sides alternating (contender, reference, contender, "
-        "...), every run a fresh process. Figures are medians, with the lowest and highest run "
+        "Written by `bench/compare` (`bench/compare --help` for its options) with "
+        f"`--repeats {repeats}`: each workload ran that many times per side (three times as "
+        "many for the short process-timed ones), the sides alternating (contender, reference, "
+        "contender, ...), every run a fresh process. Figures are medians, with the lowest and highest run "
         'in brackets; "statefn vs reference" is the ratio of the medians (or, for '
         "`statefn run`, their difference). Lower is better.",
         "",
@@ -109,7 +110,8 @@ def render(outcomes: list[Outcome], machine: dict[str, str], repeats: int, notes
         "## The workloads",
         "",
         *(
-            f"- **{o.workload.title}** (`--only {o.workload.name}`): {o.workload.how}"
+            f"- **{o.workload.title}** (`--only {o.workload.name}`, {len(o.contender)} runs "
+            f"per side): {o.workload.how}"
             for o in outcomes
         ),
         "",

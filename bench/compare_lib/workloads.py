@@ -66,6 +66,9 @@ class Workload:
     # Workloads timed by process wall time get one untimed round first, so the first
     # timed run does not pay for a cold disk cache.
     warm_up_round: bool = False
+    # Rounds (one run of each side) per `--repeats`: short process-timed workloads take
+    # several, since a single process start is noisy and cheap to repeat.
+    rounds_per_repeat: int = 1
 
 
 def both(workload: str, **params: Any) -> tuple[Side, Side]:
@@ -128,6 +131,7 @@ WORKLOADS: tuple[Workload, ...] = (
         *both("cold_start"),
         targets=(Target("wall_ms", "ms per process", 0.6),),
         warm_up_round=True,
+        rounds_per_repeat=3,
     ),
     Workload(
         "transform",
@@ -157,5 +161,6 @@ WORKLOADS: tuple[Workload, ...] = (
         Side("python -c pass", SideKind.PYTHON_PASS),
         targets=(Target("wall_ms", "ms", 150, difference=True),),
         warm_up_round=True,
+        rounds_per_repeat=3,
     ),
 )
