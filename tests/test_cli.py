@@ -318,12 +318,18 @@ def test_usage_errors_exit_2(statefn: Run, args: list[str], message: str) -> Non
     assert message in result.stderr
 
 
-def test_keyboard_interrupt_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--timeout", "60000"], ["--concurrency", "2"]],
+    ids=["inline", "on-a-worker", "concurrent"],
+)
+def test_keyboard_interrupt_exits_130(tmp_path: Path, extra: list[str]) -> None:
     write(
-        tmp_path / "job.py", "import itertools\nfn(lambda state: [n for n in itertools.count()])\n"
+        tmp_path / "job.py",
+        "import itertools\nfn(lambda state: [0 for n in itertools.count() if n < 0])\n",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "statefn", "run", "job.py"],
+        [sys.executable, "-m", "statefn", "run", "job.py", *extra],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert process.stderr is not None

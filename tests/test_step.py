@@ -70,16 +70,26 @@ def test_timed_out_worker_is_replaced_for_the_next_step() -> None:
         release.set()
 
 
-def test_operations_run_off_the_thread_that_runs_the_workflow() -> None:
+def _threads_of_operations(**options: Any) -> list[int]:
     seen: list[int] = []
 
     def record_thread(state: State) -> State:
         seen.append(threading.get_ident())
         return state
 
-    statefn.run([record_thread, record_thread])
+    statefn.run([record_thread, record_thread], **options)
+    return seen
+
+
+def test_with_a_timeout_operations_run_off_the_thread_that_runs_the_workflow() -> None:
+    seen = _threads_of_operations(timeout_ms=5000)
     assert len(set(seen)) == 1
     assert seen[0] != threading.get_ident()
+
+
+def test_without_timeout_or_concurrency_operations_run_inline() -> None:
+    # Nothing needs the run's thread while a step runs, so the step skips the hand-off.
+    assert set(_threads_of_operations()) == {threading.get_ident()}
 
 
 def test_retry_backoff_grows_by_its_factor() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._errors import InputError
@@ -60,8 +60,32 @@ def run(plan: Any, state: Any = None, **options: Any) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(run_async(plan, state, **options))
-    return _run_on_thread(lambda: asyncio.run(run_async(plan, state, **options)))
+        return _run_loop(run_async(plan, state, **options))
+    return _run_on_thread(lambda: _run_loop(run_async(plan, state, **options)))
+
+
+def _run_loop(main: Coroutine[Any, Any, Any]) -> Any:
+    """``asyncio.run`` without its Ctrl-C handler.
+
+    asyncio.run answers the first Ctrl-C by cancelling its task, which waits for the loop;
+    a step running inline (see ``_step``) holds the loop, so Ctrl-C must raise
+    ``KeyboardInterrupt`` where the main thread is, as Python does by default. Whatever
+    ends the run, its remaining tasks are cancelled and awaited, so workers and events are
+    closed.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 def _run_on_thread(work: Callable[[], Any]) -> Any:

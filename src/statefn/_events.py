@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,7 +43,8 @@ def now_iso() -> str:
 class EventBus:
     """Delivers events to one handler, in order, on the run's event loop.
 
-    ``emit`` may be called from the loop's thread; ``emit_threadsafe`` from any thread.
+    ``emit`` may be called from the loop's thread; ``emit_threadsafe`` from any thread (the
+    bus must be made on the loop's thread).
     Without a handler both do nothing, so a run that nobody listens to pays nothing.
     A handler that raises is reported through the runtime logger and does not stop the run.
     """
@@ -55,6 +57,7 @@ class EventBus:
         self._logger = logger
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._loop_thread = threading.get_ident()
 
     @property
     def listening(self) -> bool:
@@ -69,6 +72,10 @@ class EventBus:
 
     def emit_threadsafe(self, event: Event, payload: dict[str, Any]) -> None:
         if self._handler is None or self._loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            # A step running inline: queue now, in order with the step's other events.
+            self.emit(event, payload)
             return
         try:
             self._loop.call_soon_threadsafe(self.emit, event, payload)
@@ -90,9 +97,15 @@ class EventBus:
                 self._queue.task_done()
 
     async def drain(self) -> None:
-        """Wait until every event emitted so far has been delivered."""
-        if self._task is not None:
-            await self._queue.join()
+        """Wait until every event emitted so far has been delivered, or delivery has stopped
+        (its task cancelled, as when a run is interrupted)."""
+        if self._task is None or self._task.done():
+            return
+        joined = asyncio.ensure_future(self._queue.join())
+        try:
+            await asyncio.wait({joined, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            joined.cancel()
 
     async def close(self) -> None:
         await self.drain()

@@ -65,6 +65,9 @@ class Run:
         timeout = plan.timeout_ms or options.timeout_ms
         self.timeout_s = timeout / 1000 if timeout else None
         self.timeout_ms = timeout
+        # Workers let the run's thread end a step on time and run branches side by side;
+        # without a timeout and with one branch at a time, steps run inline (see _step).
+        self.uses_workers = timeout is not None or self.concurrency > 1
         self.limit_bytes = int(options.state_limit_mb * 1024 * 1024)
         self.job_sources: dict[str, list[str]] = {}
         self._compiled: dict[str, CompiledJob] = {}

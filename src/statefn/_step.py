@@ -3,6 +3,8 @@
 The step's work (linking adaptors and loading the job, then the operations and the sealing
 of the output state) runs on a step worker (see ``_worker``) in one hand-off; the run's
 thread meanwhile waits with the step's deadline, delivers events and evaluates edges.
+A run with no timeout and one branch at a time has nothing to wait for while a step runs,
+so its steps run inline on the run's own loop and skip the hand-off (about 0.1 ms a step).
 """
 
 from __future__ import annotations
@@ -221,10 +223,13 @@ class StepRun:
             tracemalloc.reset_peak()
         run.emit(Event.INIT_START, {"job_id": step.id})
         run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
-        worker = run.pool.acquire()
+        worker = run.pool.acquire() if run.uses_workers else None
         work = self._work(worker, state, console, classifier, settings, started)
         try:
-            outcome = await self._on_worker(worker, work, console, started)
+            if worker is None:
+                outcome = await _within(run, console, work)
+            else:
+                outcome = await self._on_worker(worker, work, console, started)
         except StepTimeoutError as timeout:
             outcome = OperationsOutcome(state, None, timeout)
         except asyncio.CancelledError:
@@ -233,7 +238,8 @@ class StepRun:
         finally:
             self._ended = True
             console.close()
-            run.pool.release(worker)
+            if worker is not None:
+                run.pool.release(worker)
         if outcome.interrupted:
             raise KeyboardInterrupt
         self._announce(elapsed_ms(started))
@@ -261,7 +267,8 @@ class StepRun:
         """The run ended while this step ran: its job-start still gets its job-error."""
         self._announce(elapsed_ms(started))
         error = StepCancelledError(
-            "Step cancelled: the run reached its end step while this step was running",
+            "Step cancelled: the run ended (its end step finished, or it was interrupted) "
+            "while this step was running",
             step_id=self.step.id,
         )
         self.run.emit(
@@ -286,14 +293,14 @@ class StepRun:
 
     async def _work(
         self,
-        worker: StepWorker,
+        worker: StepWorker | None,
         state: State,
         console: JobConsole,
         classifier: Classifier,
         settings: StepSettings,
         started: float,
     ) -> OperationsOutcome:
-        """On the worker: load the job, run the attempts, seal the output."""
+        """On the worker (or inline): load the job, run the attempts, seal the output."""
         run, step = self.run, self.step
         violations: list[SecurityError] = []
         try:
@@ -306,7 +313,11 @@ class StepRun:
             return OperationsOutcome(state, None, None, interrupted=True)
         except BaseException as error:  # top-level job code: classified like operations
             return finish(state, classifier.classify(error), settings, classifier)
-        if run.bus.listening:
+        if run.bus.listening and worker is None:
+            # Inline, operations hold the loop: deliver what is queued before they start.
+            self._announce(elapsed_ms(started))
+            await run.bus.drain()
+        elif run.bus.listening:
             # A negative duration marks an announcement that must not follow the step's end.
             run.loop.call_soon_threadsafe(self._announce, -elapsed_ms(started))
         attempts = step.retry.attempts if step.retry else 1
@@ -314,7 +325,7 @@ class StepRun:
         for attempt in range(1, attempts + 1):
             attempt_state = state if pristine is None or attempt == 1 else decode(pristine)
             outcome = await run_operations(
-                operations, attempt_state, settings, classifier, lambda: worker.abandoned
+                operations, attempt_state, settings, classifier, lambda: _abandoned(worker)
             )
             if violations:
                 # Job code caught the sandbox's error; the step is killed all the same.
@@ -423,6 +434,10 @@ class _Memory:
             "system": now,
             "peak": max(peak - self.traced, 0),
         }
+
+
+def _abandoned(worker: StepWorker | None) -> bool:
+    return worker is not None and worker.abandoned
 
 
 async def _within(run: Run, console: JobConsole, work: Any) -> Any:
