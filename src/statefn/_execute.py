@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 import time
-import tracemalloc
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +35,7 @@ from ._linker import Linker
 from ._options import RunOptions
 from ._plan import SPECIAL_CONDITIONS, Edge, Plan, Step
 from ._state import State, copy_state, decode
-from ._step import StepResult, StepRun, elapsed_ms
+from ._step import StepResult, StepRun, elapsed_ms, traced_allocations
 from ._worker import WorkerPool
 
 __all__ = ["Run"]
@@ -53,7 +52,7 @@ class Run:
     """One execution of a plan: its id, options, events, workers and linked adaptors."""
 
     def __init__(self, plan: Plan, options: RunOptions, loop: asyncio.AbstractEventLoop) -> None:
-        self.id = uuid.uuid4().hex
+        self.id = os.urandom(16).hex()
         self.loop = loop
         self.plan = plan
         self.options = options
@@ -144,13 +143,11 @@ class Run:
 
     async def execute(self, state: Any) -> Any:
         started = time.perf_counter()
-        profiling = self.options.profile and not tracemalloc.is_tracing()
-        if profiling:
-            tracemalloc.start()
         self.bus.emit(Event.WORKFLOW_START, {"plan_id": self.plan.id, "time": now_iso()})
         try:
-            first = await self.input_state(state)
-            leaves = await self._walk(first)
+            with traced_allocations(self.options.profile):
+                first = await self.input_state(state)
+                leaves = await self._walk(first)
             result: Any = None
             if len(leaves) == 1:
                 result = next(iter(leaves.values()))
@@ -163,8 +160,6 @@ class Run:
         finally:
             await self.pool.close()
             await self.bus.close()
-            if profiling:
-                tracemalloc.stop()
 
     def _key(self, step_id: str) -> str:
         count = self._runs_of.get(step_id, 0)

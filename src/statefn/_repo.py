@@ -21,10 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -162,6 +160,11 @@ def install(spec: str, repo_dir: str | os.PathLike[str] | None = None) -> Instal
         existing = _read_manifest(root / f"{wanted_name}@{wanted_version}")
         if existing is not None:
             return _already(existing)
+    # Imported here, as in clean: the linker imports this module for reading the repo, and
+    # runs should not pay for what only installs use.
+    import shutil
+    import tempfile
+
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=root))
     try:
@@ -199,6 +202,8 @@ def clean(
     """Remove every entry of the repo, or those matching ``spec`` (``name`` removes every
     version of it, ``name@version`` one). Returns what was removed.
     """
+    import shutil
+
     root = Path(repo_dir) if repo_dir is not None else default_repo_dir()
     if spec is None:
         removed = list_installed(root)
@@ -343,8 +348,8 @@ def _move_out(provided: _Provided, lib: Path) -> Path:
             fix=f"Check the entry point {provided.name} = {provided.module} in its project",
         )
     top = package.relative_to(lib).parts[0]
-    shutil.move(lib / top, lib.parent / top)
-    shutil.move(provided.info, lib.parent / provided.info.name)
+    (lib / top).rename(lib.parent / top)  # within the staging folder: one file system
+    provided.info.rename(lib.parent / provided.info.name)
     if not any(lib.iterdir()):
         lib.rmdir()
     return package.relative_to(lib)

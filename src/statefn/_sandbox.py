@@ -37,7 +37,7 @@ from ._jobscope import (
     job_builtins,
     module_view,
 )
-from ._linker import installed_adaptor_names
+from ._linker import is_installed_adaptor
 
 __all__ = [
     "ALLOWED_MODULES",
@@ -383,7 +383,7 @@ class _Restrictor:
             module in sys.stdlib_module_names
             and module not in ALLOWED_MODULES
             and module not in self._adaptors
-            and module not in installed_adaptor_names()
+            and not is_installed_adaptor(module)
         ):
             allowed = ", ".join(sorted(ALLOWED_MODULES))
             self._report(

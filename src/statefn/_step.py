@@ -14,9 +14,10 @@ import inspect
 import resource
 import sys
 import time
-import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ._classify import Classifier
@@ -47,6 +48,7 @@ __all__ = [
     "StepSettings",
     "elapsed_ms",
     "run_operations",
+    "traced_allocations",
 ]
 
 Operations = Sequence[Callable[..., Any]]
@@ -54,6 +56,26 @@ Operations = Sequence[Callable[..., Any]]
 
 def elapsed_ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 3)
+
+
+def _tracemalloc() -> ModuleType:
+    """The tracemalloc module, imported only by runs with ``profile=True``."""
+    import tracemalloc
+
+    return tracemalloc
+
+
+@contextmanager
+def traced_allocations(enabled: bool) -> Iterator[None]:
+    """Trace allocations while a profiled run runs (unless something traces already)."""
+    started = enabled and not _tracemalloc().is_tracing()
+    if started:
+        _tracemalloc().start()
+    try:
+        yield
+    finally:
+        if started:
+            _tracemalloc().stop()
 
 
 def _resident_bytes() -> int:
@@ -219,8 +241,8 @@ class StepRun:
         resident = _resident_bytes() if run.bus.listening else 0
         traced = 0
         if run.options.profile:
-            traced = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
+            traced = _tracemalloc().get_traced_memory()[0]
+            _tracemalloc().reset_peak()
         run.emit(Event.INIT_START, {"job_id": step.id})
         run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
         worker = run.pool.acquire() if run.uses_workers else None
@@ -428,7 +450,7 @@ class _Memory:
         now = _resident_bytes()
         if not profile:
             return {"job": max(now - self.resident, 0), "system": now}
-        current, peak = tracemalloc.get_traced_memory()
+        current, peak = _tracemalloc().get_traced_memory()
         return {
             "job": max(current - self.traced, 0),
             "system": now,
