@@ -1,7 +1,7 @@
 # Every check the project runs. `make check` before you commit.
 PY := .venv/bin
 
-.PHONY: setup test lint typecheck check bench
+.PHONY: setup test lint typecheck check bench compare
 
 setup:
 	python3 -m venv .venv && $(PY)/pip install -q -e ".[dev]"
@@ -20,3 +20,6 @@ check: lint typecheck test
 
 bench:
 	$(PY)/python bench/runtime.py
+
+compare:
+	bench/compare

@@ -4,7 +4,9 @@
     .venv/bin/python bench/runtime.py ops chain  # some of them
 
 Each workload runs in a fresh process (so peak memory is its own) several times; the
-median is reported. Reference figures for the OpenFn runtime come from bench/compare.
+median is reported. Figures side by side with the OpenFn runtime come from bench/compare;
+this script adds what has no OpenFn counterpart (compiling against CPython, steps given as
+functions, time inside a step).
 """
 
 from __future__ import annotations
@@ -22,24 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from compare_lib.statefn_side import records  # the same big-state records as bench/compare
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 REPEATS = 5
-
-
-def records(count: int) -> list[dict[str, Any]]:
-    """The big-state records: id, name, email, 5 tags, active, score (~17 MB for 100,000)."""
-    return [
-        {
-            "id": i,
-            "name": f"Patient number {i:06d}",
-            "email": f"patient.{i:06d}@clinic.example.org",
-            "tags": ["outpatient", "follow-up", "district-7", "insured", "adult"],
-            "active": i % 3 != 0,
-            "score": round(i * 0.731 % 100, 3),
-        }
-        for i in range(count)
-    ]
 
 
 def timed(work: Callable[[], Any]) -> float:
