@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from ._events import Event, EventBus, now_iso
+from . import _events as events
+from ._events import Event, EventBus
 from ._masking import Masker
 
 __all__ = ["JobConsole", "LogLevel"]
@@ -46,10 +47,4 @@ class JobConsole:
         message = self._masker.text(message)
         self._logger.log(_LOGGING_LEVELS[level], message, extra={"job_id": self.step_id})
         if self._bus.listening:
-            payload = {
-                "job_id": self.step_id,
-                "level": level,
-                "message": message,
-                "time": now_iso(),
-            }
-            self._bus.emit_threadsafe(Event.LOG, payload)
+            self._bus.emit_threadsafe(Event.LOG, events.log(self.step_id, level, message))

@@ -1,6 +1,7 @@
 """Lifecycle events and their delivery.
 
-Each event has one payload shape (see the contract, section 3). Events reach the user's
+Each event has one payload shape (see the contract, section 3), made by the function of
+its name below (``job_complete(...)`` for ``Event.JOB_COMPLETE``). Events reach the user's
 ``on_event(name, payload)`` in order, from the thread that runs the workflow's event loop,
 even when they were raised in a step's worker thread (``log`` lines): every event goes
 through one queue, drained by one task.
@@ -17,9 +18,25 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Event", "EventBus", "EventHandler", "now_iso"]
+__all__ = [
+    "Event",
+    "EventBus",
+    "EventHandler",
+    "Payload",
+    "init_complete",
+    "init_start",
+    "job_complete",
+    "job_error",
+    "job_start",
+    "load_state",
+    "log",
+    "now_iso",
+    "workflow_complete",
+    "workflow_start",
+]
 
-EventHandler = Callable[[str, dict[str, Any]], Any]
+Payload = dict[str, Any]
+EventHandler = Callable[[str, Payload], Any]
 
 
 class Event(StrEnum):
@@ -38,6 +55,61 @@ class Event(StrEnum):
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- one payload shape per event ---------------------------------------------------------
+
+
+def workflow_start(plan_id: str | None) -> Payload:
+    return {"plan_id": plan_id, "time": now_iso()}
+
+
+def workflow_complete(state: Any, duration_ms: float) -> Payload:
+    return {"state": state, "duration_ms": duration_ms}
+
+
+def init_start(job_id: str) -> Payload:
+    return {"job_id": job_id}
+
+
+def init_complete(job_id: str, duration_ms: float) -> Payload:
+    return {"job_id": job_id, "duration_ms": duration_ms}
+
+
+def job_start(job_id: str) -> Payload:
+    return {"job_id": job_id}
+
+
+def job_complete(
+    job_id: str, duration_ms: float, state: Any, next_ids: list[str], mem: dict[str, int]
+) -> Payload:
+    return {
+        "job_id": job_id,
+        "duration_ms": duration_ms,
+        "state": state,
+        "next": next_ids,
+        "mem": mem,
+    }
+
+
+def job_error(
+    job_id: str, duration_ms: float, error: dict[str, Any], state: Any, next_ids: list[str]
+) -> Payload:
+    return {
+        "job_id": job_id,
+        "duration_ms": duration_ms,
+        "error": error,
+        "state": state,
+        "next": next_ids,
+    }
+
+
+def load_state(state_id: str, duration_ms: float) -> Payload:
+    return {"state_id": state_id, "duration_ms": duration_ms}
+
+
+def log(job_id: str, level: str, message: str) -> Payload:
+    return {"job_id": job_id, "level": level, "message": message, "time": now_iso()}
 
 
 class EventBus:

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from . import _events as events
 from ._compile import (
     CompiledJob,
     JobEnvironment,
@@ -29,7 +30,7 @@ from ._compile import (
 from ._console import JobConsole
 from ._context import RunContext
 from ._errors import EdgeConditionError, InputError, SecurityError, StatefnError, step_context
-from ._events import Event, EventBus, now_iso
+from ._events import Event, EventBus
 from ._jobscope import ModuleView
 from ._linker import Linker
 from ._options import RunOptions
@@ -118,7 +119,7 @@ class Run:
                 )
             started = time.perf_counter()
             resolved = await self._resolve(self.options.resolve_state, state, "state")
-            self.bus.emit(Event.LOAD_STATE, {"state_id": state, "duration_ms": elapsed_ms(started)})
+            self.bus.emit(Event.LOAD_STATE, events.load_state(state, elapsed_ms(started)))
             state = resolved
         if not isinstance(state, dict):
             raise InputError(f"the input state must be a dict, got {type(state).__name__}")
@@ -143,7 +144,7 @@ class Run:
 
     async def execute(self, state: Any) -> Any:
         started = time.perf_counter()
-        self.bus.emit(Event.WORKFLOW_START, {"plan_id": self.plan.id, "time": now_iso()})
+        self.bus.emit(Event.WORKFLOW_START, events.workflow_start(self.plan.id))
         try:
             with traced_allocations(self.options.profile):
                 first = await self.input_state(state)
@@ -155,7 +156,7 @@ class Run:
                 result = leaves
             duration = elapsed_ms(started)
             self.logger.info("Workflow completed in %sms", duration)
-            self.bus.emit(Event.WORKFLOW_COMPLETE, {"state": result, "duration_ms": duration})
+            self.bus.emit(Event.WORKFLOW_COMPLETE, events.workflow_complete(result, duration))
             return result
         finally:
             await self.pool.close()

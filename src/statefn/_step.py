@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from . import _events as events
 from ._classify import Classifier
 from ._console import JobConsole
 from ._context import enter_run
@@ -31,7 +32,7 @@ from ._errors import (
     StepCancelledError,
     StepTimeoutError,
 )
-from ._events import Event, now_iso
+from ._events import Event
 from ._masking import Masker
 from ._plan import Step
 from ._state import State, assemble, copy_state, decode, encode, seal
@@ -243,7 +244,7 @@ class StepRun:
         if run.options.profile:
             traced = _tracemalloc().get_traced_memory()[0]
             _tracemalloc().reset_peak()
-        run.emit(Event.INIT_START, {"job_id": step.id})
+        run.emit(Event.INIT_START, events.init_start(step.id))
         run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
         worker = run.pool.acquire() if run.uses_workers else None
         work = self._work(worker, state, console, classifier, settings, started)
@@ -293,16 +294,8 @@ class StepRun:
             "while this step was running",
             step_id=self.step.id,
         )
-        self.run.emit(
-            Event.JOB_ERROR,
-            {
-                "job_id": self.step.id,
-                "duration_ms": elapsed_ms(started),
-                "error": error.to_dict(),
-                "state": None,
-                "next": [],
-            },
-        )
+        payload = events.job_error(self.step.id, elapsed_ms(started), error.to_dict(), None, [])
+        self.run.emit(Event.JOB_ERROR, payload)
         self.run.logger.warning("Step %s cancelled", self.label, extra={"job_id": self.step.id})
 
     def _announce(self, init_ms: float) -> None:
@@ -310,8 +303,8 @@ class StepRun:
         if self._announced or (self._ended and init_ms < 0):
             return
         self._announced = True
-        self.run.emit(Event.INIT_COMPLETE, {"job_id": self.step.id, "duration_ms": abs(init_ms)})
-        self.run.emit(Event.JOB_START, {"job_id": self.step.id})
+        self.run.emit(Event.INIT_COMPLETE, events.init_complete(self.step.id, abs(init_ms)))
+        self.run.emit(Event.JOB_START, events.job_start(self.step.id))
 
     async def _work(
         self,
@@ -368,8 +361,7 @@ class StepRun:
         """A runtime warning about this step, from the worker: logger and ``log`` event."""
         run, step = self.run, self.step
         run.logger.warning(message, extra={"job_id": step.id})
-        payload = {"job_id": step.id, "level": "warn", "message": message, "time": now_iso()}
-        run.bus.emit_threadsafe(Event.LOG, payload)
+        run.bus.emit_threadsafe(Event.LOG, events.log(step.id, "warn", message))
 
     def _report(
         self, outcome: OperationsOutcome, masker: Masker, started: float, memory: _Memory
@@ -388,14 +380,7 @@ class StepRun:
         if error is None:
             mem = memory.measure(run.options.profile) if run.bus.listening else {}
             run.emit(
-                Event.JOB_COMPLETE,
-                {
-                    "job_id": step.id,
-                    "duration_ms": duration,
-                    "state": state_copy,
-                    "next": targets,
-                    "mem": mem,
-                },
+                Event.JOB_COMPLETE, events.job_complete(step.id, duration, state_copy, targets, mem)
             )
             run.logger.info(
                 "Completed step %s in %sms", self.label, duration, extra={"job_id": step.id}
@@ -403,16 +388,7 @@ class StepRun:
             return StepResult(outcome.state, targets, outcome.encoded)
         error.message = masker.text(error.message)
         record = masker.value(error.to_dict())
-        run.emit(
-            Event.JOB_ERROR,
-            {
-                "job_id": step.id,
-                "duration_ms": duration,
-                "error": record,
-                "state": state_copy,
-                "next": targets,
-            },
-        )
+        run.emit(Event.JOB_ERROR, events.job_error(step.id, duration, record, state_copy, targets))
         run.logger.error(
             "Step %s failed%s: %s: %s%s",
             self.label,
