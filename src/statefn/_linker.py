@@ -289,8 +289,14 @@ class Linker:
         if name in SHIPPED_ADAPTORS and version in (None, __version__):
             # Shipped with statefn (and registered as its entry points): found without
             # scanning installed distributions, which costs ~10 ms a process.
-            return _Found(name, __version__, Path(_SHIPPED_DIR) / name, "entry point",
-                          None, f"statefn.adaptors.{name}")  # fmt: skip
+            return _Found(
+                name,
+                __version__,
+                Path(_SHIPPED_DIR) / name,
+                "entry point",
+                None,
+                f"statefn.adaptors.{name}",
+            )
         for entry_point in _adaptor_entry_points().get(name, ()):
             dist_version = entry_point.dist.version if entry_point.dist else None
             if version is None or dist_version == version:
