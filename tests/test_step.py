@@ -115,3 +115,17 @@ def test_retry_backoff_grows_by_its_factor() -> None:
     first_wait, second_wait = moments[1] - moments[0], moments[2] - moments[1]
     assert first_wait >= 0.1
     assert second_wait >= 0.3
+
+
+@pytest.mark.parametrize("options", [{}, {"timeout_ms": 5000}], ids=["inline", "on-a-worker"])
+def test_interrupted_step_still_ends_with_a_job_error(
+    events: EventLog, options: dict[str, Any]
+) -> None:
+    def interrupted(state: State) -> State:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        statefn.run([interrupted], on_event=events, **options)
+    step_events = ["workflow-start", "init-start", "init-complete", "job-start", "job-error"]
+    assert events.names() == step_events
+    assert events.of("job-error")[0]["error"]["name"] == "CancelledError"

@@ -156,17 +156,25 @@ class EventBus:
             return
 
     async def _deliver(self) -> None:
+        try:
+            while True:
+                await self._send(*await self._queue.get())
+        except asyncio.CancelledError:
+            # The run is being torn down (interrupted): what was emitted is still delivered.
+            while not self._queue.empty():
+                await self._send(*self._queue.get_nowait())
+            raise
+
+    async def _send(self, name: str, payload: Payload) -> None:
         assert self._handler is not None
-        while True:
-            name, payload = await self._queue.get()
-            try:
-                outcome = self._handler(name, payload)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:
-                self._logger.exception("on_event handler raised on %s", name)
-            finally:
-                self._queue.task_done()
+        try:
+            outcome = self._handler(name, payload)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            self._logger.exception("on_event handler raised on %s", name)
+        finally:
+            self._queue.task_done()
 
     async def drain(self) -> None:
         """Wait until every event emitted so far has been delivered, or delivery has stopped

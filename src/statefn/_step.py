@@ -264,6 +264,7 @@ class StepRun:
             if worker is not None:
                 run.pool.release(worker)
         if outcome.interrupted:
+            self._cancelled(started)
             raise KeyboardInterrupt
         self._announce(elapsed_ms(started))
         return self._report(outcome, masker, started, _Memory(resident, traced))
