@@ -21,6 +21,7 @@ to another host.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
@@ -138,190 +139,59 @@ def request(
     return send
 
 
-@operation
-@_with_option_docs
-def get(
-    path: Lazy[str],
-    *,
-    query: Lazy[dict[str, Any] | None] = None,
-    headers: Lazy[dict[str, Any] | None] = None,
-    body: Any = None,
-    form: Lazy[dict[str, Any] | None] = None,
-    files: Lazy[dict[str, Any] | None] = None,
-    timeout: Lazy[float | None] = None,
-    parse_as: Lazy[str | None] = None,
-    error_on_status: Lazy[bool] = True,
-    max_redirects: Lazy[int | None] = None,
-    retries: Lazy[int | dict[str, Any] | None] = None,
-) -> Operation:
-    """Send a GET request; ``data`` becomes the parsed response body.
+def _method(method: str, summary: str, example: str) -> Callable[..., Operation]:
+    """The operation factory for one HTTP method: ``request`` with ``method`` filled in, its
+    signature and documentation those of ``request`` without the method."""
+
+    def send(path: Lazy[str], **options: Any) -> Operation:
+        return request(method, path, **options)
+
+    send.__name__ = send.__qualname__ = method.lower()
+    send.__doc__ = f"""{summary}
 
     Args:
         path: a path joined to ``configuration["base_url"]``, or an absolute URL.
 
     Example:
-        get("/patients", query={"since": S.data.last_run, "status": ["active", "new"]})
+        {example}
     """
-    return request(
-        "GET", path, query=query, headers=headers, body=body, form=form, files=files,
-        timeout=timeout, parse_as=parse_as, error_on_status=error_on_status,
-        max_redirects=max_redirects, retries=retries,
-    )  # fmt: skip
+    signature = inspect.signature(request)
+    send.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
+    )
+    return operation(_with_option_docs(send))
 
 
-@operation
-@_with_option_docs
-def post(
-    path: Lazy[str],
-    *,
-    query: Lazy[dict[str, Any] | None] = None,
-    headers: Lazy[dict[str, Any] | None] = None,
-    body: Any = None,
-    form: Lazy[dict[str, Any] | None] = None,
-    files: Lazy[dict[str, Any] | None] = None,
-    timeout: Lazy[float | None] = None,
-    parse_as: Lazy[str | None] = None,
-    error_on_status: Lazy[bool] = True,
-    max_redirects: Lazy[int | None] = None,
-    retries: Lazy[int | dict[str, Any] | None] = None,
-) -> Operation:
-    """Send a POST request; ``data`` becomes the parsed response body.
-
-    Args:
-        path: a path joined to ``configuration["base_url"]``, or an absolute URL.
-
-    Example:
-        post("/patients", body=S.data.patient, retries=3)
-    """
-    return request(
-        "POST", path, query=query, headers=headers, body=body, form=form, files=files,
-        timeout=timeout, parse_as=parse_as, error_on_status=error_on_status,
-        max_redirects=max_redirects, retries=retries,
-    )  # fmt: skip
-
-
-@operation
-@_with_option_docs
-def put(
-    path: Lazy[str],
-    *,
-    query: Lazy[dict[str, Any] | None] = None,
-    headers: Lazy[dict[str, Any] | None] = None,
-    body: Any = None,
-    form: Lazy[dict[str, Any] | None] = None,
-    files: Lazy[dict[str, Any] | None] = None,
-    timeout: Lazy[float | None] = None,
-    parse_as: Lazy[str | None] = None,
-    error_on_status: Lazy[bool] = True,
-    max_redirects: Lazy[int | None] = None,
-    retries: Lazy[int | dict[str, Any] | None] = None,
-) -> Operation:
-    """Send a PUT request; ``data`` becomes the parsed response body.
-
-    Args:
-        path: a path joined to ``configuration["base_url"]``, or an absolute URL.
-
-    Example:
-        put(lambda state: f"/patients/{state['data']['id']}", body=S.data)
-    """
-    return request(
-        "PUT", path, query=query, headers=headers, body=body, form=form, files=files,
-        timeout=timeout, parse_as=parse_as, error_on_status=error_on_status,
-        max_redirects=max_redirects, retries=retries,
-    )  # fmt: skip
-
-
-@operation
-@_with_option_docs
-def patch(
-    path: Lazy[str],
-    *,
-    query: Lazy[dict[str, Any] | None] = None,
-    headers: Lazy[dict[str, Any] | None] = None,
-    body: Any = None,
-    form: Lazy[dict[str, Any] | None] = None,
-    files: Lazy[dict[str, Any] | None] = None,
-    timeout: Lazy[float | None] = None,
-    parse_as: Lazy[str | None] = None,
-    error_on_status: Lazy[bool] = True,
-    max_redirects: Lazy[int | None] = None,
-    retries: Lazy[int | dict[str, Any] | None] = None,
-) -> Operation:
-    """Send a PATCH request; ``data`` becomes the parsed response body.
-
-    Args:
-        path: a path joined to ``configuration["base_url"]``, or an absolute URL.
-
-    Example:
-        patch("/patients/42", body={"status": "discharged"})
-    """
-    return request(
-        "PATCH", path, query=query, headers=headers, body=body, form=form, files=files,
-        timeout=timeout, parse_as=parse_as, error_on_status=error_on_status,
-        max_redirects=max_redirects, retries=retries,
-    )  # fmt: skip
-
-
-@operation
-@_with_option_docs
-def delete(
-    path: Lazy[str],
-    *,
-    query: Lazy[dict[str, Any] | None] = None,
-    headers: Lazy[dict[str, Any] | None] = None,
-    body: Any = None,
-    form: Lazy[dict[str, Any] | None] = None,
-    files: Lazy[dict[str, Any] | None] = None,
-    timeout: Lazy[float | None] = None,
-    parse_as: Lazy[str | None] = None,
-    error_on_status: Lazy[bool] = True,
-    max_redirects: Lazy[int | None] = None,
-    retries: Lazy[int | dict[str, Any] | None] = None,
-) -> Operation:
-    """Send a DELETE request; ``data`` becomes the parsed response body (often None).
-
-    Args:
-        path: a path joined to ``configuration["base_url"]``, or an absolute URL.
-
-    Example:
-        delete(lambda state: f"/patients/{state['data']['id']}")
-    """
-    return request(
-        "DELETE", path, query=query, headers=headers, body=body, form=form, files=files,
-        timeout=timeout, parse_as=parse_as, error_on_status=error_on_status,
-        max_redirects=max_redirects, retries=retries,
-    )  # fmt: skip
-
-
-@operation
-@_with_option_docs
-def head(
-    path: Lazy[str],
-    *,
-    query: Lazy[dict[str, Any] | None] = None,
-    headers: Lazy[dict[str, Any] | None] = None,
-    body: Any = None,
-    form: Lazy[dict[str, Any] | None] = None,
-    files: Lazy[dict[str, Any] | None] = None,
-    timeout: Lazy[float | None] = None,
-    parse_as: Lazy[str | None] = None,
-    error_on_status: Lazy[bool] = True,
-    max_redirects: Lazy[int | None] = None,
-    retries: Lazy[int | dict[str, Any] | None] = None,
-) -> Operation:
-    """Send a HEAD request; ``data`` becomes None and ``state["response"]`` has the headers.
-
-    Args:
-        path: a path joined to ``configuration["base_url"]``, or an absolute URL.
-
-    Example:
-        head("/exports/latest.csv")
-    """
-    return request(
-        "HEAD", path, query=query, headers=headers, body=body, form=form, files=files,
-        timeout=timeout, parse_as=parse_as, error_on_status=error_on_status,
-        max_redirects=max_redirects, retries=retries,
-    )  # fmt: skip
+get = _method(
+    "GET",
+    "Send a GET request; ``data`` becomes the parsed response body.",
+    'get("/patients", query={"since": S.data.last_run, "status": ["active", "new"]})',
+)
+post = _method(
+    "POST",
+    "Send a POST request; ``data`` becomes the parsed response body.",
+    'post("/patients", body=S.data.patient, retries=3)',
+)
+put = _method(
+    "PUT",
+    "Send a PUT request; ``data`` becomes the parsed response body.",
+    "put(lambda state: f\"/patients/{state['data']['id']}\", body=S.data)",
+)
+patch = _method(
+    "PATCH",
+    "Send a PATCH request; ``data`` becomes the parsed response body.",
+    'patch("/patients/42", body={"status": "discharged"})',
+)
+delete = _method(
+    "DELETE",
+    "Send a DELETE request; ``data`` becomes the parsed response body (often None).",
+    "delete(lambda state: f\"/patients/{state['data']['id']}\")",
+)
+head = _method(
+    "HEAD",
+    'Send a HEAD request; ``data`` becomes None and ``state["response"]`` has the headers.',
+    'head("/exports/latest.csv")',
+)
 
 
 @operation
