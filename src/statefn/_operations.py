@@ -1,0 +1,141 @@
+"""Threading state through a step's operations, and sealing what they leave.
+
+``run_operations`` calls each operation with the state the previous one returned (awaiting
+async ones), turns whatever job code raised into a ``StatefnError`` through the classifier,
+then ``finish`` records a ``fail`` error in ``state["errors"]``, removes the configured keys,
+makes the state JSON-safe and checks its size. It runs wherever the step's work runs (a
+worker, or inline); it knows nothing of events, timeouts or the graph.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._classify import Classifier
+from ._errors import JobRuntimeError, StatefnError, StateTooLargeError
+from ._state import State, copy_state, seal
+
+__all__ = ["OperationsOutcome", "StepSettings", "finish", "run_operations"]
+
+
+@dataclass(slots=True)
+class OperationsOutcome:
+    """What running a step's operations left: the state, its JSON, and any error."""
+
+    state: State
+    encoded: bytes | None
+    error: StatefnError | None
+    interrupted: bool = False
+
+
+@dataclass(slots=True)
+class StepSettings:
+    immutable: bool
+    props_to_remove: tuple[str, ...]
+    limit_bytes: int
+    warn: Callable[[str], None]
+    record: Callable[[StatefnError], dict[str, Any]]
+
+
+def _checked(
+    result: Any, index: int, operation: Callable[..., Any], settings: StepSettings
+) -> State:
+    if result is None:
+        settings.warn(
+            f"Operation {index + 1} ({_describe(operation)}) returned None: "
+            "passing an empty state {} on"
+        )
+        return {}
+    if isinstance(result, dict):
+        return result
+    raise JobRuntimeError(
+        f"TypeError: operation {index + 1} ({_describe(operation)}) returned "
+        f"{type(result).__name__}, not a state dict",
+        subtype="TypeError",
+        fix="Return the state (a dict) from every operation.",
+    )
+
+
+def _describe(operation: Callable[..., Any]) -> str:
+    return getattr(operation, "__qualname__", None) or type(operation).__name__
+
+
+async def run_operations(
+    operations: Sequence[Callable[..., Any]],
+    state: State,
+    settings: StepSettings,
+    classifier: Classifier,
+    abandoned: Callable[[], bool],
+) -> OperationsOutcome:
+    """Thread ``state`` through ``operations``, then make the result JSON-safe and sized.
+
+    On a ``fail`` error the returned state is the one the failing operation was given,
+    with the error's record in ``state["errors"][step_id]``.
+    """
+    error: StatefnError | None = None
+    try:
+        for index, operation in enumerate(operations):
+            if abandoned():
+                break
+            if settings.immutable:
+                state = copy_state(state)
+            result = operation(state)
+            if type(result) is not dict:
+                if inspect.isawaitable(result):
+                    result = await result
+                result = _checked(result, index, operation, settings)
+            state = result
+    except KeyboardInterrupt:
+        # The user's: handed to the run's thread, which stops the run.
+        return OperationsOutcome(state, None, None, interrupted=True)
+    except BaseException as raised:  # every outcome of job code is classified, SystemExit too
+        error = classifier.classify(raised)
+    return finish(state, error, settings, classifier)
+
+
+def finish(
+    state: State, error: StatefnError | None, settings: StepSettings, classifier: Classifier
+) -> OperationsOutcome:
+    """Remove the configured keys, make the state JSON-safe, record a ``fail`` error in
+    ``state["errors"]`` and check the size."""
+    if error is not None and error.severity != "fail":
+        return OperationsOutcome(state, None, error)
+    for key in settings.props_to_remove:
+        state.pop(key, None)
+    encoded, unsafe = _sealed(state, classifier)
+    error = error or unsafe
+    if error is not None:
+        errors = state.get("errors")
+        if not isinstance(errors, dict):
+            errors = state["errors"] = {}
+        errors[classifier.step_id] = settings.record(error)
+        encoded = seal(state)
+    if len(encoded) > settings.limit_bytes:
+        mb = settings.limit_bytes / (1024 * 1024)
+        too_large = StateTooLargeError(
+            f"State exceeds the limit of {mb:g}mb",
+            step_id=classifier.step_id,
+            details={"bytes": len(encoded)},
+        )
+        return OperationsOutcome(state, None, too_large)
+    return OperationsOutcome(state, encoded, error)
+
+
+def _sealed(state: State, classifier: Classifier) -> tuple[bytes, StatefnError | None]:
+    """Seal ``state``; a top-level key holding a value JSON cannot hold is dropped, and the
+    first such problem is returned as the step's error."""
+    first: StatefnError | None = None
+    while True:
+        try:
+            return seal(state), first
+        except StatefnError as unsafe:
+            first = first or classifier.classify(unsafe)
+            path = str((unsafe.details or {}).get("path", "state"))
+            key = path.removeprefix("state.").split(".")[0].split("[")[0]
+            if path == "state" or key not in state:
+                state.clear()
+            else:
+                del state[key]
