@@ -330,9 +330,6 @@ class Run:
     def is_adaptor_file(self, filename: str) -> bool:
         return self._linker is not None and self._linker.is_adaptor_file(filename)
 
-    def emit(self, event: Event, payload: dict[str, Any]) -> None:
-        self.bus.emit(event, payload)
-
     def state_for_event(self, state: State, encoded: bytes | None) -> State | None:
         """A copy of ``state`` for an event payload, made only when someone listens."""
         if not self.bus.listening or encoded is None:

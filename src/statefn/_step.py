@@ -14,7 +14,7 @@ import asyncio
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from ._execute import Run
 
 __all__ = ["StepResult", "StepRun", "elapsed_ms", "traced_allocations"]
-
-Operations = Sequence[Callable[..., Any]]
 
 
 def elapsed_ms(since: float) -> float:
@@ -115,7 +113,7 @@ class StepRun:
         if run.options.profile:
             traced = _tracemalloc().get_traced_memory()[0]
             _tracemalloc().reset_peak()
-        run.emit(Event.INIT_START, events.init_start(step.id))
+        run.bus.emit(Event.INIT_START, events.init_start(step.id))
         run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
         worker = run.pool.acquire() if run.uses_workers else None
         work = self._work(worker, state, console, classifier, settings, started)
@@ -167,16 +165,17 @@ class StepRun:
             step_id=self.step.id,
         )
         payload = events.job_error(self.step.id, elapsed_ms(started), error.to_dict(), None, [])
-        self.run.emit(Event.JOB_ERROR, payload)
+        self.run.bus.emit(Event.JOB_ERROR, payload)
         self.run.logger.warning("Step %s cancelled", self.label, extra={"job_id": self.step.id})
 
-    def _announce(self, init_ms: float) -> None:
-        """Send init-complete and job-start, once (on the run's thread)."""
-        if self._announced or (self._ended and init_ms < 0):
+    def _announce(self, init_ms: float, *, from_worker: bool = False) -> None:
+        """Send init-complete and job-start, once (on the run's thread). An announcement
+        posted by the worker is dropped if the step ended before it arrived."""
+        if self._announced or (from_worker and self._ended):
             return
         self._announced = True
-        self.run.emit(Event.INIT_COMPLETE, events.init_complete(self.step.id, abs(init_ms)))
-        self.run.emit(Event.JOB_START, events.job_start(self.step.id))
+        self.run.bus.emit(Event.INIT_COMPLETE, events.init_complete(self.step.id, init_ms))
+        self.run.bus.emit(Event.JOB_START, events.job_start(self.step.id))
 
     async def _work(
         self,
@@ -205,8 +204,8 @@ class StepRun:
             self._announce(elapsed_ms(started))
             await run.bus.drain()
         elif run.bus.listening:
-            # A negative duration marks an announcement that must not follow the step's end.
-            run.loop.call_soon_threadsafe(self._announce, -elapsed_ms(started))
+            init_ms = elapsed_ms(started)
+            run.loop.call_soon_threadsafe(lambda: self._announce(init_ms, from_worker=True))
         attempts = step.retry.attempts if step.retry else 1
         pristine = encode(state) if attempts > 1 else None
         for attempt in range(1, attempts + 1):
@@ -251,7 +250,7 @@ class StepRun:
         state_copy = run.state_for_event(outcome.state, outcome.encoded)
         if error is None:
             mem = memory.measure(run.options.profile) if run.bus.listening else {}
-            run.emit(
+            run.bus.emit(
                 Event.JOB_COMPLETE, events.job_complete(step.id, duration, state_copy, targets, mem)
             )
             run.logger.info(
@@ -260,7 +259,9 @@ class StepRun:
             return StepResult(outcome.state, targets, outcome.encoded)
         error.message = masker.text(error.message)
         record = masker.value(error.to_dict())
-        run.emit(Event.JOB_ERROR, events.job_error(step.id, duration, record, state_copy, targets))
+        run.bus.emit(
+            Event.JOB_ERROR, events.job_error(step.id, duration, record, state_copy, targets)
+        )
         run.logger.error(
             "Step %s failed%s: %s: %s%s",
             self.label,
