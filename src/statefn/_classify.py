@@ -8,8 +8,8 @@ skipped. Job code errors then follow the table of the contract, section 4.
 
 from __future__ import annotations
 
+import functools
 import os
-import sysconfig
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,18 +24,22 @@ __all__ = ["Classifier"]
 _RUNTIME_ERRORS = (LookupError, ArithmeticError, TypeError, ValueError, AttributeError)
 _CRASH_ERRORS = (NameError, SyntaxError, RecursionError, MemoryError)
 
-_LIBRARY_DIRS = tuple(
-    {
-        os.path.join(sysconfig.get_paths()[key], "")
-        for key in ("stdlib", "platstdlib", "purelib", "platlib")
-    }
-    | {os.path.join(os.path.dirname(__file__), "")}
-)
 _ADAPTORS_DIR = os.path.join(os.path.dirname(__file__), "adaptors", "")
 
 
+@functools.cache
+def _library_dirs() -> tuple[str, ...]:
+    """The standard library, installed packages and statefn itself. Found on the first
+    error, not at import: ``sysconfig`` costs start-up time every run would pay."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    dirs = {os.path.join(paths[key], "") for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return (*dirs, os.path.join(os.path.dirname(__file__), ""))
+
+
 def _is_library_file(filename: str) -> bool:
-    return filename.startswith(_LIBRARY_DIRS) or filename.startswith("<frozen ")
+    return filename.startswith(_library_dirs()) or filename.startswith("<frozen ")
 
 
 def _chain(tb: TracebackType | None) -> list[TracebackType]:
