@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import statefn
 from statefn import AdaptorImportError, CompileError, SecurityError
 from statefn._compile import (
     JOB_FILENAME_PREFIX,
@@ -320,3 +321,43 @@ def test_globals_frames_are_recognised_as_job_frames() -> None:
 def test_globals_names_are_usable_in_a_job() -> None:
     names = load_globals(compile_globals("def greet(n):\n    return 'hi ' + n\n"), environment())
     assert run_job("fn(lambda s: {'g': greet('ann')})", **names) == {"g": "hi ann"}
+
+
+COUNTS_CALLS = """
+calls = []
+secret = 42
+
+@fn
+def record(state):
+    calls.append(1)
+    return {**state, "data": {**state["data"], "calls": state["data"].get("calls", []) + [len(calls)]}}
+"""
+
+PEEKS = """
+@fn
+def peek(state):
+    try:
+        seen = secret
+    except NameError:
+        seen = None
+    return {**state, "seen": seen}
+"""
+
+
+def test_module_level_variables_are_fresh_for_each_step_and_each_run() -> None:
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": COUNTS_CALLS, "next": "b"},
+                {"id": "b", "expression": COUNTS_CALLS, "next": "c"},
+                {"id": "c", "expression": PEEKS},
+            ]
+        }
+    }
+    first = statefn.run(plan)
+    second = statefn.run(plan)
+    # Each step's job mutated a list of its own: neither the other step nor the earlier run
+    # left anything in it, and the third job cannot see the others' names.
+    assert first["data"]["calls"] == [1, 1]
+    assert second["data"]["calls"] == [1, 1]
+    assert first["seen"] is None
