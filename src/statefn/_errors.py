@@ -16,8 +16,15 @@ string of the contract (``name``) and a ``severity``:
     ├── StepTimeoutError       kill   "TimeoutError": a step ran past its timeout
     ├── StateTooLargeError     kill   output state over the size limit
     ├── EdgeConditionError     crash  an edge condition raised
-    └── StepCancelledError     kill   "CancelledError": the run ended while the step ran
-                                      (reported in its job-error event, never raised)
+    ├── StepCancelledError     kill   "CancelledError": the run ended while the step ran
+    │                                 (reported in its job-error event, never raised)
+    │   the engine's (section 8 of the contract), recorded as a run's outcome:
+    ├── RunTimeoutError        kill   "TimeoutError": the whole run ran past its limit
+    ├── OOMError               kill   the run's process went over the memory limit
+    ├── ExitError              crash  the run's worker process died
+    ├── CredentialLoadError    exception  a credential the run names could not be loaded
+    ├── LostError              exception  the engine that held the run is gone
+    └── LedgerError            exception  the ledger cannot be opened, read or written
 
 ``fail`` errors are written to ``state["errors"][step_id]`` and the workflow goes on;
 ``crash`` and ``kill`` stop the run and are raised from ``run``.
@@ -33,11 +40,17 @@ __all__ = [
     "AdaptorError",
     "AdaptorImportError",
     "CompileError",
+    "CredentialLoadError",
     "Diagnostic",
     "EdgeConditionError",
+    "ExitError",
     "InputError",
     "JobError",
     "JobRuntimeError",
+    "LedgerError",
+    "LostError",
+    "OOMError",
+    "RunTimeoutError",
     "RuntimeCrash",
     "SecurityError",
     "Severity",
@@ -49,7 +62,7 @@ __all__ = [
     "step_context",
 ]
 
-Severity = Literal["fail", "crash", "kill"]
+Severity = Literal["fail", "crash", "kill", "exception"]
 
 
 class StatefnError(Exception):
@@ -210,6 +223,47 @@ class EdgeConditionError(StatefnError):
     """An edge condition raised while being evaluated."""
 
     name = "EdgeConditionError"
+
+
+class RunTimeoutError(StatefnError):
+    """The whole run ran past the engine's ``run_timeout_ms`` (type string "TimeoutError")."""
+
+    name = "TimeoutError"
+    severity = "kill"
+
+
+class OOMError(StatefnError):
+    """The run's worker process went over the engine's memory limit."""
+
+    name = "OOMError"
+    severity = "kill"
+
+
+class ExitError(StatefnError):
+    """The run's worker process exited or was killed before the run ended."""
+
+    name = "ExitError"
+
+
+class CredentialLoadError(StatefnError):
+    """A credential that the run's steps name could not be loaded by the engine."""
+
+    name = "CredentialLoadError"
+    severity = "exception"
+
+
+class LostError(StatefnError):
+    """The run was left unfinished by an engine that is gone."""
+
+    name = "LostError"
+    severity = "exception"
+
+
+class LedgerError(StatefnError):
+    """The run ledger cannot be opened, read or written (its URL is shown masked)."""
+
+    name = "LedgerError"
+    severity = "exception"
 
 
 @contextmanager
