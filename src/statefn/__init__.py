@@ -32,6 +32,7 @@ from ._errors import (
     StepCancelledError,
     StepTimeoutError,
     ValidationError,
+    WorkerStartError,
 )
 from ._events import Event
 
@@ -59,6 +60,7 @@ __all__ = [
     "StepCancelledError",
     "StepTimeoutError",
     "ValidationError",
+    "WorkerStartError",
     "compile_job",
     "run",
     "run_async",

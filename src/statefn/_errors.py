@@ -23,6 +23,7 @@ string of the contract (``name``) and a ``severity``:
     ├── OOMError               kill   the run's process went over the memory limit
     ├── ExitError              crash  the run's worker process died
     ├── CredentialLoadError    exception  a credential the run names could not be loaded
+    ├── WorkerStartError       exception  no worker process could be started for the run
     ├── LostError              exception  the engine that held the run is gone
     └── LedgerError            exception  the ledger cannot be opened, read or written
 
@@ -59,6 +60,7 @@ __all__ = [
     "StepCancelledError",
     "StepTimeoutError",
     "ValidationError",
+    "WorkerStartError",
     "step_context",
 ]
 
@@ -249,6 +251,13 @@ class CredentialLoadError(StatefnError):
     """A credential that the run's steps name could not be loaded by the engine."""
 
     name = "CredentialLoadError"
+    severity = "exception"
+
+
+class WorkerStartError(StatefnError):
+    """The engine could not start a worker process for the run."""
+
+    name = "WorkerStartError"
     severity = "exception"
 
 

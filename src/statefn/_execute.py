@@ -76,6 +76,10 @@ class Run:
         self._globals: dict[str, Any] | None = None
         self._globals_lock = threading.Lock()
         self._runs_of: dict[str, int] = {}
+        # Seams for the engine: told of each step run as it is queued (its key, such as
+        # ``z-1``, and its input state), and left holding the keys of the leaves.
+        self.step_observer: Callable[[str, str, State], None] | None = None
+        self.leaf_keys: list[str] = []
 
     # -- before the first step ------------------------------------------------------------
 
@@ -149,6 +153,7 @@ class Run:
             with traced_allocations(self.options.profile):
                 first = await self.input_state(state)
                 leaves = await self._walk(first)
+            self.leaf_keys = list(leaves)
             result: Any = None
             if len(leaves) == 1:
                 result = next(iter(leaves.values()))
@@ -177,8 +182,11 @@ class Run:
             while queue or running:
                 while queue and len(running) < self.concurrency:
                     step_id, state = queue.popleft()
+                    key = self._key(step_id)
+                    if self.step_observer is not None:
+                        self.step_observer(step_id, key, state)
                     task = asyncio.ensure_future(self._step(self.plan.steps[step_id], state))
-                    running[task] = (step_id, self._key(step_id), started)
+                    running[task] = (step_id, key, started)
                     started += 1
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in sorted(done, key=lambda t: running[t][2]):

@@ -1,0 +1,182 @@
+"""One run inside a worker process: receive it, run it through the core, report it.
+
+Everything the run produces leaves as frames on the worker's socket, in order: each event
+as the core emits it (its state as a blob, withheld when over the payload limit), each step
+run's input state when the engine records runs, runtime log records, and last the outcome.
+The worker then exits; the engine removes its temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from .._api import _as_plan, _run_loop
+from .._errors import OOMError, RuntimeCrash, StatefnError, WorkerStartError
+from .._execute import Run
+from .._options import parse_options
+from ._limits import MB
+from ._namespaces import enter_run_namespaces, needs_network
+from ._protocol import encode_state, read_frame, send_frame
+
+__all__ = ["serve"]
+
+
+class _Channel:
+    """The worker's socket, shared by the run's thread and its step workers."""
+
+    def __init__(self, sock: socket.socket, payload_limit_mb: float) -> None:
+        self.sock = sock
+        self.limit = int(payload_limit_mb * MB)
+        self._lock = threading.Lock()
+
+    def send(
+        self,
+        head: dict[str, Any],
+        state: Any = None,
+        *,
+        has_state: bool = False,
+        whole: bool = False,
+    ) -> None:
+        """Send a frame; a state over the payload limit is withheld unless ``whole``."""
+        blob = None
+        if has_state and state is not None:
+            blob, withheld = encode_state(state, sys.maxsize if whole else self.limit)
+            if withheld:
+                head["withheld"] = withheld
+        with self._lock:
+            send_frame(self.sock, head, blob)
+
+
+class _RecordHandler(logging.Handler):
+    """Runtime log records (``Starting step …``) sent to the engine."""
+
+    def __init__(self, channel: _Channel) -> None:
+        super().__init__(logging.DEBUG)
+        self.channel = channel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.channel.send(
+            {
+                "t": "record",
+                "level": record.levelno,
+                "message": record.getMessage(),
+                "job_id": getattr(record, "job_id", None),
+            }
+        )
+
+
+def _logger(channel: _Channel) -> logging.Logger:
+    logger = logging.Logger("statefn", logging.DEBUG)
+    logger.addHandler(_RecordHandler(channel))
+    logger.propagate = False
+    return logger
+
+
+def _without_configuration(state: Any) -> Any:
+    if isinstance(state, dict) and "configuration" in state:
+        return {key: value for key, value in state.items() if key != "configuration"}
+    return state
+
+
+def _reason(run: Run, result: Any) -> str:
+    """``fail`` when a leaf's state holds an error, else ``success``."""
+    leaves = [result] if len(run.leaf_keys) == 1 else list((result or {}).values())
+    for state in leaves:
+        errors = state.get("errors") if isinstance(state, dict) else None
+        if isinstance(errors, dict) and errors:
+            return "fail"
+    return "success"
+
+
+def _failure(error: BaseException, memory_limit_mb: float | None) -> tuple[str, dict[str, Any]]:
+    """The reason and error record of a run that raised."""
+    if isinstance(error, RuntimeCrash) and error.subtype == "MemoryError" and memory_limit_mb:
+        # Under the engine a MemoryError is the address-space backstop refusing memory.
+        error = OOMError(
+            f"Run exceeded the memory limit of {memory_limit_mb:g} MB", step_id=error.step_id
+        )
+    if isinstance(error, StatefnError):
+        return error.severity, error.to_dict()
+    crash = RuntimeCrash(f"{type(error).__name__}: {error}", subtype=type(error).__name__)
+    return "crash", crash.to_dict()
+
+
+def _execute(channel: _Channel, message: dict[str, Any]) -> None:
+    started = time.perf_counter()
+    credentials: dict[str, Any] = message["credentials"]
+
+    def on_event(name: str, payload: dict[str, Any]) -> None:
+        has_state = "state" in payload
+        rest = {key: value for key, value in payload.items() if key != "state"}
+        channel.send(
+            {"t": "event", "name": name, "payload": rest, "has_state": has_state},
+            payload.get("state"),
+            has_state=has_state,
+        )
+
+    def observe(step_id: str, key: str, state: Any) -> None:
+        head = {"t": "input", "key": key, "step_id": step_id}
+        channel.send(head, _without_configuration(state), has_state=True)
+
+    options = dict(message["options"])
+    options.update(
+        on_event=on_event,
+        logger=_logger(channel),
+        resolve_credential=credentials.get,
+    )
+
+    async def main() -> Any:
+        settings = parse_options(options)
+        plan = _as_plan(message["plan"], settings.default_step_id)
+        run = Run(plan, settings, asyncio.get_running_loop())
+        if message["record_inputs"]:
+            run.step_observer = observe
+        run.prepare()
+        result = await run.execute(message["state"])
+        return run, result
+
+    record: dict[str, Any] | None = None
+    try:
+        run, result = _run_loop(main())
+        reason = _reason(run, result)
+    except BaseException as error:  # every ending becomes the run's outcome
+        reason, record, result = *_failure(error, message["memory_limit_mb"]), None
+    duration = (time.perf_counter() - started) * 1000
+    outcome = {"t": "outcome", "reason": reason, "error": record, "duration_ms": duration}
+    channel.send(outcome, result, has_state=True, whole=True)
+
+
+def _prepare(message: dict[str, Any], settings: dict[str, Any]) -> None:
+    """The run's private working directory and, under strict isolation, its namespaces."""
+    work_dir = message["work_dir"]
+    os.makedirs(work_dir, mode=0o700, exist_ok=True)
+    os.chdir(work_dir)
+    os.environ["TMPDIR"] = work_dir
+    tempfile.tempdir = work_dir
+    if settings.get("isolation") == "strict":
+        linker = message["options"].get("linker") or {}
+        enter_run_namespaces(work_dir, network=needs_network(message["plan"], linker))
+
+
+def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
+    """Wait for this worker's one run, run it, report it."""
+    frame = read_frame(sock)
+    if frame is None or frame.kind != "run":
+        return
+    message = frame.head
+    channel = _Channel(sock, message["payload_limit_mb"])
+    try:
+        _prepare(message, settings)
+    except Exception as error:
+        problem = WorkerStartError(f"The run's worker could not be prepared: {error}")
+        channel.send({"t": "outcome", "reason": "exception", "error": problem.to_dict()})
+        return
+    _execute(channel, message)

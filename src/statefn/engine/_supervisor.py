@@ -1,0 +1,539 @@
+"""The supervisor: one thread, one loop, a few verbs.
+
+Each turn it waits (on the template's control socket, every worker's socket and a wake-up
+pipe) for at most the time to the next deadline, then:
+
+- *reads* what arrived: frames from workers (events, inputs, outcomes) and from the
+  template (a worker forked, a worker exited);
+- *obeys* the commands callers queued (submit, cancel, close);
+- *murders* the runs past their deadline or over the memory limit (their whole process
+  group gets ``SIGKILL``; the outcome is given at once, not when the process is reaped);
+- *manages*: starts the template if it is down, forks spare workers up to the target,
+  hands queued runs to idle workers.
+
+A worker that dies before it sent its outcome ends its run with ``ExitError``, built from
+the exit status the template reports. Nothing else in the engine touches a process.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .._errors import ExitError, OOMError, RunTimeoutError, StatefnError, WorkerStartError
+from ._handle import ArrivedEvent, RunHandle, RunOutcome
+from ._limits import MB, resident_bytes
+from ._protocol import WITHHELD, Frame, FrameReader, decode_packet, encode_frame
+
+if TYPE_CHECKING:
+    from ._recorder import Recorder
+
+__all__ = ["EngineSettings", "Job", "Supervisor"]
+
+_log = logging.getLogger("statefn.engine")
+_WATCH_S = 0.025  # how often busy workers' memory is read
+_RESTART_S = 1.0  # the least time between two attempts to start the template
+_EXIT_WAIT_S = 1.0  # how long a run waits for its dead worker's exit status
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+
+
+@dataclass(slots=True)
+class EngineSettings:
+    workers: int
+    run_timeout_ms: float | None
+    memory_limit_mb: float | None
+    payload_limit_mb: float
+    isolation: str
+    python: str
+    base_dir: Path
+    environment: dict[str, str]
+    wrap: Callable[[list[str]], list[str]] | None = None
+
+
+@dataclass(eq=False)
+class Job:
+    """A run inside the engine, from submit to outcome."""
+
+    handle: RunHandle
+    frame: bytes  # the run frame, encoded at submit: later changes to the plan do not count
+    record: bool
+    on_event: Callable[[str, dict[str, Any]], Any] | None = None
+    logger: logging.Logger | None = None
+    job_logger: logging.Logger | None = None
+    started: float = 0.0
+    deadline: float | None = None
+    worker: _Worker | None = None
+    open_keys: dict[str, collections.deque[str]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Worker:
+    token: int
+    sock: socket.socket
+    pid: int = 0
+    job: Job | None = None
+    reader: FrameReader = field(default_factory=FrameReader)
+    status: dict[str, Any] | None = None  # from the template's "exited"
+    closed_at: float | None = None  # its socket closed before its run ended
+
+
+def _exit_error(status: dict[str, Any] | None) -> ExitError:
+    if status is None:
+        return ExitError("The run's worker process exited before the run ended")
+    if "signal" in status:
+        name = signal.Signals(status["signal"]).name
+        return ExitError(f"The run's worker process was killed by signal {name}")
+    return ExitError(f"The run's worker process exited with code {status['code']}")
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL the worker's process group (it leads its own), or the worker alone."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
+            return
+
+
+class Supervisor:
+    """Owns the template, the workers and the runs in flight; see the module docstring."""
+
+    def __init__(self, settings: EngineSettings, recorder: Recorder | None) -> None:
+        self.settings = settings
+        self._recorder = recorder
+        self._commands: collections.deque[tuple[str, Any]] = collections.deque()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._template: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._template_ready = False
+        self._template_error: str | None = None
+        self._last_start = -_RESTART_S
+        self.ready = threading.Event()  # set once the template answered (or failed)
+        self._tokens = 0
+        self._pending: dict[int, _Worker] = {}
+        self._idle: collections.deque[_Worker] = collections.deque()
+        self._busy: dict[int, _Worker] = {}
+        self._by_pid: dict[int, _Worker] = {}
+        self._queued: collections.deque[Job] = collections.deque()
+        self._closing = False
+        self._next_watch = 0.0
+        self._thread = threading.Thread(target=self._main, name="statefn-engine", daemon=True)
+        self._thread.start()
+
+    # -- the callers' side (any thread) ----------------------------------------------------
+
+    def command(self, verb: str, argument: Any = None) -> None:
+        self._commands.append((verb, argument))
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"!")
+
+    def join(self) -> None:
+        self._thread.join()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            self._start_template()
+            while not (self._closing and not self._queued and not self._busy):
+                for key, _ in self._selector.select(self._wait_s()):
+                    self._read(key.fileobj, key.data)
+                self._obey()
+                self._murder()
+                self._manage()
+        except Exception:
+            _log.exception("The engine's supervisor failed")
+            for job in [*self._queued, *(w.job for w in self._busy.values() if w.job)]:
+                self._end(job, "exception", ExitError("The engine's supervisor failed"))
+        finally:
+            self._shutdown()
+
+    def _wait_s(self) -> float:
+        now = time.monotonic()
+        waits = [1.0]
+        if self._busy:
+            waits.append(self._next_watch - now)
+            waits.extend(
+                w.job.deadline - now for w in self._busy.values() if w.job and w.job.deadline
+            )
+            waits.extend(
+                w.closed_at + _EXIT_WAIT_S - now for w in self._busy.values() if w.closed_at
+            )
+        if self._queued and not self._template_ready:
+            waits.append(self._last_start + _RESTART_S - now)
+        return max(0.0, min(waits))
+
+    # -- read ------------------------------------------------------------------------------
+
+    def _read(self, source: Any, worker: _Worker | None) -> None:
+        if source == self._wake_read:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_read, 4096)
+        elif worker is None:
+            self._read_control()
+        else:
+            self._read_worker(worker)
+
+    def _read_control(self) -> None:
+        assert self._control is not None
+        try:
+            packet = self._control.recv(65536)
+        except OSError:
+            packet = b""
+        if not packet:
+            self._template_gone()
+            return
+        head = decode_packet(packet)
+        kind = head["t"]
+        if kind == "ready":
+            self._template_ready = True
+            self.ready.set()
+        elif kind == "forked":
+            worker = self._pending.pop(head["token"], None)
+            if worker is not None:
+                worker.pid = head["pid"]
+                self._by_pid[worker.pid] = worker
+                self._idle.append(worker)
+                self._selector.register(worker.sock, selectors.EVENT_READ, worker)
+        elif kind == "exited":
+            worker = self._by_pid.pop(head["pid"], None)
+            if worker is not None:
+                worker.status = head
+                if worker.closed_at is not None:
+                    self._worker_died(worker)
+
+    def _read_worker(self, worker: _Worker) -> None:
+        try:
+            data = worker.sock.recv(4 * MB)
+        except OSError:
+            data = b""
+        if not data:
+            self._selector.unregister(worker.sock)
+            worker.sock.close()
+            if worker.job is None:  # an idle worker died: forget it, fork another
+                with contextlib.suppress(ValueError):
+                    self._idle.remove(worker)
+            elif worker.status is not None:
+                self._worker_died(worker)
+            else:
+                worker.closed_at = time.monotonic()
+            return
+        try:
+            frames = worker.reader.feed(data)
+        except ValueError as error:  # not our protocol: the worker is not to be trusted
+            self._fail_worker(worker, f"The run's worker process sent garbage ({error})")
+            return
+        for frame in frames:
+            if worker.job is None:
+                return
+            self._on_frame(worker.job, frame)
+
+    def _on_frame(self, job: Job, frame: Frame) -> None:
+        head = frame.head
+        kind = frame.kind
+        if kind == "event":
+            self._on_event(job, head, frame.blob)
+        elif kind == "input":
+            job.open_keys.setdefault(head["step_id"], collections.deque()).append(head["key"])
+            if job.record:
+                self._write(
+                    "step_started", job.handle.id, head["key"], head["step_id"],
+                    input_state=frame.blob, input_withheld=head.get("withheld"),
+                )  # fmt: skip
+        elif kind == "record" and job.logger is not None:
+            job.logger.log(head["level"], head["message"], extra={"job_id": head["job_id"]})
+        elif kind == "outcome":
+            state = orjson.loads(frame.blob) if frame.blob is not None else None
+            self._end(job, head["reason"], head["error"], state, frame.blob)
+
+    def _on_event(self, job: Job, head: dict[str, Any], blob: bytes | None) -> None:
+        name, payload = head["name"], head["payload"]
+        event = ArrivedEvent(name, payload, head["has_state"], blob, head.get("withheld"))
+        job.handle.add_event(event)
+        if job.on_event is not None:
+            try:
+                job.on_event(*event.decoded())
+            except Exception:
+                _log.exception("on_event raised for %s", name)
+        if name == "log" and job.job_logger is not None:
+            job.job_logger.log(
+                _LOG_LEVELS.get(payload["level"], logging.ERROR),
+                payload["message"],
+                extra={"job_id": payload["job_id"]},
+            )
+        if not job.record:
+            return
+        run_id = job.handle.id
+        if name in ("job-complete", "job-error"):
+            step_id = payload["job_id"]
+            keys = job.open_keys.get(step_id)
+            error = payload.get("error")
+            reason = "success"
+            if error is not None:
+                reason = "cancel" if error.get("name") == "CancelledError" else error["severity"]
+            self._write(
+                "step_finished", run_id, keys.popleft() if keys else step_id,
+                reason=reason, output_state=blob, output_withheld=head.get("withheld"),
+                error=error, duration_ms=payload["duration_ms"], mem=payload.get("mem"),
+            )  # fmt: skip
+        elif name == "log":
+            self._write(
+                "log", run_id, step_id=payload.get("job_id"), level=payload["level"],
+                message=payload["message"], time=payload["time"],
+            )  # fmt: skip
+
+    # -- obey ------------------------------------------------------------------------------
+
+    def _obey(self) -> None:
+        while self._commands:
+            verb, argument = self._commands.popleft()
+            if verb == "submit":
+                if self._closing:
+                    self._end(argument, "exception", WorkerStartError("The engine is closed"))
+                else:
+                    self._queued.append(argument)
+            elif verb == "cancel":
+                self._cancel(argument)
+            elif verb == "close":
+                self._closing = True
+                if not argument:  # close(wait=False): cancel what is left
+                    for job in [*self._queued, *(w.job for w in self._busy.values() if w.job)]:
+                        self._cancel(job.handle)
+
+    def _cancel(self, handle: RunHandle) -> None:
+        for job in self._queued:
+            if job.handle is handle:
+                self._queued.remove(job)
+                self._end(job, "cancel", None)
+                return
+        for worker in list(self._busy.values()):
+            if worker.job is not None and worker.job.handle is handle:
+                self._end(worker.job, "cancel", None)
+                return
+
+    # -- murder ----------------------------------------------------------------------------
+
+    def _murder(self) -> None:
+        now = time.monotonic()
+        for worker in list(self._busy.values()):
+            job = worker.job
+            if job is None:
+                continue
+            if worker.closed_at is not None and now - worker.closed_at >= _EXIT_WAIT_S:
+                self._worker_died(worker)
+            elif job.deadline is not None and now >= job.deadline:
+                limit = self.settings.run_timeout_ms
+                self._end(job, "kill", RunTimeoutError(f"Run took longer than {limit:g} ms"))
+        limit_mb = self.settings.memory_limit_mb
+        if limit_mb and self._busy and now >= self._next_watch:
+            self._next_watch = now + _WATCH_S
+            for worker in list(self._busy.values()):
+                resident = resident_bytes(worker.pid)
+                if worker.job is not None and resident is not None and resident > limit_mb * MB:
+                    message = f"Run exceeded the memory limit of {limit_mb:g} MB"
+                    self._end(worker.job, "kill", OOMError(message))
+
+    # -- manage ----------------------------------------------------------------------------
+
+    def _manage(self) -> None:
+        if self._closing and not self._queued:
+            return
+        if not self._template_ready:
+            if time.monotonic() - self._last_start >= _RESTART_S and self._template is None:
+                self._start_template()
+            if not self._template_ready and self._template_error is not None:
+                while self._queued:
+                    job = self._queued.popleft()
+                    self._end(job, "exception", WorkerStartError(self._template_error))
+            return
+        while self._queued and self._idle and len(self._busy) < self.settings.workers:
+            self._dispatch(self._queued.popleft(), self._idle.popleft())
+        while len(self._idle) + len(self._pending) < self.settings.workers:
+            self._fork()
+
+    def _fork(self) -> None:
+        assert self._control is not None
+        ours, theirs = socket.socketpair()
+        self._tokens += 1
+        try:
+            socket.send_fds(
+                self._control,
+                [encode_frame({"t": "fork", "token": self._tokens})],
+                [theirs.fileno()],
+            )
+        except OSError:
+            ours.close()
+            self._template_gone()
+            return
+        finally:
+            theirs.close()
+        self._pending[self._tokens] = _Worker(self._tokens, ours)
+
+    def _dispatch(self, job: Job, worker: _Worker) -> None:
+        try:
+            worker.sock.sendall(job.frame)
+        except OSError:
+            _kill(worker.pid)
+            self._queued.appendleft(job)
+            return
+        job.frame = b""  # the worker has it; the engine need not hold the plan and state
+        worker.job = job
+        job.worker = worker
+        job.started = time.monotonic()
+        if self.settings.run_timeout_ms:
+            job.deadline = job.started + self.settings.run_timeout_ms / 1000
+        self._busy[worker.token] = worker
+        if job.record:
+            self._write("run_started", job.handle.id)
+
+    # -- endings ---------------------------------------------------------------------------
+
+    def _worker_died(self, worker: _Worker) -> None:
+        if worker.job is not None:
+            self._end(worker.job, "crash", _exit_error(worker.status))
+
+    def _fail_worker(self, worker: _Worker, message: str) -> None:
+        if worker.job is not None:
+            self._end(worker.job, "crash", ExitError(message))
+
+    def _end(
+        self,
+        job: Job,
+        reason: str,
+        error: StatefnError | dict[str, Any] | None,
+        state: Any = None,
+        blob: bytes | None = None,
+    ) -> None:
+        """End ``job``: free (and kill) its worker, then hand over its outcome."""
+        worker = job.worker
+        if worker is not None:
+            job.worker = None
+            worker.job = None
+            self._busy.pop(worker.token, None)
+            _kill(worker.pid)
+            if worker.closed_at is None and worker.sock.fileno() != -1:
+                self._selector.unregister(worker.sock)
+                worker.sock.close()
+            shutil.rmtree(self.settings.base_dir / job.handle.id, ignore_errors=True)
+        record = error.to_dict() if isinstance(error, StatefnError) else error
+        duration = (time.monotonic() - job.started) * 1000 if job.started else 0.0
+        outcome = RunOutcome(job.handle.id, reason, state, record, duration)
+        if self._recorder is None or not job.record:
+            job.handle.finish(outcome)
+            return
+        withheld = None
+        if blob is not None and len(blob) > self.settings.payload_limit_mb * MB:
+            blob, withheld = None, WITHHELD
+        self._recorder.write(
+            "run_finished", job.handle.id, reason=reason, state=blob, state_withheld=withheld,
+            error=record, duration_ms=duration,
+        )  # fmt: skip
+        self._recorder.then(lambda: job.handle.finish(outcome))
+
+    def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self._recorder is not None:
+            self._recorder.write(method, *args, **kwargs)
+
+    # -- the template ----------------------------------------------------------------------
+
+    def _start_template(self) -> None:
+        self._last_start = time.monotonic()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        settings = self.settings
+        template_settings = {
+            "control_fd": theirs.fileno(),
+            "engine_pid": 0 if settings.wrap else os.getpid(),
+            "memory_limit_mb": settings.memory_limit_mb,
+            "isolation": settings.isolation,
+        }
+        command = [
+            settings.python, "-I", "-m", "statefn.engine._template",
+            orjson.dumps(template_settings).decode(),
+        ]  # fmt: skip
+        if settings.wrap is not None:
+            command = settings.wrap(command)
+        errors = open(settings.base_dir / "template.err", "wb")  # noqa: SIM115 (the child keeps it)
+        try:
+            self._template = subprocess.Popen(
+                command,
+                pass_fds=[theirs.fileno()],
+                env=settings.environment,
+                cwd=settings.base_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
+        except OSError as error:
+            ours.close()
+            self._template_error = f"The worker processes could not start: {error}"
+            self.ready.set()
+            return
+        finally:
+            theirs.close()
+            errors.close()
+        self._control = ours
+        self._template_error = None
+        self._selector.register(ours, selectors.EVENT_READ, None)
+
+    def _template_gone(self) -> None:
+        """The template exited: its workers died with it; so did their runs."""
+        if self._control is not None:
+            self._selector.unregister(self._control)
+            self._control.close()
+            self._control = None
+        if self._template is not None:
+            code = self._template.wait()
+            self._template = None
+            if not self._template_ready:
+                tail = (self.settings.base_dir / "template.err").read_text(errors="replace")
+                detail = tail.strip().splitlines()[-1] if tail.strip() else f"exit code {code}"
+                self._template_error = f"The worker processes could not start: {detail}"
+        self._template_ready = False
+        self.ready.set()
+        for worker in [*self._pending.values(), *self._idle]:
+            worker.sock.close()
+        self._pending.clear()
+        self._idle.clear()
+        for worker in list(self._busy.values()):
+            worker.status = {"signal": signal.SIGKILL}
+            self._worker_died(worker)
+
+    def _shutdown(self) -> None:
+        for worker in [*self._idle, *self._busy.values()]:
+            _kill(worker.pid)
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(worker.sock)
+            worker.sock.close()
+        for worker in self._pending.values():
+            worker.sock.close()
+        if self._control is not None:
+            self._control.close()
+        if self._template is not None:
+            try:
+                self._template.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._template.kill()
+                self._template.wait()
+        self._selector.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+        self.ready.set()

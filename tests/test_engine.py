@@ -1,0 +1,556 @@
+"""The engine: real worker processes, real signals, real limits.
+
+Hostile behaviour that job code cannot reach through the sandbox (a segfault, os._exit,
+reading the environment, opening sockets) is done by a trusted adaptor written per test
+(``probe``), which is how the engine's boundary is tested without relying on the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from statefn import InputError, ValidationError
+from statefn.engine import Engine, RunOutcome, WorkerStartError
+
+pytestmark = pytest.mark.timeout(60)
+
+PROBE = """
+import os, signal, socket, time
+
+__all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "sleep", "spawn", "read",
+           "write"]
+
+
+def read(path):
+    def operation(state):
+        try:
+            with open(path) as handle:
+                return {**state, "read": handle.read()}
+        except OSError as error:
+            return {**state, "read": f"error: {error}"}
+    return operation
+
+
+def write(path):
+    def operation(state):
+        try:
+            with open(path, "w") as handle:
+                handle.write("x")
+            return {**state, "write": "written"}
+        except OSError as error:
+            return {**state, "write": f"error: {error}"}
+    return operation
+
+
+def die(how):
+    def operation(state):
+        if how == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        os._exit(7)
+    return operation
+
+
+def hog(mb_per_step, steps):
+    def operation(state):
+        blocks = []
+        for _ in range(steps):
+            blocks.append(bytearray(mb_per_step * 1024 * 1024))
+            blocks[-1][::4096] = b"x" * len(blocks[-1][::4096])
+        return {**state, "held": len(blocks)}
+    return operation
+
+
+def env(name):
+    return lambda state: {**state, "value": os.environ.get(name), "keys": sorted(os.environ)}
+
+
+def where():
+    return lambda state: {**state, "cwd": os.getcwd(), "files": sorted(os.listdir("."))}
+
+
+def mark():
+    def operation(state):
+        socket.MARKED_BY_RUN = True  # a trusted adaptor changing a shared module
+        with open("left-behind.txt", "w") as handle:
+            handle.write("x")
+        return state
+    return operation
+
+
+def peek():
+    return lambda state: {**state, "marked": getattr(socket, "MARKED_BY_RUN", False)}
+
+
+def connect(port):
+    def operation(state):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return {**state, "connected": True}
+        except OSError as error:
+            return {**state, "connected": False, "error": str(error)}
+    return operation
+
+
+def pid():
+    return lambda state: {**state, "pid": os.getpid(), "pgid": os.getpgid(0)}
+
+
+def sleep(seconds):
+    def operation(state):
+        time.sleep(seconds)
+        return state
+    return operation
+
+
+def spawn():
+    def operation(state):
+        child = os.fork()
+        if child == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(60)
+            os._exit(0)
+        return {**state, "grandchild": child}
+    return operation
+"""
+
+
+@pytest.fixture(scope="module")
+def probe_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("adaptors")
+    (root / "probe").mkdir()
+    (root / "probe" / "__init__.py").write_text(PROBE)
+    (root / "probe_net").mkdir()
+    (root / "probe_net" / "__init__.py").write_text(PROBE + "\nNEEDS_NETWORK = True\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def engine(probe_dir: Path) -> Iterator[Engine]:
+    with Engine(workers=2, run_timeout_ms=20_000, memory_limit_mb=300) as engine:
+        yield engine
+
+
+def probe_step(probe_dir: Path, expression: str, network: bool = False) -> dict[str, object]:
+    """A one-step plan and run options that use the probe adaptor (or ``probe_net``, the
+    same adaptor declaring that it needs the network)."""
+    name = "probe_net" if network else "probe"
+    plan = {"workflow": {"steps": [{"id": "probe", "adaptors": [name], "expression": expression}]}}
+    return {"plan": plan, "linker": {"modules": {name: {"path": str(probe_dir / name)}}}}
+
+
+def submit_probe(
+    engine: Engine, probe_dir: Path, expression: str, network: bool = False, **options: object
+) -> RunOutcome:
+    spec = probe_step(probe_dir, expression, network=network)
+    return engine.submit(spec["plan"], linker=spec["linker"], **options).result(timeout=30)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+# -- outcomes ----------------------------------------------------------------------------
+
+
+def test_trivial_run_succeeds_with_the_result_run_would_give(engine: Engine) -> None:
+    outcome = engine.submit("fn(lambda state: {**state, 'x': 1})").result(timeout=30)
+    assert outcome.reason == "success"
+    assert outcome.state == {"data": {}, "x": 1}
+    assert outcome.error is None
+    assert outcome.to_dict()["run_id"] == outcome.run_id
+
+
+def test_events_stream_in_contract_order(engine: Engine) -> None:
+    handle = engine.submit("fn(lambda state: state)")
+    names = [name for name, _ in handle.events()]
+    assert names == [
+        "workflow-start", "init-start", "init-complete", "job-start", "job-complete",
+        "workflow-complete",
+    ]  # fmt: skip
+    assert handle.result().reason == "success"
+
+
+def test_step_failure_is_reason_fail_with_the_error_in_state(engine: Engine) -> None:
+    outcome = engine.submit("fn(lambda state: 1 / 0)").result(timeout=30)
+    assert outcome.reason == "fail"
+    assert outcome.state["errors"]["job-1"]["name"] == "RuntimeError"
+    assert outcome.error is None
+
+
+def test_crash_error_is_reason_crash_with_its_record(engine: Engine) -> None:
+    outcome = engine.submit("fn(lambda state: undefined_name)").result(timeout=30)
+    assert outcome.reason == "crash"
+    assert outcome.state is None
+    assert outcome.error is not None and outcome.error["name"] == "RuntimeCrash"
+
+
+def test_given_run_id_is_kept(engine: Engine) -> None:
+    handle = engine.submit("fn(lambda state: state)", run_id="my-run-1")
+    assert handle.id == "my-run-1"
+    assert handle.result(timeout=30).run_id == "my-run-1"
+
+
+def test_invalid_plan_raises_at_submit(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match="Cannot find job: nowhere"):
+        engine.submit(
+            {
+                "workflow": {
+                    "steps": [{"id": "a", "expression": "fn(lambda s: s)", "next": "nowhere"}]
+                }
+            }
+        )
+
+
+def test_callables_cannot_cross_into_a_worker(engine: Engine) -> None:
+    with pytest.raises(InputError, match="Python callables cannot cross"):
+        engine.submit([lambda state: state])
+
+
+def test_options_that_cannot_cross_are_refused_by_name(engine: Engine) -> None:
+    with pytest.raises(InputError, match="resolve_state cannot be used with the engine"):
+        engine.submit("fn(lambda s: s)", resolve_state=lambda key: {})
+
+
+def test_later_changes_to_the_submitted_state_do_not_reach_the_run(engine: Engine) -> None:
+    state = {"data": {"n": 1}}
+    handle = engine.submit("fn(lambda state: state)", state)
+    state["data"]["n"] = 2
+    assert handle.result(timeout=30).state["data"] == {"n": 1}
+
+
+# -- limits from outside -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "fn(lambda state: [x for x in range(10 ** 12)])",  # a Python loop
+        "import re\nfn(lambda state: re.match('(a+)+$', 'a' * 64 + 'b'))",  # blocked in C
+        "fn(lambda state: sleep(3600))",  # via an adaptor: time.sleep ignores nothing
+    ],
+    ids=["python-loop", "c-regex", "adaptor-sleep"],
+)
+def test_run_timeout_kills_the_run_whatever_it_does(probe_dir: Path, expression: str) -> None:
+    with Engine(workers=1, run_timeout_ms=500) as engine:
+        if "sleep(" in expression:
+            outcome = submit_probe(engine, probe_dir, "sleep(3600)")
+        else:
+            outcome = engine.submit(expression).result(timeout=30)
+    assert outcome.reason == "kill"
+    assert outcome.error is not None
+    assert outcome.error["name"] == "TimeoutError"
+    assert outcome.error["message"] == "Run took longer than 500 ms"
+    assert outcome.duration_ms < 5_000
+
+
+def test_memory_hog_is_stopped_with_oom_error(engine: Engine, probe_dir: Path) -> None:
+    outcome = submit_probe(engine, probe_dir, "hog(50, 40)")  # 2 GB in 50 MB steps
+    assert outcome.reason == "kill"
+    assert outcome.error is not None and outcome.error["name"] == "OOMError"
+    assert outcome.error["message"] == "Run exceeded the memory limit of 300 MB"
+
+
+def test_one_huge_allocation_is_an_oom_error(engine: Engine) -> None:
+    outcome = engine.submit("fn(lambda state: {**state, 'x': 'a' * (20 * 1024 ** 3)})").result(30)
+    assert outcome.reason == "kill"
+    assert outcome.error is not None and outcome.error["name"] == "OOMError"
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("segfault", "The run's worker process was killed by signal SIGSEGV"),
+        ("exit", "The run's worker process exited with code 7"),
+    ],
+)
+def test_worker_death_is_exit_error_and_the_engine_goes_on(
+    engine: Engine, probe_dir: Path, how: str, message: str
+) -> None:
+    outcome = submit_probe(engine, probe_dir, f"die({how!r})")
+    assert outcome.reason == "crash"
+    assert outcome.error == {
+        "source": "runtime", "name": "ExitError", "severity": "crash", "message": message,
+    }  # fmt: skip
+    assert engine.submit("fn(lambda s: {**s, 'after': True})").result(30).state["after"] is True
+
+
+def test_cancel_a_running_run(probe_dir: Path) -> None:
+    with Engine(workers=1) as engine:
+        spec = probe_step(probe_dir, "sleep(60)")
+        handle = engine.submit(spec["plan"], linker=spec["linker"])
+        for name, _ in handle.events():
+            if name == "job-start":
+                break
+        handle.cancel()
+        outcome = handle.result(timeout=10)
+    assert outcome.reason == "cancel"
+
+
+def test_cancel_a_queued_run(probe_dir: Path) -> None:
+    with Engine(workers=1) as engine:
+        spec = probe_step(probe_dir, "sleep(60)")
+        first = engine.submit(spec["plan"], linker=spec["linker"])
+        queued = engine.submit("fn(lambda s: s)")
+        queued.cancel()
+        assert queued.result(timeout=10).reason == "cancel"
+        first.cancel()
+        assert first.result(timeout=10).reason == "cancel"
+
+
+# -- runs cannot see each other; a clean process -----------------------------------------
+
+
+def test_module_changes_and_files_of_one_run_are_gone_for_the_next(probe_dir: Path) -> None:
+    with Engine(workers=1) as engine:
+        first = submit_probe(engine, probe_dir, "mark()\nwhere()")
+        second = submit_probe(engine, probe_dir, "peek()\nwhere()")
+    assert first.state["files"] == ["left-behind.txt"]
+    assert second.state["marked"] is False
+    assert second.state["files"] == []
+    assert first.state["cwd"] != second.state["cwd"]
+    assert not Path(first.state["cwd"]).exists()
+
+
+def test_worker_environment_holds_nothing_of_the_engine(
+    probe_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATEFN_TEST_SECRET", "hunter2")
+    with Engine(workers=1) as engine:
+        outcome = submit_probe(engine, probe_dir, "env('STATEFN_TEST_SECRET')")
+    assert outcome.state["value"] is None
+    assert set(outcome.state["keys"]) <= {
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "HOME",
+        "TMPDIR",
+        "MALLOC_ARENA_MAX",
+    }
+
+
+def test_each_run_has_its_own_process_group_and_pid(engine: Engine, probe_dir: Path) -> None:
+    first = submit_probe(engine, probe_dir, "pid()")
+    second = submit_probe(engine, probe_dir, "pid()")
+    assert first.state["pid"] != second.state["pid"] != os.getpid()
+    assert first.state["pgid"] == first.state["pid"]
+    assert not alive(first.state["pid"])
+
+
+def test_processes_a_run_starts_die_with_it(engine: Engine, probe_dir: Path) -> None:
+    outcome = submit_probe(engine, probe_dir, "spawn()")
+    grandchild = outcome.state["grandchild"]
+    deadline = time.monotonic() + 5
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild)
+
+
+def test_only_the_named_credentials_reach_the_worker() -> None:
+    credentials = {"api": {"token": "abcd-1234"}, "other": {"token": "never-sent"}}
+    plan = {
+        "workflow": {
+            "steps": [
+                {
+                    "id": "a",
+                    "configuration": "api",
+                    "expression": "fn(lambda state: {**state, 'seen': state['configuration']})",
+                }
+            ]
+        }
+    }
+    with Engine(workers=1, credentials=credentials) as engine:
+        outcome = engine.submit(plan).result(timeout=30)
+    assert outcome.reason == "success"
+    assert outcome.state["seen"] == {"token": "abcd-1234"}
+
+
+def test_a_credential_that_cannot_load_is_reason_exception() -> None:
+    def resolver(name: str) -> dict[str, str]:
+        raise ConnectionError("vault unreachable")
+
+    plan = {
+        "workflow": {
+            "steps": [{"id": "a", "configuration": "api", "expression": "fn(lambda s: s)"}]
+        }
+    }
+    with Engine(workers=1, credentials=resolver) as engine:
+        outcome = engine.submit(plan).result(timeout=30)
+    assert outcome.reason == "exception"
+    assert outcome.error is not None
+    assert outcome.error["name"] == "CredentialLoadError"
+    assert "vault unreachable" in outcome.error["message"]
+
+
+def test_a_worker_that_cannot_start_is_reason_exception_and_the_engine_serves_on() -> None:
+    with Engine(workers=1, python="/nonexistent/python3") as engine:
+        outcomes = [engine.submit("fn(lambda s: s)").result(timeout=30) for _ in range(2)]
+    for outcome in outcomes:
+        assert outcome.reason == "exception"
+        assert outcome.error is not None and outcome.error["name"] == "WorkerStartError"
+
+
+# -- events and payloads -----------------------------------------------------------------
+
+
+def test_large_state_is_withheld_from_events_never_cut() -> None:
+    job = "fn(lambda state: {**state, 'big': 'x' * (2 * 1024 * 1024)})"
+    with Engine(workers=1, payload_limit_mb=1) as engine:
+        handle = engine.submit(job)
+        complete = next(payload for name, payload in handle.events() if name == "job-complete")
+        outcome = handle.result(timeout=30)
+    assert complete["state"] is None
+    assert complete["state_withheld"] == "too large"
+    assert len(outcome.state["big"]) == 2 * 1024 * 1024
+
+
+def test_logger_and_job_logger_are_honoured_in_the_engine_process(
+    engine: Engine, runtime_log: tuple, job_log: tuple
+) -> None:
+    logger, runtime_records = runtime_log
+    job_logger, job_records = job_log
+    engine.submit(
+        "print('hello from the job')\nfn(lambda s: s)", logger=logger, job_logger=job_logger
+    ).result(timeout=30)
+    assert "hello from the job" in job_records.messages()
+    assert any(message.startswith("Starting step job-1") for message in runtime_records.messages())
+
+
+def test_async_forms(engine: Engine) -> None:
+    async def main() -> tuple[list[str], RunOutcome]:
+        handle = engine.submit("fn(lambda s: s)")
+        names = [name async for name, _ in handle]
+        return names, await handle
+
+    names, outcome = asyncio.run(main())
+    assert names[0] == "workflow-start" and names[-1] == "workflow-complete"
+    assert outcome.reason == "success"
+
+
+# -- closing, and the engine's own death ---------------------------------------------------
+
+
+def test_close_waits_for_runs_in_flight() -> None:
+    engine = Engine(workers=1)
+    handle = engine.submit("fn(lambda state: {**state, 'n': sum(range(10 ** 6))})")
+    engine.close()
+    assert handle.result(timeout=0).reason == "success"
+
+
+def test_close_without_waiting_cancels(probe_dir: Path) -> None:
+    engine = Engine(workers=1)
+    spec = probe_step(probe_dir, "sleep(60)")
+    handle = engine.submit(spec["plan"], linker=spec["linker"])
+    engine.close(wait=False)
+    assert handle.result(timeout=0).reason == "cancel"
+
+
+def test_submit_after_close_is_refused() -> None:
+    engine = Engine(workers=1)
+    engine.close()
+    with pytest.raises(InputError, match="the engine is closed"):
+        engine.submit("fn(lambda s: s)")
+
+
+ENGINE_SCRIPT = """
+import sys, time
+from statefn.engine import Engine
+engine = Engine(workers=2)
+plan = {"workflow": {"steps": [{"id": "p", "adaptors": ["probe"], "expression": "pid()\\nsleep(60)"}]}}
+handle = engine.submit(plan, linker={"modules": {"probe": {"path": sys.argv[1]}}})
+for name, payload in handle.events():
+    if name == "job-start":
+        break
+print(engine._supervisor._template.pid, *[w.pid for w in engine._supervisor._busy.values()], *[w.pid for w in engine._supervisor._idle], flush=True)
+time.sleep(60)
+"""
+
+
+def test_engine_killed_with_sigkill_leaves_no_worker(probe_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "engine.py"
+    script.write_text(textwrap.dedent(ENGINE_SCRIPT))
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(probe_dir / "probe")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        pids = [int(pid) for pid in process.stdout.readline().split()]
+        assert len(pids) >= 2 and all(alive(pid) for pid in pids)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in pids if alive(pid)] == []
+
+
+# -- strict isolation --------------------------------------------------------------------
+
+
+def strict_engine(repo_dir: Path) -> Engine:
+    try:
+        return Engine(workers=1, isolation="strict", repo_dir=repo_dir)
+    except WorkerStartError as error:  # never weaker than asked: it refuses, with the reason
+        assert "strict isolation is not available" in str(error)
+        pytest.skip(str(error))
+
+
+def test_strict_run_has_no_network_and_its_own_process_tree(probe_dir: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        with Engine(workers=1) as plain:
+            reachable = submit_probe(plain, probe_dir, f"connect({port})")
+        with strict_engine(probe_dir) as engine:
+            outcome = submit_probe(engine, probe_dir, f"connect({port})\npid()\nwhere()")
+    finally:
+        listener.close()
+    assert reachable.state["connected"] is True
+    assert outcome.reason == "success", outcome.error
+    assert outcome.state["connected"] is False
+    assert outcome.state["pid"] == 1  # the run is process 1 of its own PID namespace
+    assert outcome.state["files"] == []
+
+
+def test_strict_run_sees_a_read_only_file_system_without_home(probe_dir: Path) -> None:
+    secret = Path.home() / ".statefn-test-secret"
+    secret.write_text("hunter2")
+    try:
+        with strict_engine(probe_dir) as engine:
+            outcome = submit_probe(engine, probe_dir, f"read({str(secret)!r})\nwrite('/usr/x')")
+    finally:
+        secret.unlink()
+    assert outcome.reason == "success", outcome.error
+    assert outcome.state["read"].startswith("error")
+    assert outcome.state["write"].startswith("error")
+
+
+def test_strict_run_with_an_adaptor_that_needs_the_network_has_it(probe_dir: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        with strict_engine(probe_dir) as engine:
+            outcome = submit_probe(engine, probe_dir, f"connect({port})", network=True)
+    finally:
+        listener.close()
+    assert outcome.state["connected"] is True
