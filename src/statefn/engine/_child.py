@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from .._api import _as_plan, _run_loop
 from .._errors import OOMError, RuntimeCrash, StatefnError, WorkerStartError
@@ -26,10 +26,23 @@ from ._limits import MB
 from ._namespaces import enter_run_namespaces, needs_network
 from ._protocol import encode_state, read_frame, send_frame
 
-__all__ = ["serve"]
+__all__ = ["Channel", "execute", "serve"]
 
 
-class _Channel:
+class Channel(Protocol):
+    """Where a run's frames go: the worker's socket, or (in the caller's process) its job."""
+
+    def send(
+        self,
+        head: dict[str, Any],
+        state: Any = None,
+        *,
+        has_state: bool = False,
+        whole: bool = False,
+    ) -> None: ...
+
+
+class _SocketChannel:
     """The worker's socket, shared by the run's thread and its step workers."""
 
     def __init__(self, sock: socket.socket, payload_limit_mb: float) -> None:
@@ -58,7 +71,7 @@ class _Channel:
 class _RecordHandler(logging.Handler):
     """Runtime log records (``Starting step …``) sent to the engine."""
 
-    def __init__(self, channel: _Channel) -> None:
+    def __init__(self, channel: Channel) -> None:
         super().__init__(logging.DEBUG)
         self.channel = channel
 
@@ -73,7 +86,7 @@ class _RecordHandler(logging.Handler):
         )
 
 
-def _logger(channel: _Channel) -> logging.Logger:
+def _logger(channel: Channel) -> logging.Logger:
     logger = logging.Logger("statefn", logging.DEBUG)
     logger.addHandler(_RecordHandler(channel))
     logger.propagate = False
@@ -109,7 +122,11 @@ def _failure(error: BaseException, memory_limit_mb: float | None) -> tuple[str, 
     return "crash", crash.to_dict()
 
 
-def _execute(channel: _Channel, message: dict[str, Any]) -> None:
+def execute(channel: Channel, message: dict[str, Any]) -> None:
+    """Run the run ``message`` describes through the core, reporting on ``channel``.
+
+    Ctrl-C (in a recorded run in the caller's own process) is reported as ``cancel`` and
+    raised again."""
     started = time.perf_counter()
     credentials: dict[str, Any] = message["credentials"]
 
@@ -144,14 +161,19 @@ def _execute(channel: _Channel, message: dict[str, Any]) -> None:
         return run, result
 
     record: dict[str, Any] | None = None
+    interrupted = False
     try:
         run, result = _run_loop(main())
         reason = _reason(run, result)
+    except KeyboardInterrupt:
+        reason, result, interrupted = "cancel", None, True
     except BaseException as error:  # every ending becomes the run's outcome
         reason, record, result = *_failure(error, message["memory_limit_mb"]), None
     duration = (time.perf_counter() - started) * 1000
     outcome = {"t": "outcome", "reason": reason, "error": record, "duration_ms": duration}
     channel.send(outcome, result, has_state=True, whole=True)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def _prepare(message: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -172,11 +194,11 @@ def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
     if frame is None or frame.kind != "run":
         return
     message = frame.head
-    channel = _Channel(sock, message["payload_limit_mb"])
+    channel = _SocketChannel(sock, message["payload_limit_mb"])
     try:
         _prepare(message, settings)
     except Exception as error:
         problem = WorkerStartError(f"The run's worker could not be prepared: {error}")
         channel.send({"t": "outcome", "reason": "exception", "error": problem.to_dict()})
         return
-    _execute(channel, message)
+    execute(channel, message)

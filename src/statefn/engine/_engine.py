@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from .._api import validate_plan
-from .._errors import CredentialLoadError, InputError, StatefnError
+from .._errors import CredentialLoadError, InputError
 from .._options import parse_options
 from ._handle import RunHandle, RunOutcome
+from ._job import Job, Recording, queued_fields
 from ._namespaces import strict_wrapper
-from ._protocol import encode_frame, encode_state
+from ._protocol import encode_frame
 from ._recorder import Recorder
-from ._supervisor import EngineSettings, Job, Supervisor
+from ._supervisor import EngineSettings, Supervisor
 
 __all__ = ["CROSSING_OPTIONS", "Engine"]
 
@@ -137,7 +138,7 @@ class Engine:
             wrap=wrap,
         )
         self._closed = False
-        self._supervisor = Supervisor(self._settings, self._recorder)
+        self._supervisor = Supervisor(self._settings)
         self._supervisor.ready.wait(timeout=60)
 
     def _open_ledger(self, url: str | None) -> Recorder | None:
@@ -181,9 +182,12 @@ class Engine:
         handle = RunHandle(run_id or str(uuid.uuid4()), self._cancel)
         linker = {**dict(run_options.get("linker") or {}), **self._linker}
         options = {**run_options, "linker": linker} if linker else run_options
-        record = self._recorder is not None
+        failure: CredentialLoadError | None = None
         try:
             credentials = self._load_credentials(normal)
+        except CredentialLoadError as error:
+            credentials, failure = {}, error
+        try:
             frame = encode_frame(
                 {
                     "t": "run",
@@ -194,21 +198,26 @@ class Engine:
                     "credentials": credentials,
                     "payload_limit_mb": self._settings.payload_limit_mb,
                     "memory_limit_mb": self._settings.memory_limit_mb,
-                    "record_inputs": record,
+                    "record_inputs": self._recorder is not None,
                     "work_dir": str(self._settings.base_dir / handle.id),
                 }
             )
-        except CredentialLoadError as error:
-            self._record_queued(handle, normal, state)
-            self._end_now(handle, error)
-            return handle
         except TypeError as error:
             raise InputError(
                 f"the plan, state or options cannot cross to a worker: {error}"
             ) from None
-        self._record_queued(handle, normal, state)
-        job = Job(handle, frame, record, **local)
-        self._supervisor.command("submit", job)
+        job = Job(handle, frame, **local)
+        if self._recorder is not None:
+            job.recording = Recording(self._recorder, handle.id)
+            job.recording.queued(
+                **queued_fields(self.id, normal, state, self._settings.payload_limit_mb)
+            )
+        if failure is not None:
+            job.finish(
+                RunOutcome(handle.id, failure.severity, None, failure.to_dict(), 0.0), None, 0
+            )
+        else:
+            self._supervisor.command("submit", job)
         return handle
 
     def _load_credentials(self, normal: dict[str, Any]) -> dict[str, Any]:
@@ -238,27 +247,6 @@ class Engine:
                 )
             loaded[name] = value
         return loaded
-
-    def _record_queued(self, handle: RunHandle, normal: dict[str, Any], state: Any) -> None:
-        if self._recorder is None:
-            return
-        visible = {k: v for k, v in (state or {}).items() if k != "configuration"}
-        blob, withheld = encode_state(visible, int(self._settings.payload_limit_mb * 1024 * 1024))
-        self._recorder.write(
-            "run_queued", handle.id, engine_id=self.id, plan_id=normal.get("id"),
-            workflow=normal["workflow"].get("name"), input_state=blob, input_withheld=withheld,
-        )  # fmt: skip
-
-    def _end_now(self, handle: RunHandle, error: StatefnError) -> None:
-        outcome = RunOutcome(handle.id, error.severity, None, error.to_dict(), 0.0)
-        if self._recorder is None:
-            handle.finish(outcome)
-            return
-        self._recorder.write(
-            "run_finished", handle.id, reason=outcome.reason, state=None,
-            error=outcome.error, duration_ms=0.0,
-        )  # fmt: skip
-        self._recorder.then(lambda: handle.finish(outcome))
 
     def _cancel(self, handle: RunHandle) -> None:
         self._supervisor.command("cancel", handle)

@@ -36,20 +36,19 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .._errors import ExitError, OOMError, RunTimeoutError, StatefnError, WorkerStartError
-from ._handle import ArrivedEvent, RunHandle, RunOutcome
+from ._handle import RunHandle, RunOutcome
 from ._limits import MB, resident_bytes
-from ._protocol import WITHHELD, Frame, FrameReader, decode_packet, encode_frame
+from ._protocol import FrameReader, decode_packet, encode_frame
 
 if TYPE_CHECKING:
-    from ._recorder import Recorder
+    from ._job import Job
 
-__all__ = ["EngineSettings", "Job", "Supervisor"]
+__all__ = ["EngineSettings", "Supervisor", "Worker"]
 
 _log = logging.getLogger("statefn.engine")
 _WATCH_S = 0.025  # how often busy workers' memory is read
 _RESTART_S = 1.0  # the least time between two attempts to start the template
 _EXIT_WAIT_S = 1.0  # how long a run waits for its dead worker's exit status
-_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
 
 
 @dataclass(slots=True)
@@ -66,23 +65,7 @@ class EngineSettings:
 
 
 @dataclass(eq=False)
-class Job:
-    """A run inside the engine, from submit to outcome."""
-
-    handle: RunHandle
-    frame: bytes  # the run frame, encoded at submit: later changes to the plan do not count
-    record: bool
-    on_event: Callable[[str, dict[str, Any]], Any] | None = None
-    logger: logging.Logger | None = None
-    job_logger: logging.Logger | None = None
-    started: float = 0.0
-    deadline: float | None = None
-    worker: _Worker | None = None
-    open_keys: dict[str, collections.deque[str]] = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class _Worker:
+class Worker:
     token: int
     sock: socket.socket
     pid: int = 0
@@ -112,9 +95,8 @@ def _kill(pid: int) -> None:
 class Supervisor:
     """Owns the template, the workers and the runs in flight; see the module docstring."""
 
-    def __init__(self, settings: EngineSettings, recorder: Recorder | None) -> None:
+    def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
-        self._recorder = recorder
         self._commands: collections.deque[tuple[str, Any]] = collections.deque()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -128,10 +110,10 @@ class Supervisor:
         self._last_start = -_RESTART_S
         self.ready = threading.Event()  # set once the template answered (or failed)
         self._tokens = 0
-        self._pending: dict[int, _Worker] = {}
-        self._idle: collections.deque[_Worker] = collections.deque()
-        self._busy: dict[int, _Worker] = {}
-        self._by_pid: dict[int, _Worker] = {}
+        self._pending: dict[int, Worker] = {}
+        self._idle: collections.deque[Worker] = collections.deque()
+        self._busy: dict[int, Worker] = {}
+        self._by_pid: dict[int, Worker] = {}
         self._queued: collections.deque[Job] = collections.deque()
         self._closing = False
         self._next_watch = 0.0
@@ -183,7 +165,7 @@ class Supervisor:
 
     # -- read ------------------------------------------------------------------------------
 
-    def _read(self, source: Any, worker: _Worker | None) -> None:
+    def _read(self, source: Any, worker: Worker | None) -> None:
         if source == self._wake_read:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_read, 4096)
@@ -220,7 +202,7 @@ class Supervisor:
                 if worker.closed_at is not None:
                     self._worker_died(worker)
 
-    def _read_worker(self, worker: _Worker) -> None:
+    def _read_worker(self, worker: Worker) -> None:
         try:
             data = worker.sock.recv(4 * MB)
         except OSError:
@@ -242,63 +224,14 @@ class Supervisor:
             self._fail_worker(worker, f"The run's worker process sent garbage ({error})")
             return
         for frame in frames:
-            if worker.job is None:
+            job = worker.job
+            if job is None:
                 return
-            self._on_frame(worker.job, frame)
-
-    def _on_frame(self, job: Job, frame: Frame) -> None:
-        head = frame.head
-        kind = frame.kind
-        if kind == "event":
-            self._on_event(job, head, frame.blob)
-        elif kind == "input":
-            job.open_keys.setdefault(head["step_id"], collections.deque()).append(head["key"])
-            if job.record:
-                self._write(
-                    "step_started", job.handle.id, head["key"], head["step_id"],
-                    input_state=frame.blob, input_withheld=head.get("withheld"),
-                )  # fmt: skip
-        elif kind == "record" and job.logger is not None:
-            job.logger.log(head["level"], head["message"], extra={"job_id": head["job_id"]})
-        elif kind == "outcome":
-            state = orjson.loads(frame.blob) if frame.blob is not None else None
-            self._end(job, head["reason"], head["error"], state, frame.blob)
-
-    def _on_event(self, job: Job, head: dict[str, Any], blob: bytes | None) -> None:
-        name, payload = head["name"], head["payload"]
-        event = ArrivedEvent(name, payload, head["has_state"], blob, head.get("withheld"))
-        job.handle.add_event(event)
-        if job.on_event is not None:
-            try:
-                job.on_event(*event.decoded())
-            except Exception:
-                _log.exception("on_event raised for %s", name)
-        if name == "log" and job.job_logger is not None:
-            job.job_logger.log(
-                _LOG_LEVELS.get(payload["level"], logging.ERROR),
-                payload["message"],
-                extra={"job_id": payload["job_id"]},
-            )
-        if not job.record:
-            return
-        run_id = job.handle.id
-        if name in ("job-complete", "job-error"):
-            step_id = payload["job_id"]
-            keys = job.open_keys.get(step_id)
-            error = payload.get("error")
-            reason = "success"
-            if error is not None:
-                reason = "cancel" if error.get("name") == "CancelledError" else error["severity"]
-            self._write(
-                "step_finished", run_id, keys.popleft() if keys else step_id,
-                reason=reason, output_state=blob, output_withheld=head.get("withheld"),
-                error=error, duration_ms=payload["duration_ms"], mem=payload.get("mem"),
-            )  # fmt: skip
-        elif name == "log":
-            self._write(
-                "log", run_id, step_id=payload.get("job_id"), level=payload["level"],
-                message=payload["message"], time=payload["time"],
-            )  # fmt: skip
+            if frame.kind == "outcome":
+                state = orjson.loads(frame.blob) if frame.blob is not None else None
+                self._end(job, frame.head["reason"], frame.head["error"], state, frame.blob)
+            else:
+                job.on_frame(frame)
 
     # -- obey ------------------------------------------------------------------------------
 
@@ -385,9 +318,9 @@ class Supervisor:
             return
         finally:
             theirs.close()
-        self._pending[self._tokens] = _Worker(self._tokens, ours)
+        self._pending[self._tokens] = Worker(self._tokens, ours)
 
-    def _dispatch(self, job: Job, worker: _Worker) -> None:
+    def _dispatch(self, job: Job, worker: Worker) -> None:
         try:
             worker.sock.sendall(job.frame)
         except OSError:
@@ -401,16 +334,16 @@ class Supervisor:
         if self.settings.run_timeout_ms:
             job.deadline = job.started + self.settings.run_timeout_ms / 1000
         self._busy[worker.token] = worker
-        if job.record:
-            self._write("run_started", job.handle.id)
+        if job.recording is not None:
+            job.recording.started()
 
     # -- endings ---------------------------------------------------------------------------
 
-    def _worker_died(self, worker: _Worker) -> None:
+    def _worker_died(self, worker: Worker) -> None:
         if worker.job is not None:
             self._end(worker.job, "crash", _exit_error(worker.status))
 
-    def _fail_worker(self, worker: _Worker, message: str) -> None:
+    def _fail_worker(self, worker: Worker, message: str) -> None:
         if worker.job is not None:
             self._end(worker.job, "crash", ExitError(message))
 
@@ -436,21 +369,7 @@ class Supervisor:
         record = error.to_dict() if isinstance(error, StatefnError) else error
         duration = (time.monotonic() - job.started) * 1000 if job.started else 0.0
         outcome = RunOutcome(job.handle.id, reason, state, record, duration)
-        if self._recorder is None or not job.record:
-            job.handle.finish(outcome)
-            return
-        withheld = None
-        if blob is not None and len(blob) > self.settings.payload_limit_mb * MB:
-            blob, withheld = None, WITHHELD
-        self._recorder.write(
-            "run_finished", job.handle.id, reason=reason, state=blob, state_withheld=withheld,
-            error=record, duration_ms=duration,
-        )  # fmt: skip
-        self._recorder.then(lambda: job.handle.finish(outcome))
-
-    def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self._recorder is not None:
-            self._recorder.write(method, *args, **kwargs)
+        job.finish(outcome, blob, int(self.settings.payload_limit_mb * MB))
 
     # -- the template ----------------------------------------------------------------------
 

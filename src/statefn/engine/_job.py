@@ -1,0 +1,155 @@
+"""A run inside the engine: what arrives from its worker goes to its caller and its ledger.
+
+``Job.on_frame`` takes each frame a worker sends (events, step inputs, runtime log
+records) and hands it on: to the run's handle (``events()``), to the callables given at
+submit (``on_event``, ``logger``, ``job_logger``, called in the engine's process) and, when
+the engine has a ledger, to the run's ``Recording``. ``Job.finish`` gives the outcome, after
+the ledger has committed it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._handle import ArrivedEvent, RunHandle, RunOutcome
+from ._limits import MB
+from ._protocol import WITHHELD, Frame, encode_state
+
+if TYPE_CHECKING:
+    from ._recorder import Recorder
+    from ._supervisor import Worker
+
+__all__ = ["Job", "Recording", "queued_fields"]
+
+_log = logging.getLogger("statefn.engine")
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+
+
+def queued_fields(
+    engine_id: str, normal: dict[str, Any], state: Any, payload_limit_mb: float
+) -> dict[str, Any]:
+    """What ``Ledger.run_queued`` records of a run at submit (its configuration left out)."""
+    visible = {key: value for key, value in (state or {}).items() if key != "configuration"}
+    blob, withheld = encode_state(visible, int(payload_limit_mb * MB))
+    return {
+        "engine_id": engine_id,
+        "plan_id": normal.get("id"),
+        "workflow": normal["workflow"].get("name"),
+        "input_state": blob,
+        "input_withheld": withheld,
+    }
+
+
+class Recording:
+    """What the ledger learns of one run, written through the engine's ``Recorder``."""
+
+    def __init__(self, recorder: Recorder, run_id: str) -> None:
+        self.recorder = recorder
+        self.run_id = run_id
+        # Events name a step by id; the ledger keys step runs (``z``, ``z-1``). With several
+        # runs of one step, they end in the order they were queued (oldest first).
+        self._open_keys: dict[str, collections.deque[str]] = {}
+
+    def queued(self, **fields: Any) -> None:
+        self.recorder.write("run_queued", self.run_id, **fields)
+
+    def started(self) -> None:
+        self.recorder.write("run_started", self.run_id)
+
+    def step_input(self, step_id: str, key: str, blob: bytes | None, withheld: str | None) -> None:
+        self._open_keys.setdefault(step_id, collections.deque()).append(key)
+        self.recorder.write(
+            "step_started", self.run_id, key, step_id, input_state=blob, input_withheld=withheld
+        )
+
+    def event(self, event: ArrivedEvent) -> None:
+        payload = event.payload
+        if event.name in ("job-complete", "job-error"):
+            keys = self._open_keys.get(payload["job_id"])
+            error = payload.get("error")
+            reason = "success"
+            if error is not None:
+                reason = "cancel" if error.get("name") == "CancelledError" else error["severity"]
+            self.recorder.write(
+                "step_finished", self.run_id, keys.popleft() if keys else payload["job_id"],
+                reason=reason, output_state=event.blob, output_withheld=event.withheld,
+                error=error, duration_ms=payload["duration_ms"], mem=payload.get("mem"),
+            )  # fmt: skip
+        elif event.name == "log":
+            self.recorder.write(
+                "log", self.run_id, step_id=payload.get("job_id"), level=payload["level"],
+                message=payload["message"], time=payload["time"],
+            )  # fmt: skip
+
+    def finished(self, outcome: RunOutcome, blob: bytes | None, then: Callable[[], None]) -> None:
+        self.recorder.write(
+            "run_finished", self.run_id, reason=outcome.reason, state=blob,
+            state_withheld=WITHHELD if blob is None and outcome.state is not None else None,
+            error=outcome.error, duration_ms=outcome.duration_ms,
+        )  # fmt: skip
+        self.recorder.then(then)
+
+
+@dataclass(eq=False)
+class Job:
+    """A run inside the engine, from submit to outcome."""
+
+    handle: RunHandle
+    frame: bytes  # the run frame, encoded at submit: later changes to the plan do not count
+    recording: Recording | None = None
+    on_event: Callable[[str, dict[str, Any]], Any] | None = None
+    logger: logging.Logger | None = None
+    job_logger: logging.Logger | None = None
+    started: float = 0.0
+    deadline: float | None = None
+    worker: Worker | None = field(default=None, repr=False)
+
+    def on_frame(self, frame: Frame) -> None:
+        """Hand on one frame that is not the outcome."""
+        head = frame.head
+        if frame.kind == "event":
+            self._on_event(
+                ArrivedEvent(
+                    head["name"],
+                    head["payload"],
+                    head["has_state"],
+                    frame.blob,
+                    head.get("withheld"),
+                )
+            )
+        elif frame.kind == "input" and self.recording is not None:
+            self.recording.step_input(
+                head["step_id"], head["key"], frame.blob, head.get("withheld")
+            )
+        elif frame.kind == "record" and self.logger is not None:
+            self.logger.log(head["level"], head["message"], extra={"job_id": head["job_id"]})
+
+    def _on_event(self, event: ArrivedEvent) -> None:
+        self.handle.add_event(event)
+        if self.on_event is not None:
+            try:
+                self.on_event(*event.decoded())
+            except Exception:
+                _log.exception("on_event raised for %s", event.name)
+        if event.name == "log" and self.job_logger is not None:
+            payload = event.payload
+            self.job_logger.log(
+                _LOG_LEVELS.get(payload["level"], logging.ERROR),
+                payload["message"],
+                extra={"job_id": payload["job_id"]},
+            )
+        if self.recording is not None:
+            self.recording.event(event)
+
+    def finish(self, outcome: RunOutcome, blob: bytes | None, payload_limit: int) -> None:
+        """Give the outcome to the caller, once the ledger (if any) has it."""
+        if self.recording is None:
+            self.handle.finish(outcome)
+            return
+        if blob is not None and len(blob) > payload_limit:
+            blob = None
+        self.recording.finished(outcome, blob, lambda: self.handle.finish(outcome))
