@@ -11,9 +11,10 @@ Every message about a URL shows it masked: the password, in the user part or in 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from statefn._errors import LedgerError
 from statefn._masking import MASK
@@ -41,23 +42,15 @@ class LedgerURL:
 
 def mask_url(url: str) -> str:
     """``url`` with any password (``user:PASSWORD@`` or ``?password=``) replaced by ``***``."""
+    head, mark, query = url.partition("?")
     try:
-        parts = urlsplit(url)
+        password = urlsplit(head).password
     except ValueError:
         # Unparseable: show the scheme only, in case a password is in the rest.
-        return url.split("://", 1)[0] + "://" + MASK if "://" in url else url
-    netloc = parts.netloc
-    if "@" in netloc:
-        user_info, host = netloc.rsplit("@", 1)
-        if ":" in user_info:
-            netloc = f"{user_info.split(':', 1)[0]}:{MASK}@{host}"
-    query = parts.query
-    if "password=" in query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(key, MASK if key == "password" else value) for key, value in pairs], safe="*"
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        return head.split("://", 1)[0] + "://" + MASK if "://" in head else MASK
+    if password:
+        head = head.replace(f":{password}@", f":{MASK}@", 1)
+    return head + mark + re.sub(r"(^|&)password=[^&#]*", rf"\1password={MASK}", query)
 
 
 def parse_url(url: str) -> LedgerURL:
