@@ -1,9 +1,11 @@
-"""Shared fixtures: an event recorder and loggers that keep their records."""
+"""Shared fixtures: an event recorder, loggers that keep their records, ledger databases."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,3 +79,46 @@ def runtime_log() -> tuple[logging.Logger, RecordList]:
 def job_log() -> tuple[logging.Logger, RecordList]:
     """A logger to pass as ``job_logger=`` and the handler holding what it received."""
     return _captured_logger()
+
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """The URL of a throwaway PostgreSQL database on 127.0.0.1:5432, dropped after the
+    session (tests are skipped where no server answers)."""
+    import psycopg
+
+    name = f"statefn_test_{uuid.uuid4().hex[:16]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty ledger: a SQLite file, or a schema of its own in the session's
+    PostgreSQL database (dropped after the test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'runs.db'}"
+        return
+    import psycopg
+
+    database: str = request.getfixturevalue("postgres_database")
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{database}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(database, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from ._exits import CliError, ExitCode
 from ._logs import LOG_LEVELS, SANITIZE_MODES, CliLogs
 from ._plans import parse_adaptor_spec
+from ._runs import add_runs_parser
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checks(commands)
     _add_repo(commands)
     _add_docs(commands)
+    add_runs_parser(commands, [_common_options()])
     commands.add_parser(
         "test", help="run a small built-in workflow to check the installation",
         description="Run a small built-in workflow and print its result: a check that "
@@ -279,6 +281,10 @@ def _dispatch(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         from ._docs import docs_command
 
         return docs_command(args, logs)
+    if args.command == "runs":
+        from ._runs import runs_command
+
+        return runs_command(args, logs)
     from ._selftest import selftest_command
 
     return selftest_command(args, logs)

@@ -1,0 +1,287 @@
+"""``statefn runs``: read the run ledger: list runs, show one, print its logs or a state.
+
+This module builds its parser at start-up but imports the ledger only when a ``runs``
+command runs, so other commands do not pay for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+from ._exits import CliError, ExitCode
+from ._logs import CliLogs
+
+if TYPE_CHECKING:
+    from statefn.ledger import Ledger, RunRecord
+
+__all__ = ["add_runs_parser", "runs_command"]
+
+_RUNS_EXAMPLES = """\
+examples:
+  statefn runs list --ledger runs.db                   the newest 20 runs
+  export STATEFN_LEDGER=postgresql://db.internal/statefn
+  statefn runs list --reason fail --workflow nightly    failed runs of one workflow
+  statefn runs show 3f2a                                one run (a unique start of its id)
+  statefn runs logs 3f2a --follow                       its log lines, until it ends
+  statefn runs state 3f2a clean --input                 the state step clean started from
+"""
+
+_EXIT_CODES = """\
+exit codes: 0 done; 2 no ledger given; 3 the ledger cannot be read, or the run, step or
+state asked for is not there
+"""
+
+_REASONS = "success, fail, crash, kill, exception, cancel, lost; or queued, started"
+_ID_WIDTH = 8
+_POLL_S = 0.25
+
+
+def add_runs_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: list[argparse.ArgumentParser],
+) -> None:
+    """Add ``runs list|show|logs|state`` to ``commands``; ``common`` are the shared options."""
+    ledger = argparse.ArgumentParser(add_help=False)
+    # Suppressed default: given before or after the action, the value is not overwritten.
+    ledger.add_argument(
+        "--ledger", metavar="URL", default=argparse.SUPPRESS,
+        help="the run ledger: sqlite:///runs.db, a file path, or postgresql://USER@HOST/DB "
+        "(default: $STATEFN_LEDGER)",
+    )  # fmt: skip
+    parents = [*common, ledger]
+
+    def action(name: str, summary: str, examples: str) -> argparse.ArgumentParser:
+        return actions.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+            epilog=f"examples:\n{examples}\n{_EXIT_CODES}",
+            formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents,
+        )  # fmt: skip
+
+    runs = commands.add_parser(
+        "runs", help="list and inspect the runs recorded in a ledger",
+        description="Read the run ledger that statefn run --ledger and the engine write: "
+        "runs newest first, one run's steps, its log lines and its states.",
+        epilog=_RUNS_EXAMPLES + "\n" + _EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents,
+    )  # fmt: skip
+    actions = runs.add_subparsers(dest="runs_action", metavar="ACTION", required=True)
+    list_ = action(
+        "list", "list runs, newest first: id, workflow, reason, started, duration",
+        "  statefn runs list --ledger runs.db\n"
+        "  statefn runs list --reason fail --limit 5\n"
+        "  statefn runs list --workflow nightly --json | jq '.[0].run_id'\n",
+    )  # fmt: skip
+    list_.add_argument("--reason", metavar="R", help=f"only runs with this status ({_REASONS})")
+    list_.add_argument("--workflow", metavar="W", help="only runs of the workflow named W")
+    list_.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
+    list_.add_argument("--json", action="store_true", help="print a JSON array of runs")
+    show = action(
+        "show",
+        "show one run: its steps in order, with reason, duration and error",
+        "  statefn runs show 3f2a\n  statefn runs show 3f2a --json\n",
+    )
+    show.add_argument("run", metavar="RUN", help="a run id, or a unique start of one")
+    show.add_argument("--json", action="store_true", help="print the run and its steps as JSON")
+    logs = action(
+        "logs", "print a run's log lines (with --follow, until the run ends)",
+        "  statefn runs logs 3f2a\n  statefn runs logs 3f2a --follow\n",
+    )  # fmt: skip
+    logs.add_argument("run", metavar="RUN", help="a run id, or a unique start of one")
+    logs.add_argument(
+        "--follow", action="store_true", help="keep printing new lines until the run ends"
+    )
+    state = action(
+        "state", "print a run's final state, or a step's output (or input) state, as JSON",
+        "  statefn runs state 3f2a                  the final state\n"
+        "  statefn runs state 3f2a clean            the output of step clean\n"
+        "  statefn runs state 3f2a clean-2 --input  the input of its second run\n",
+    )  # fmt: skip
+    state.add_argument("run", metavar="RUN", help="a run id, or a unique start of one")
+    state.add_argument(
+        "step", nargs="?", metavar="STEP", help="a step id, or a step run key such as z-1"
+    )
+    state.add_argument(
+        "--input", action="store_true", help="the state the run or step started from"
+    )
+
+
+def runs_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
+    """Run ``statefn runs ACTION`` against the ledger of ``--ledger`` or ``$STATEFN_LEDGER``."""
+    url = getattr(args, "ledger", None) or os.environ.get("STATEFN_LEDGER")
+    if not url:
+        raise CliError("No ledger given: pass --ledger URL or set STATEFN_LEDGER", ExitCode.USAGE)
+    from statefn import ledger
+    from statefn._errors import LedgerError
+
+    action: Callable[[Ledger, argparse.Namespace], None] = _ACTIONS[args.runs_action]
+    try:
+        with ledger.open(url, create=False) as book:
+            action(book, args)
+    except LedgerError as error:
+        raise CliError(error.message + (f"\n  fix: {error.fix}" if error.fix else "")) from None
+    return ExitCode.OK
+
+
+def _list(book: Ledger, args: argparse.Namespace) -> None:
+    from statefn.ledger import STATUSES
+
+    if args.reason is not None and args.reason not in STATUSES:
+        raise CliError(f"--reason must be one of: {_REASONS}", ExitCode.USAGE)
+    if args.limit < 1:
+        raise CliError(f"--limit must be a number above 0, not {args.limit}", ExitCode.USAGE)
+    runs = book.runs(reason=args.reason, workflow=args.workflow, limit=args.limit)
+    if args.json:
+        _print_json([run.to_dict() for run in runs])
+        return
+    if not runs:
+        print(f"No runs{' match' if args.reason or args.workflow else ''} in {book.url}")
+        return
+    width = _unique_width([run.run_id for run in runs])
+    rows = [
+        [
+            run.run_id[:width],
+            run.workflow or "-",
+            run.status,
+            _when(run.started_at or run.submitted_at),
+            _duration(run.duration_ms),
+        ]
+        for run in runs
+    ]
+    print(_table(["RUN", "WORKFLOW", "REASON", "STARTED", "DURATION"], rows))
+
+
+def _show(book: Ledger, args: argparse.Namespace) -> None:
+    run = book.run(book.find_run(args.run))
+    if args.json:
+        _print_json(run.to_dict())
+        return
+    facts = [
+        ("run", run.run_id),
+        ("workflow", f"{run.workflow or '-'}" + (f" (plan {run.plan_id})" if run.plan_id else "")),
+        ("reason", run.status),
+        ("submitted", _when(run.submitted_at)),
+        ("started", _when(run.started_at)),
+        ("finished", _when(run.finished_at)),
+        ("duration", _duration(run.duration_ms)),
+    ]
+    if run.error:
+        facts.append(("error", _error_text(run.error)))
+    if run.state_withheld:
+        facts.append(("state", f"not stored: {run.state_withheld}"))
+    print("\n".join(f"{name:<10} {value}" for name, value in facts))
+    if not run.steps:
+        print("\nNo steps recorded.")
+        return
+    rows = [
+        [str(step.seq), step.key, step.step_id, step.reason or "running",
+         _duration(step.duration_ms), _error_text(step.error) if step.error else ""]
+        for step in run.steps
+    ]  # fmt: skip
+    print("\n" + _table(["#", "KEY", "STEP", "REASON", "DURATION", "ERROR"], rows))
+
+
+def _logs(book: Ledger, args: argparse.Namespace) -> None:
+    run_id = book.find_run(args.run)
+    after = 0
+    while True:
+        # Whether it had ended is read before the lines: every line written before the end
+        # is then printed before following stops.
+        ended = book.run(run_id).reason is not None
+        for line in book.logs(run_id, after=after):
+            step = f" [{line.step_id}]" if line.step_id else ""
+            print(f"{_when(line.time, precise=True)}{step} {line.level}: {line.message}")
+            after = line.seq
+        sys.stdout.flush()
+        if ended or not args.follow:
+            return
+        time.sleep(_POLL_S)
+
+
+def _state(book: Ledger, args: argparse.Namespace) -> None:
+    run_id = book.find_run(args.run)
+    key = None if args.step is None else _step_key(book.run(run_id), args.step)
+    which: Literal["input", "output"] = "input" if args.input else "output"
+    state = book.state(run_id, key, which=which)
+    if state is None:
+        what = f"step run {key}" if key else "the run"
+        raise CliError(
+            f"No {which} state was recorded for {what} of run {run_id} (it has not finished, "
+            "or ended without one)"
+        )
+    _print_json(state)
+
+
+_ACTIONS: dict[str, Callable[[Ledger, argparse.Namespace], None]] = {
+    "list": _list,
+    "show": _show,
+    "logs": _logs,
+    "state": _state,
+}
+
+
+def _step_key(run: RunRecord, step: str) -> str:
+    """The key of the step run ``step`` names: a key itself, or a step id that ran once."""
+    keys = [record.key for record in run.steps]
+    if step in keys:
+        return step
+    matching = [record.key for record in run.steps if record.step_id == step]
+    if len(matching) == 1:
+        return matching[0]
+    if matching:
+        raise CliError(
+            f"Step {step} ran {len(matching)} times in run {run.run_id}: give one of the keys "
+            f"{', '.join(matching)}"
+        )
+    raise CliError(
+        f"Run {run.run_id} has no step {step!r}; its step runs are: {', '.join(keys) or 'none'}"
+    )
+
+
+def _unique_width(ids: Sequence[str]) -> int:
+    """The shortest prefix length, from 8, that still tells the listed ids apart."""
+    width = _ID_WIDTH
+    while width < max(map(len, ids)) and len({run_id[:width] for run_id in ids}) < len(ids):
+        width += 1
+    return width
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[column]) for row in [headers, *rows]) for column in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    )
+
+
+def _when(moment: str | None, *, precise: bool = False) -> str:
+    """A ledger time (ISO 8601, UTC) as ``2026-01-31 09:00:00`` (with milliseconds if
+    ``precise``)."""
+    if moment is None:
+        return "-"
+    return moment[: 23 if precise else 19].replace("T", " ")
+
+
+def _duration(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    return f"{minutes}m {seconds:02d}s"
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    return f"{error.get('name', 'Error')}: {error.get('message', '')}"
+
+
+def _print_json(value: Any) -> None:
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
