@@ -42,6 +42,8 @@ examples:
   statefn run workflow.json --only clean         one step, input from the step cache
   statefn run job.py -a http=../my-adaptor       use an adaptor from a local folder
   cat state.json | statefn run job.py -s -       input state from stdin
+  statefn run workflow.yaml --isolate --memory-limit 200 --run-timeout 60000
+  statefn run workflow.yaml --ledger runs.db     record it; then: statefn runs show ID
 """
 
 _COMPILE_EXAMPLES = """\
@@ -148,6 +150,24 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     behaviour.add_argument(
         "--concurrency", type=_positive_int, metavar="N", help="how many branches may run at once"
     )
+    engine = run.add_argument_group("isolation and recording (see docs/engine.md)")
+    engine.add_argument(
+        "--isolate", action="store_true",
+        help="run in a separate worker process that the engine kills at its limits",
+    )  # fmt: skip
+    engine.add_argument(
+        "--memory-limit", type=_positive_int, metavar="MB", default=500,
+        help="with --isolate: stop the run with OOMError above MB of memory (default 500)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--run-timeout", type=_positive_int, metavar="MS",
+        help="with --isolate: kill the whole run after MS milliseconds (default: no limit)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--ledger", metavar="URL",
+        help="also record the run in this ledger (sqlite:///runs.db, a file path or "
+        "postgresql://...; default: $STATEFN_LEDGER) and print its id",
+    )  # fmt: skip
 
 
 def _add_checks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

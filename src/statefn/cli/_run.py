@@ -21,6 +21,7 @@ from statefn._masking import Masker
 from ._cache import StepCache
 from ._exits import CliError, ExitCode
 from ._files import read_data
+from ._isolate import ledger_url, run_elsewhere
 from ._logs import CliLogs, describe_state
 from ._plans import LoadedPlan, check_credentials, linker_option, load_plan
 from ._render import render_error_record
@@ -69,13 +70,14 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         run_options["resolve_credential"] = credentials.__getitem__
     if args.concurrency is not None:
         run_options["concurrency"] = args.concurrency
-    return _execute(loaded, state, run_options, reporter, args, logs)
+    return _execute(loaded, state, run_options, credentials, reporter, args, logs)
 
 
 def _execute(
     loaded: LoadedPlan,
     state: Any,
     run_options: dict[str, Any],
+    credentials: dict[str, Any] | None,
     reporter: RunReporter,
     args: argparse.Namespace,
     logs: CliLogs,
@@ -83,15 +85,17 @@ def _execute(
     from statefn import run
 
     try:
-        result = run(loaded.plan, state, **run_options)
+        if args.isolate or ledger_url(args):
+            outcome = run_elsewhere(loaded.plan, state, run_options, credentials, args, logs)
+            if outcome.reason not in ("success", "fail"):
+                return _aborted(outcome.error or {}, reporter.aborted_step, loaded, logs)
+            result = outcome.state
+        else:
+            result = run(loaded.plan, state, **run_options)
     except StatefnError as error:
-        logs.report(render_step_error(error, loaded))
         if args.debug:
             logs.cli.error("Traceback", exc_info=error)
-        if isinstance(error, CompileError | ValidationError | InputError):
-            return ExitCode.INVALID_INPUT
-        logs.cli.error(f"Run aborted: {error.name} (severity {error.severity})")
-        return ExitCode.ABORTED
+        return _aborted(error.to_dict(), error.step_id, loaded, logs)
 
     write_state(result, args.output, logs)
     if not reporter.failures:
@@ -102,6 +106,20 @@ def _execute(
     count = f"{len(failed)} step{'s' * (len(failed) != 1)}"
     logs.cli.error(f"Finished with errors: {count} failed ({', '.join(failed)})")
     return ExitCode.STEP_FAILED
+
+
+_INVALID_INPUT = {CompileError.name, ValidationError.name, InputError.name}
+
+
+def _aborted(
+    record: Mapping[str, Any], step_id: str | None, loaded: LoadedPlan, logs: CliLogs
+) -> ExitCode:
+    """Report an error that stopped the run; exit 3 for bad input, else 4."""
+    logs.report(_render_record(record, step_id, loaded))
+    if record.get("name") in _INVALID_INPUT:
+        return ExitCode.INVALID_INPUT
+    logs.cli.error(f"Run aborted: {record.get('name')} (severity {record.get('severity')})")
+    return ExitCode.ABORTED
 
 
 def render_step_error(error: StatefnError, loaded: LoadedPlan) -> str:
@@ -182,6 +200,8 @@ class RunReporter:
         self._sanitize = sanitize
         self.failures: list[tuple[str, dict[str, Any]]] = []
         """(step id, error record) of each step that ended with a ``fail`` error."""
+        self.aborted_step: str | None = None
+        """The step whose ``crash`` or ``kill`` error stopped the run, if one did."""
 
     def __call__(self, name: str, payload: dict[str, Any]) -> None:
         handler = getattr(self, "_on_" + name.replace("-", "_"), None)
@@ -220,6 +240,8 @@ class RunReporter:
             self._logs.cli.warning(f"failed in {duration}: {summary}", extra={"job_id": step_id})
         if error.get("severity") == "fail":
             self.failures.append((step_id, error))
+        else:
+            self.aborted_step = step_id
         self._keep(step_id, payload.get("state"))
 
     def _on_load_state(self, payload: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from .._errors import (
 )
 from ._engine import CROSSING_OPTIONS, Engine
 from ._handle import REASONS, RunHandle, RunOutcome
+from ._local import run_recorded
 
 __all__ = [
     "CROSSING_OPTIONS",
@@ -37,4 +38,5 @@ __all__ = [
     "RunOutcome",
     "RunTimeoutError",
     "WorkerStartError",
+    "run_recorded",
 ]
