@@ -34,15 +34,18 @@ def run_elsewhere(
 ) -> Any:
     """Run through the engine (``--isolate``) or recorded in this process; the outcome."""
     from statefn.engine import Engine, run_recorded
+    from statefn.ledger import open as open_ledger
+    from statefn.ledger._url import mask_url
 
     ledger = ledger_url(args)
     options = {key: value for key, value in run_options.items() if key != "resolve_credential"}
     if not args.isolate:
         assert ledger is not None
+        book = open_ledger(ledger)
         run_id = str(uuid.uuid4())
-        logs.cli.info(f"Recording run {run_id} in {_masked(ledger)}")
+        logs.cli.info(f"Recording run {run_id} in {book.url}")
         return run_recorded(
-            plan, state, ledger=ledger, run_id=run_id, credentials=credentials, **options
+            plan, state, ledger=book, run_id=run_id, credentials=credentials, **options
         )
     linker = options.pop("linker")
     engine = Engine(
@@ -56,11 +59,5 @@ def run_elsewhere(
     with engine:
         handle = engine.submit(plan, state, linker=linker, **options)
         if ledger is not None:
-            logs.cli.info(f"Recording run {handle.id} in {_masked(ledger)}")
+            logs.cli.info(f"Recording run {handle.id} in {mask_url(ledger)}")
         return handle.result()
-
-
-def _masked(url: str) -> str:
-    from statefn.ledger._url import mask_url
-
-    return mask_url(url)

@@ -15,7 +15,13 @@ from typing import Any
 
 import orjson
 
-from statefn._errors import CompileError, InputError, StatefnError, ValidationError
+from statefn._errors import (
+    CompileError,
+    InputError,
+    LedgerError,
+    StatefnError,
+    ValidationError,
+)
 from statefn._masking import Masker
 
 from ._cache import StepCache
@@ -108,7 +114,8 @@ def _execute(
     return ExitCode.STEP_FAILED
 
 
-_INVALID_INPUT = {CompileError.name, ValidationError.name, InputError.name}
+# Errors of the user's input (exit 3); a ledger that cannot be opened is one (its URL).
+_INVALID_INPUT = {CompileError.name, ValidationError.name, InputError.name, LedgerError.name}
 
 
 def _aborted(

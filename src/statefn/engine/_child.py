@@ -140,9 +140,12 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
         )
 
     def observe(step_id: str, key: str, state: Any) -> None:
+        if triggers.get(step_id):  # a trigger has no job: no events, nothing to record
+            return
         head = {"t": "input", "key": key, "step_id": step_id}
         channel.send(head, _without_configuration(state), has_state=True)
 
+    triggers: dict[str, bool] = {}
     options = dict(message["options"])
     options.update(
         on_event=on_event,
@@ -155,22 +158,30 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
         plan = _as_plan(message["plan"], settings.default_step_id)
         run = Run(plan, settings, asyncio.get_running_loop())
         if message["record_inputs"]:
+            triggers.update((step.id, step.is_trigger) for step in plan.steps.values())
             run.step_observer = observe
         run.prepare()
         result = await run.execute(message["state"])
         return run, result
 
     record: dict[str, Any] | None = None
-    interrupted = False
+    interrupted = leaves = False
     try:
         run, result = _run_loop(main())
         reason = _reason(run, result)
+        leaves = len(run.leaf_keys) > 1
     except KeyboardInterrupt:
         reason, result, interrupted = "cancel", None, True
     except BaseException as error:  # every ending becomes the run's outcome
         reason, record, result = *_failure(error, message["memory_limit_mb"]), None
     duration = (time.perf_counter() - started) * 1000
-    outcome = {"t": "outcome", "reason": reason, "error": record, "duration_ms": duration}
+    outcome = {
+        "t": "outcome",
+        "reason": reason,
+        "error": record,
+        "duration_ms": duration,
+        "leaves": leaves,
+    }
     channel.send(outcome, result, has_state=True, whole=True)
     if interrupted:
         raise KeyboardInterrupt

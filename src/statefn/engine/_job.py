@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ._handle import ArrivedEvent, RunHandle, RunOutcome
 from ._limits import MB
 from ._protocol import WITHHELD, Frame, encode_state
@@ -42,6 +44,20 @@ def queued_fields(
         "input_state": blob,
         "input_withheld": withheld,
     }
+
+
+def _unconfigured(blob: bytes | None, *, leaves: bool = False) -> bytes | None:
+    """``blob`` without the ``configuration`` of its state (of each leaf's, for a result of
+    several leaves). States keep it only with ``state_props_to_remove=[]``: rare enough
+    that a byte search first spares every other state a decode."""
+    if blob is None or b'"configuration"' not in blob:
+        return blob
+    value = orjson.loads(blob)
+    states = value.values() if leaves and isinstance(value, dict) else [value]
+    for state in states:
+        if isinstance(state, dict):
+            state.pop("configuration", None)
+    return orjson.dumps(value)
 
 
 class Recording:
@@ -76,7 +92,8 @@ class Recording:
                 reason = "cancel" if error.get("name") == "CancelledError" else error["severity"]
             self.recorder.write(
                 "step_finished", self.run_id, keys.popleft() if keys else payload["job_id"],
-                reason=reason, output_state=event.blob, output_withheld=event.withheld,
+                reason=reason, output_state=_unconfigured(event.blob),
+                output_withheld=event.withheld,
                 error=error, duration_ms=payload["duration_ms"], mem=payload.get("mem"),
             )  # fmt: skip
         elif event.name == "log":
@@ -85,9 +102,12 @@ class Recording:
                 message=payload["message"], time=payload["time"],
             )  # fmt: skip
 
-    def finished(self, outcome: RunOutcome, blob: bytes | None, then: Callable[[], None]) -> None:
+    def finished(
+        self, outcome: RunOutcome, blob: bytes | None, leaves: bool, then: Callable[[], None]
+    ) -> None:
         self.recorder.write(
-            "run_finished", self.run_id, reason=outcome.reason, state=blob,
+            "run_finished", self.run_id, reason=outcome.reason,
+            state=_unconfigured(blob, leaves=leaves),
             state_withheld=WITHHELD if blob is None and outcome.state is not None else None,
             error=outcome.error, duration_ms=outcome.duration_ms,
         )  # fmt: skip
@@ -145,11 +165,14 @@ class Job:
         if self.recording is not None:
             self.recording.event(event)
 
-    def finish(self, outcome: RunOutcome, blob: bytes | None, payload_limit: int) -> None:
-        """Give the outcome to the caller, once the ledger (if any) has it."""
+    def finish(
+        self, outcome: RunOutcome, blob: bytes | None, payload_limit: int, leaves: bool = False
+    ) -> None:
+        """Give the outcome to the caller, once the ledger (if any) has it. ``leaves``: the
+        result is a dict of several leaves' states."""
         if self.recording is None:
             self.handle.finish(outcome)
             return
         if blob is not None and len(blob) > payload_limit:
             blob = None
-        self.recording.finished(outcome, blob, lambda: self.handle.finish(outcome))
+        self.recording.finished(outcome, blob, leaves, lambda: self.handle.finish(outcome))

@@ -14,6 +14,7 @@ from typing import Any
 from .._api import validate_plan
 from .._errors import InputError
 from .._options import parse_options
+from ..ledger import Ledger
 from ..ledger import open as open_ledger
 from ._child import execute
 from ._handle import RunHandle, RunOutcome
@@ -58,13 +59,14 @@ def run_recorded(
     plan: Any,
     state: Any = None,
     *,
-    ledger: str,
+    ledger: str | Ledger,
     run_id: str | None = None,
     credentials: dict[str, Any] | None = None,
     payload_limit_mb: float = 10,
     **run_options: Any,
 ) -> RunOutcome:
-    """Run ``plan`` in this process and record it on ``ledger``; return its outcome.
+    """Run ``plan`` in this process and record it on ``ledger`` (a URL, or a ledger that
+    this call closes when it is done); return its outcome.
 
     ``run_options`` are those of ``Engine.submit``; ``credentials`` maps the credential ids
     the plan names to configurations.
@@ -75,7 +77,7 @@ def run_recorded(
     if state is not None and not isinstance(state, dict):
         raise InputError(f"the input state must be a dict, got {type(state).__name__}")
     engine_id = uuid.uuid4().hex
-    recorder = Recorder(open_ledger(ledger), engine_id)
+    recorder = Recorder(open_ledger(ledger) if isinstance(ledger, str) else ledger, engine_id)
     try:
         handle = RunHandle(run_id or str(uuid.uuid4()), lambda handle: None)
         job = Job(handle, b"", Recording(recorder, handle.id), **local)
@@ -99,7 +101,7 @@ def run_recorded(
                 outcome = RunOutcome(
                     handle.id, head["reason"], result, head["error"], head["duration_ms"]
                 )
-                job.finish(outcome, blob, channel.limit)
+                job.finish(outcome, blob, channel.limit, head["leaves"])
     finally:
         recorder.close()
     return handle.result(timeout=0)

@@ -229,7 +229,10 @@ class Supervisor:
                 return
             if frame.kind == "outcome":
                 state = orjson.loads(frame.blob) if frame.blob is not None else None
-                self._end(job, frame.head["reason"], frame.head["error"], state, frame.blob)
+                self._end(
+                    job, frame.head["reason"], frame.head["error"], state, frame.blob,
+                    leaves=frame.head["leaves"],
+                )  # fmt: skip
             else:
                 job.on_frame(frame)
 
@@ -354,6 +357,8 @@ class Supervisor:
         error: StatefnError | dict[str, Any] | None,
         state: Any = None,
         blob: bytes | None = None,
+        *,
+        leaves: bool = False,
     ) -> None:
         """End ``job``: free (and kill) its worker, then hand over its outcome."""
         worker = job.worker
@@ -369,7 +374,7 @@ class Supervisor:
         record = error.to_dict() if isinstance(error, StatefnError) else error
         duration = (time.monotonic() - job.started) * 1000 if job.started else 0.0
         outcome = RunOutcome(job.handle.id, reason, state, record, duration)
-        job.finish(outcome, blob, int(self.settings.payload_limit_mb * MB))
+        job.finish(outcome, blob, int(self.settings.payload_limit_mb * MB), leaves)
 
     # -- the template ----------------------------------------------------------------------
 

@@ -1,0 +1,225 @@
+"""The engine on a ledger (SQLite and PostgreSQL): what it records, what survives a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from statefn import LedgerError
+from statefn.cli import main
+from statefn.engine import Engine, _recorder
+from statefn.ledger import StateWithheldError
+from statefn.ledger import open as open_ledger
+
+pytestmark = pytest.mark.timeout(90)
+
+SECRET = "s3cret-token-value"
+
+FAN_IN = {
+    "workflow": {
+        "name": "fan-in",
+        "steps": [
+            {"id": "start", "next": {"a": True, "b": True}},
+            {
+                "id": "a",
+                "configuration": {"token": SECRET},
+                "expression": f"fn(lambda s: print('using', {SECRET!r}) or {{**s, 'a': 1}})",
+                "next": "z",
+            },
+            {"id": "b", "expression": "fn(lambda s: {**s, 'b': 2})", "next": "z"},
+            {"id": "z", "expression": "fn(lambda s: {**s, 'z': True})"},
+        ],
+    }
+}
+
+
+def test_every_run_step_and_log_line_is_recorded(ledger_url: str) -> None:
+    with Engine(workers=1, ledger=ledger_url) as engine:
+        outcome = engine.submit(FAN_IN, {"data": {"n": 1}}).result(timeout=30)
+    assert outcome.reason == "success"
+    with open_ledger(ledger_url) as book:
+        run = book.run(outcome.run_id)
+        assert (run.workflow, run.reason) == ("fan-in", "success")
+        assert [(step.key, step.step_id, step.reason) for step in run.steps] == [
+            ("a", "a", "success"),
+            ("b", "b", "success"),
+            ("z", "z", "success"),
+            ("z-1", "z", "success"),
+        ]
+        assert book.state(outcome.run_id, "a", which="input") == {"data": {"n": 1}}
+        assert book.state(outcome.run_id, "z-1") == {"data": {"n": 1}, "b": 2, "z": True}
+        assert book.state(outcome.run_id, which="input") == {"data": {"n": 1}}
+        assert book.state(outcome.run_id) == outcome.state
+        messages = [line.message for line in book.logs(outcome.run_id)]
+    assert messages == ["using ***"]
+
+
+def test_credentials_and_configuration_are_never_stored(ledger_url: str, tmp_path: Path) -> None:
+    state = {"data": {}, "configuration": {"password": SECRET}}
+    plan = {
+        "workflow": {
+            "steps": [{"id": "a", "configuration": "api", "expression": "fn(lambda s: s)"}]
+        }
+    }
+    with Engine(workers=1, ledger=ledger_url, credentials={"api": {"key": SECRET}}) as engine:
+        outcome = engine.submit(plan, state, state_props_to_remove=[]).result(timeout=30)
+    assert outcome.reason == "success"
+    with open_ledger(ledger_url) as book:
+        stored = [
+            book.state(outcome.run_id, which="input"),
+            book.state(outcome.run_id, "a", which="input"),
+            book.state(outcome.run_id, "a"),
+            book.state(outcome.run_id),
+        ]
+    assert SECRET not in repr(stored)
+    if ledger_url.startswith("sqlite:///"):
+        database = Path(ledger_url.removeprefix("sqlite:///"))
+        for path in database.parent.glob(database.name + "*"):
+            assert SECRET.encode() not in path.read_bytes()
+
+
+def test_a_state_over_the_payload_limit_is_stored_as_a_marker(ledger_url: str) -> None:
+    job = "fn(lambda state: {**state, 'big': 'x' * (2 * 1024 * 1024)})"
+    with Engine(workers=1, ledger=ledger_url, payload_limit_mb=1) as engine:
+        outcome = engine.submit(job).result(timeout=30)
+    with open_ledger(ledger_url) as book:
+        with pytest.raises(StateWithheldError) as raised:
+            book.state(outcome.run_id, "job-1")
+        assert raised.value.withheld == "too large"
+        with pytest.raises(StateWithheldError):
+            book.state(outcome.run_id)
+    assert len(outcome.state["big"]) == 2 * 1024 * 1024
+
+
+def test_killed_and_failed_runs_are_recorded_with_their_errors(ledger_url: str) -> None:
+    with Engine(workers=1, ledger=ledger_url, run_timeout_ms=300) as engine:
+        killed = engine.submit("fn(lambda s: sum(x for x in range(10 ** 12)))").result(timeout=30)
+        failed = engine.submit("fn(lambda s: 1 / 0)").result(timeout=30)
+    with open_ledger(ledger_url) as book:
+        assert book.run(killed.run_id).reason == "kill"
+        assert book.run(killed.run_id).error["message"] == "Run took longer than 300 ms"
+        failed_run = book.run(failed.run_id)
+        assert failed_run.reason == "fail"
+        assert failed_run.steps[0].error["name"] == "RuntimeError"
+
+
+ENGINE_SCRIPT = """
+import sys, time
+from statefn.engine import Engine
+engine = Engine(workers=1, ledger=sys.argv[1])
+handle = engine.submit(
+    "fn(lambda s: {**s, 'first': 1})\\nfn(lambda s: sum(x for x in range(10 ** 12)))",
+    run_id="doomed-run",
+)
+for name, payload in handle.events():
+    if name == "job-start":
+        break
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+def test_runs_of_an_engine_killed_with_sigkill_become_lost(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "engine.py"
+    script.write_text(textwrap.dedent(ENGINE_SCRIPT))
+    process = subprocess.Popen(
+        [sys.executable, str(script), ledger_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "started"
+        with open_ledger(ledger_url) as book:
+            deadline = time.monotonic() + 10
+            while book.run("doomed-run").status != "started" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert book.run("doomed-run").status == "started"
+        with Engine(workers=1, ledger=ledger_url):
+            pass  # the engine is alive: its run is not touched
+        with open_ledger(ledger_url) as book:
+            assert book.run("doomed-run").status == "started"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    monkeypatch.setattr(_recorder, "LOST_AFTER_S", 0.5)
+    time.sleep(1.0)
+    with Engine(workers=1, ledger=ledger_url):
+        pass
+    with open_ledger(ledger_url) as book:
+        run = book.run("doomed-run")
+    assert run.reason == "lost"
+    assert run.error is not None and run.error["name"] == "LostError"
+
+
+def test_an_unreachable_ledger_is_refused_with_its_password_masked() -> None:
+    url = "postgresql://statefn:hunter2@127.0.0.1:1/nowhere"
+    with pytest.raises(LedgerError) as raised:
+        Engine(workers=1, ledger=url)
+    assert "hunter2" not in str(raised.value)
+    assert "127.0.0.1:1" in str(raised.value)
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def write_job(tmp_path: Path, source: str) -> Path:
+    path = tmp_path / "job.py"
+    path.write_text(source)
+    return path
+
+
+def test_cli_run_ledger_prints_the_id_and_runs_show_finds_it(
+    ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = write_job(tmp_path, "fn(lambda state: {**state, 'done': True})\n")
+    assert main(["run", str(job), "--ledger", ledger_url]) == 0
+    err = capsys.readouterr().err
+    run_id = err.split("Recording run ", 1)[1].split()[0]
+    assert main(["runs", "show", run_id[:8], "--ledger", ledger_url]) == 0
+    assert "success" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("source", "flags", "code", "message"),
+    [
+        ("fn(lambda s: s)\n", [], 0, ""),
+        ("fn(lambda s: 1 / 0)\n", [], 1, "ZeroDivisionError"),
+        ("fn(lambda s: sum(x for x in range(10 ** 12)))\n", ["--run-timeout", "300"], 4,
+         "Run took longer than 300 ms"),
+        ("fn(lambda s: {**s, 'x': 'a' * (20 * 1024 ** 3)})\n", ["--memory-limit", "200"], 4,
+         "Run exceeded the memory limit of 200 MB"),
+        ("fn(lambda s: undefined)\n", [], 4, "NameError"),
+        ("import os\n", [], 3, "CompileError"),
+    ],
+    ids=["success", "fail", "timeout", "oom", "crash", "compile-error"],
+)  # fmt: skip
+def test_cli_isolate_exit_codes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+    flags: list[str],
+    code: int,
+    message: str,
+) -> None:
+    job = write_job(tmp_path, source)
+    assert main(["run", str(job), "--isolate", *flags]) == code
+    assert message in capsys.readouterr().err
+
+
+def test_cli_run_with_a_bad_ledger_is_exit_3_with_the_password_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = write_job(tmp_path, "fn(lambda s: s)\n")
+    url = "postgresql://statefn:hunter2@127.0.0.1:1/nowhere"
+    assert main(["run", str(job), "--ledger", url]) == 3
+    err = capsys.readouterr().err
+    assert "hunter2" not in err
+    assert "127.0.0.1:1" in err
