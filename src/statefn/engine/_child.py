@@ -199,8 +199,37 @@ def _prepare(message: dict[str, Any], settings: dict[str, Any]) -> None:
         enter_run_namespaces(work_dir, network=needs_network(message["plan"], linker))
 
 
+class _NoChannel:
+    def send(
+        self,
+        head: dict[str, Any],
+        state: Any = None,
+        *,
+        has_state: bool = False,
+        whole: bool = False,
+    ) -> None:
+        if has_state and state is not None:
+            encode_state(state, sys.maxsize)
+
+
+_WARM_UP = {
+    "plan": {"workflow": {"steps": [{"id": "warm-up", "expression": "fn(lambda state: state)"}]}},
+    "state": {"data": {"n": 1}},
+    "options": {},
+    "credentials": {},
+    "record_inputs": True,
+    "memory_limit_mb": None,
+}
+
+
 def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
-    """Wait for this worker's one run, run it, report it."""
+    """Wait for this worker's one run, run it, report it.
+
+    While it waits, the worker runs a fixed, trivial workflow of its own: a forked process
+    pays for the memory it shares with the template page by page as it first writes to it
+    (reference counts are writes), and this pays for the pages every run touches before
+    the run arrives, not after. Nothing of the caller's is in it."""
+    execute(_NoChannel(), _WARM_UP)
     frame = read_frame(sock)
     if frame is None or frame.kind != "run":
         return
