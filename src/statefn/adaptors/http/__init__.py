@@ -33,6 +33,10 @@ from ._exchange import RequestOptions, exchange
 from ._message import public_url, target_url
 from ._paginate import Page, Paginator, lookup, next_cursor, next_link, page_number, page_offset
 
+# Under the engine's strict isolation, a run reaches the network only through adaptors
+# that say they need it (docs/engine.md).
+NEEDS_NETWORK = True
+
 __all__ = [
     "BodyStream",
     "delete",
