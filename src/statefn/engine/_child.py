@@ -28,6 +28,11 @@ from ._protocol import encode_state, read_frame, send_frame
 
 __all__ = ["Channel", "execute", "serve"]
 
+# A run may log this much (its lines' text); later lines are dropped, after one that says so,
+# so that a job printing in a loop cannot flood the engine and its ledger.
+_LOG_LIMIT = 64 * 1024 * 1024
+_LOG_DROPPED = "The run logged more than 64 MB: its further log lines are dropped"
+
 
 class Channel(Protocol):
     """Where a run's frames go: the worker's socket, or (in the caller's process) its job."""
@@ -130,7 +135,17 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
     started = time.perf_counter()
     credentials: dict[str, Any] = message["credentials"]
 
+    log_bytes = 0
+
     def on_event(name: str, payload: dict[str, Any]) -> None:
+        nonlocal log_bytes
+        if name == "log":
+            log_bytes += len(payload["message"])
+            if log_bytes > _LOG_LIMIT:
+                if log_bytes - len(payload["message"]) <= _LOG_LIMIT:
+                    payload = {**payload, "level": "warn", "message": _LOG_DROPPED}
+                else:
+                    return
         has_state = "state" in payload
         rest = {key: value for key, value in payload.items() if key != "state"}
         channel.send(

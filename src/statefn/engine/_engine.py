@@ -18,6 +18,7 @@ from .._errors import CredentialLoadError, InputError
 from .._options import parse_options
 from ._handle import RunHandle, RunOutcome
 from ._job import Job, Recording, queued_fields
+from ._limits import MB
 from ._namespaces import strict_wrapper
 from ._protocol import encode_frame
 from ._recorder import Recorder
@@ -206,7 +207,9 @@ class Engine:
             raise InputError(
                 f"the plan, state or options cannot cross to a worker: {error}"
             ) from None
-        job = Job(handle, frame, **local)
+        # A worker cannot send a state larger than the state limit lets it make (several
+        # leaves' states at most twice that); a frame over this is a broken worker.
+        job = Job(handle, frame, int((settings.state_limit_mb * 2 + 64) * MB), **local)
         if self._recorder is not None:
             job.recording = Recording(self._recorder, handle.id)
             job.recording.queued(

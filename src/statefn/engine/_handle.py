@@ -14,6 +14,11 @@ import orjson
 __all__ = ["REASONS", "ArrivedEvent", "RunHandle", "RunOutcome"]
 
 REASONS = ("success", "fail", "crash", "kill", "exception", "cancel", "lost")
+# A handle keeps its events' states for ``events()`` up to this many bytes; past that the
+# oldest are let go (their events say ``"state_withheld": "not kept"``), so that a run
+# cannot fill the engine's memory with states nobody reads.
+KEPT_STATE_BYTES = 256 * 1024 * 1024
+NOT_KEPT = "not kept"
 
 
 @dataclass(slots=True)
@@ -77,6 +82,8 @@ class RunHandle:
         self.id = run_id
         self._cancel = cancel
         self._events: list[ArrivedEvent] = []
+        self._kept_bytes = 0
+        self._oldest_kept = 0
         self._changed = threading.Condition()
         self._ended = False
         self._future: Future[RunOutcome] = Future()
@@ -89,6 +96,13 @@ class RunHandle:
     def add_event(self, event: ArrivedEvent) -> None:
         with self._changed:
             self._events.append(event)
+            self._kept_bytes += len(event.blob or b"")
+            while self._kept_bytes > KEPT_STATE_BYTES:
+                oldest = self._events[self._oldest_kept]
+                self._oldest_kept += 1
+                if oldest.blob is not None:
+                    self._kept_bytes -= len(oldest.blob)
+                    oldest.blob, oldest.withheld = None, NOT_KEPT
             self._changed.notify_all()
 
     def finish(self, outcome: RunOutcome) -> None:

@@ -120,6 +120,7 @@ class Job:
 
     handle: RunHandle
     frame: bytes  # the run frame, encoded at submit: later changes to the plan do not count
+    max_blob: int = 1 << 62  # the largest state the worker may send (see state_limit_mb)
     recording: Recording | None = None
     on_event: Callable[[str, dict[str, Any]], Any] | None = None
     logger: logging.Logger | None = None

@@ -20,16 +20,24 @@ __all__ = [
     "MB",
     "die_with_parent",
     "limit_resources",
+    "not_dumpable",
     "resident_bytes",
 ]
 
 MB = 1024 * 1024
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 # A worker may hold this many open files and start this many processes (the process limit
 # binds only users without CAP_SYS_RESOURCE; root's workers are bounded by process groups).
 OPEN_FILES = 256
 PROCESSES = 256
+
+
+def not_dumpable() -> None:
+    """No core dumps, and no other process of the same user may ptrace this one or read
+    its memory through ``/proc`` (the kernel's "dumpable" flag)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def die_with_parent(parent_pid: int | None) -> None:

@@ -80,10 +80,10 @@ def run_recorded(
     recorder = Recorder(open_ledger(ledger) if isinstance(ledger, str) else ledger, engine_id)
     try:
         handle = RunHandle(run_id or str(uuid.uuid4()), lambda handle: None)
-        job = Job(handle, b"", Recording(recorder, handle.id), **local)
-        assert job.recording is not None
-        job.recording.queued(**queued_fields(engine_id, normal, state, payload_limit_mb))
-        job.recording.started()
+        recording = Recording(recorder, handle.id)
+        job = Job(handle, b"", recording=recording, **local)
+        recording.queued(**queued_fields(engine_id, normal, state, payload_limit_mb))
+        recording.started()
         channel = _JobChannel(job, payload_limit_mb)
         message = {
             "plan": normal,

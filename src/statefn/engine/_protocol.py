@@ -108,18 +108,20 @@ def read_frame(sock: socket.socket) -> Frame | None:
 
 
 class FrameReader:
-    """Frames from a non-blocking socket, fed whatever bytes have arrived."""
+    """Frames from a socket, fed whatever bytes have arrived. A frame whose blob is larger
+    than ``max_blob`` is refused before it is buffered (``ValueError``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_blob: int = 1 << 62) -> None:
         self._buffer = bytearray()
+        self.max_blob = max_blob
 
     def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data
         frames: list[Frame] = []
         while len(self._buffer) >= _HEADER.size:
             head_size, blob_size = _HEADER.unpack_from(self._buffer)
-            if head_size > _MAX_HEAD:
-                raise ValueError(f"frame head of {head_size} bytes: the peer is not a worker")
+            if head_size > _MAX_HEAD or blob_size > self.max_blob:
+                raise ValueError(f"a frame of {head_size} + {blob_size} bytes is over the limit")
             end = _HEADER.size + head_size + blob_size
             if len(self._buffer) < end:
                 break

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .._errors import ExitError, OOMError, RunTimeoutError, StatefnError, WorkerStartError
-from ._handle import RunHandle, RunOutcome
+from ._handle import REASONS, RunHandle, RunOutcome
 from ._limits import MB, resident_bytes
-from ._protocol import FrameReader, decode_packet, encode_frame
+from ._protocol import Frame, FrameReader, decode_packet, encode_frame
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -219,22 +219,27 @@ class Supervisor:
                 worker.closed_at = time.monotonic()
             return
         try:
-            frames = worker.reader.feed(data)
-        except ValueError as error:  # not our protocol: the worker is not to be trusted
-            self._fail_worker(worker, f"The run's worker process sent garbage ({error})")
-            return
-        for frame in frames:
-            job = worker.job
-            if job is None:
-                return
-            if frame.kind == "outcome":
-                state = orjson.loads(frame.blob) if frame.blob is not None else None
-                self._end(
-                    job, frame.head["reason"], frame.head["error"], state, frame.blob,
-                    leaves=frame.head["leaves"],
-                )  # fmt: skip
-            else:
-                job.on_frame(frame)
+            for frame in worker.reader.feed(data):
+                job = worker.job
+                if job is None:
+                    return
+                if frame.kind == "outcome":
+                    self._outcome(job, frame)
+                else:
+                    job.on_frame(frame)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            # Not our protocol: whatever runs in that worker is not to be trusted; it, and
+            # only it, is ended.
+            problem = f"{type(error).__name__}: {error}"
+            self._fail_worker(worker, f"The run's worker process broke the protocol ({problem})")
+
+    def _outcome(self, job: Job, frame: Frame) -> None:
+        head = frame.head
+        reason, error, leaves = head["reason"], head["error"], head["leaves"]
+        if reason not in REASONS or not isinstance(error, dict | None) or type(leaves) is not bool:
+            raise ValueError(f"an outcome frame that is not one: {head!r:.200}")
+        state = orjson.loads(frame.blob) if frame.blob is not None else None
+        self._end(job, reason, error, state, frame.blob, leaves=leaves)
 
     # -- obey ------------------------------------------------------------------------------
 
@@ -331,6 +336,7 @@ class Supervisor:
             self._queued.appendleft(job)
             return
         job.frame = b""  # the worker has it; the engine need not hold the plan and state
+        worker.reader.max_blob = job.max_blob
         worker.job = job
         job.worker = worker
         job.started = time.monotonic()

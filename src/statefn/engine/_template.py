@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from ._limits import die_with_parent, limit_resources
+from ._limits import die_with_parent, limit_resources, not_dumpable
 from ._protocol import decode_packet, encode_frame
 
 __all__ = ["main"]
@@ -61,6 +61,7 @@ def _fork_worker(worker_fd: int, settings: dict[str, Any]) -> int:
         os.closerange(3, worker_fd)
         os.closerange(worker_fd + 1, 65536)
         limit_resources(settings.get("memory_limit_mb"))
+        not_dumpable()
         from ._child import serve
 
         serve(socket.socket(fileno=worker_fd), settings)
