@@ -547,3 +547,15 @@ def test_a_reader_sees_writes_while_the_writer_holds_its_connection(ledger_url: 
         assert [line.message for line in reader.logs("run-1")] == ["one"]
         writer.log("run-1", step_id=None, level="info", message="two", time="2026-01-31")
         assert [line.message for line in reader.logs("run-1", after=1)] == ["two"]
+
+
+def test_a_sqlite_ledger_does_not_import_psycopg(tmp_path: Path) -> None:
+    script = (
+        "import sys; from statefn import ledger; ledger.open(sys.argv[1]).close(); "
+        "print('psycopg' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "runs.db")],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.strip() == "False"

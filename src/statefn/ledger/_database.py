@@ -76,7 +76,7 @@ class Database:
         try:
             yield
         except self._errors as error:
-            detail = self.url.mask(str(error).strip().splitlines()[0] if str(error) else "")
+            detail = self.url.mask((str(error).strip().splitlines() or [type(error).__name__])[0])
             raise LedgerError(
                 f"The run ledger {self.url.masked} could not {action}: {detail}",
                 fix=_fix(self.url, action),
