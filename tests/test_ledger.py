@@ -559,3 +559,13 @@ def test_a_sqlite_ledger_does_not_import_psycopg(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert done.stdout.strip() == "False"
+
+
+def test_the_package_exports_what_it_lists_and_each_module_lists_its_own() -> None:
+    import importlib
+    import pkgutil
+
+    assert all(hasattr(ledger, name) for name in ledger.__all__)
+    for module in pkgutil.iter_modules(ledger.__path__):
+        names = importlib.import_module(f"statefn.ledger.{module.name}").__all__
+        assert module.name.startswith("_") and names, module.name
