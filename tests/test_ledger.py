@@ -363,6 +363,22 @@ def test_a_heartbeat_of_an_unknown_engine_is_an_error(book: ledger.Ledger) -> No
         book.heartbeat("ghost")
 
 
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_a_dropped_postgresql_connection_fails_one_call_and_is_made_again(
+    book: ledger.Ledger, postgres_database: str
+) -> None:
+    import psycopg
+
+    _queue(book, "before")
+    backend = book._db.rows("SELECT pg_backend_pid()")[0][0]
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    with pytest.raises(LedgerError, match="could not be written"):
+        _queue(book, "lost-with-the-connection")
+    _queue(book, "after")
+    assert [run.run_id for run in book.runs()] == ["after", "before"]
+
+
 # -- durability: a writer killed at each point loses nothing it was told was written -------
 
 _WRITER = """
