@@ -260,3 +260,14 @@ def test_each_command_s_help_teaches_with_examples(
     out = capsys.readouterr().out
     assert f"statefn runs {action}" in out.split("examples:")[1]
     assert "STATEFN_LEDGER" in out
+
+
+def test_the_command_line_loads_the_ledger_only_for_runs_commands() -> None:
+    script = (
+        "import sys; from statefn.cli import build_parser; build_parser(); "
+        "print('statefn.ledger' in sys.modules, 'sqlite3' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False False"

@@ -363,6 +363,22 @@ def test_a_heartbeat_of_an_unknown_engine_is_an_error(book: ledger.Ledger) -> No
         book.heartbeat("ghost")
 
 
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_a_dropped_postgresql_connection_fails_one_call_and_is_made_again(
+    book: ledger.Ledger, postgres_database: str
+) -> None:
+    import psycopg
+
+    _queue(book, "before")
+    backend = book._db.rows("SELECT pg_backend_pid()")[0][0]
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    with pytest.raises(LedgerError, match="could not be written"):
+        _queue(book, "lost-with-the-connection")
+    _queue(book, "after")
+    assert [run.run_id for run in book.runs()] == ["after", "before"]
+
+
 # -- durability: a writer killed at each point loses nothing it was told was written -------
 
 _WRITER = """
@@ -547,3 +563,25 @@ def test_a_reader_sees_writes_while_the_writer_holds_its_connection(ledger_url: 
         assert [line.message for line in reader.logs("run-1")] == ["one"]
         writer.log("run-1", step_id=None, level="info", message="two", time="2026-01-31")
         assert [line.message for line in reader.logs("run-1", after=1)] == ["two"]
+
+
+def test_a_sqlite_ledger_does_not_import_psycopg(tmp_path: Path) -> None:
+    script = (
+        "import sys; from statefn import ledger; ledger.open(sys.argv[1]).close(); "
+        "print('psycopg' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "runs.db")],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.strip() == "False"
+
+
+def test_the_package_exports_what_it_lists_and_each_module_lists_its_own() -> None:
+    import importlib
+    import pkgutil
+
+    assert all(hasattr(ledger, name) for name in ledger.__all__)
+    for module in pkgutil.iter_modules(ledger.__path__):
+        names = importlib.import_module(f"statefn.ledger.{module.name}").__all__
+        assert module.name.startswith("_") and names, module.name

@@ -56,14 +56,6 @@ def add_runs_parser(
         "(default: $STATEFN_LEDGER)",
     )  # fmt: skip
     parents = [*common, ledger]
-
-    def action(name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-        return actions.add_parser(
-            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-            epilog=f"examples:\n{examples}\n{_EXIT_CODES}",
-            formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents,
-        )  # fmt: skip
-
     runs = commands.add_parser(
         "runs", help="list and inspect the runs recorded in a ledger",
         description="Read the run ledger that statefn run --ledger and the engine write: "
@@ -72,44 +64,75 @@ def add_runs_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents,
     )  # fmt: skip
     actions = runs.add_subparsers(dest="runs_action", metavar="ACTION", required=True)
-    list_ = action(
+    for name, summary, examples, add_arguments in _ACTION_PARSERS:
+        action = actions.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+            epilog=f"examples:\n{examples}\n{_EXIT_CODES}",
+            formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents,
+        )  # fmt: skip
+        add_arguments(action)
+
+
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", metavar="R", help=f"only runs with this status ({_REASONS})")
+    parser.add_argument("--workflow", metavar="W", help="only runs of the workflow named W")
+    parser.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
+    parser.add_argument("--json", action="store_true", help="print a JSON array of runs")
+
+
+def _run_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="a run id, or a unique start of one")
+
+
+def _show_arguments(parser: argparse.ArgumentParser) -> None:
+    _run_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print the run and its steps as JSON")
+
+
+def _logs_arguments(parser: argparse.ArgumentParser) -> None:
+    _run_argument(parser)
+    parser.add_argument(
+        "--follow", action="store_true", help="keep printing new lines until the run ends"
+    )
+
+
+def _state_arguments(parser: argparse.ArgumentParser) -> None:
+    _run_argument(parser)
+    parser.add_argument(
+        "step", nargs="?", metavar="STEP", help="a step id, or a step run key such as z-1"
+    )
+    parser.add_argument(
+        "--input", action="store_true", help="the state the run or step started from"
+    )
+
+
+# Each action: its name, what it does, its examples, and its own arguments.
+_ACTION_PARSERS: list[tuple[str, str, str, Callable[[argparse.ArgumentParser], None]]] = [
+    (
         "list", "list runs, newest first: id, workflow, reason, started, duration",
         "  statefn runs list --ledger runs.db\n"
         "  statefn runs list --reason fail --limit 5\n"
         "  statefn runs list --workflow nightly --json | jq '.[0].run_id'\n",
-    )  # fmt: skip
-    list_.add_argument("--reason", metavar="R", help=f"only runs with this status ({_REASONS})")
-    list_.add_argument("--workflow", metavar="W", help="only runs of the workflow named W")
-    list_.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
-    list_.add_argument("--json", action="store_true", help="print a JSON array of runs")
-    show = action(
-        "show",
-        "show one run: its steps in order, with reason, duration and error",
+        _list_arguments,
+    ),
+    (
+        "show", "show one run: its steps in order, with reason, duration and error",
         "  statefn runs show 3f2a\n  statefn runs show 3f2a --json\n",
-    )
-    show.add_argument("run", metavar="RUN", help="a run id, or a unique start of one")
-    show.add_argument("--json", action="store_true", help="print the run and its steps as JSON")
-    logs = action(
+        _show_arguments,
+    ),
+    (
         "logs", "print a run's log lines (with --follow, until the run ends)",
         "  statefn runs logs 3f2a\n  statefn runs logs 3f2a --follow\n",
-    )  # fmt: skip
-    logs.add_argument("run", metavar="RUN", help="a run id, or a unique start of one")
-    logs.add_argument(
-        "--follow", action="store_true", help="keep printing new lines until the run ends"
-    )
-    state = action(
+        _logs_arguments,
+    ),
+    (
         "state", "print a run's final state, or a step's output (or input) state, as JSON",
         "  statefn runs state 3f2a                  the final state\n"
         "  statefn runs state 3f2a clean            the output of step clean\n"
         "  statefn runs state 3f2a clean-2 --input  the input of its second run\n",
-    )  # fmt: skip
-    state.add_argument("run", metavar="RUN", help="a run id, or a unique start of one")
-    state.add_argument(
-        "step", nargs="?", metavar="STEP", help="a step id, or a step run key such as z-1"
-    )
-    state.add_argument(
-        "--input", action="store_true", help="the state the run or step started from"
-    )
+        _state_arguments,
+    ),
+]  # fmt: skip
 
 
 def runs_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:

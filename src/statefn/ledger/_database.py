@@ -3,7 +3,8 @@
 Statements are written once with ``?`` placeholders; for PostgreSQL they become ``%s``.
 Each statement outside ``transaction()`` commits on its own. A lock serialises callers, so
 one ``Database`` may be shared by threads. Every driver error leaves as a ``LedgerError``
-that names the URL masked.
+that names the URL masked. A PostgreSQL connection that the server dropped fails the call
+that met the drop and is made again for the next call.
 
 psycopg is imported only when a PostgreSQL URL is opened: SQLite users, and the start-up of
 ``statefn run --ledger runs.db``, do not pay for it.
@@ -40,6 +41,7 @@ class Database:
         self._lock = threading.RLock()
         self._postgres = url.dialect == "postgresql"
         self._errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+        self._in_transaction = False
         with self._failures("be opened"):
             self._connection: Any = (
                 self._connect_postgres() if self._postgres else self._connect_sqlite(create)
@@ -76,11 +78,19 @@ class Database:
         try:
             yield
         except self._errors as error:
-            detail = self.url.mask(str(error).strip().splitlines()[0] if str(error) else "")
+            detail = self.url.mask((str(error).strip().splitlines() or [type(error).__name__])[0])
             raise LedgerError(
                 f"The run ledger {self.url.masked} could not {action}: {detail}",
                 fix=_fix(self.url, action),
             ) from None
+
+    def _live(self) -> Any:
+        """The connection; one the PostgreSQL server dropped is made again, outside a
+        transaction only (the statement that met the drop has failed; the next one works)."""
+        if self._postgres and not self._in_transaction and self._connection.broken:
+            with self._failures("be reached again"):
+                self._connection = self._connect_postgres()
+        return self._connection
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self._postgres else sql
@@ -88,35 +98,40 @@ class Database:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows ``sql`` returns."""
         with self._lock, self._failures("be read"):
-            return list(self._connection.execute(self._sql(sql), params).fetchall())
+            return list(self._live().execute(self._sql(sql), params).fetchall())
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; the number of rows it changed."""
         with self._lock, self._failures("be written"):
-            return int(self._connection.execute(self._sql(sql), params).rowcount)
+            return int(self._live().execute(self._sql(sql), params).rowcount)
 
     def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement once per row of parameters."""
         with self._lock, self._failures("be written"):
-            self._connection.cursor().executemany(self._sql(sql), rows)
+            self._live().cursor().executemany(self._sql(sql), rows)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Statements inside commit together, or not at all; writers queue for the lock."""
         with self._lock:
-            if self._postgres:
-                with self._failures("be written"), self._connection.transaction():
-                    yield
-                return
-            with self._failures("be written"):
-                self._connection.execute("BEGIN IMMEDIATE")
+            connection = self._live()
+            self._in_transaction = True
             try:
-                yield
-            except BaseException:
-                self._connection.rollback()
-                raise
-            with self._failures("be written"):
-                self._connection.execute("COMMIT")
+                if self._postgres:
+                    with self._failures("be written"), connection.transaction():
+                        yield
+                    return
+                with self._failures("be written"):
+                    connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    connection.rollback()
+                    raise
+                with self._failures("be written"):
+                    connection.execute("COMMIT")
+            finally:
+                self._in_transaction = False
 
     def migrate(self) -> None:
         """Bring the schema to the latest version; safe when several processes open at once."""
