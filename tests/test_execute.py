@@ -517,6 +517,18 @@ def test_state_under_the_limit_passes() -> None:
     assert statefn.run(plan, state_limit_mb=1) == {"data": {"blob": "x" * 1000}}
 
 
+def test_state_limit_message_keeps_full_precision() -> None:
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: {"data": "z" * 1024}]}]}}
+    with pytest.raises(statefn.StateTooLargeError) as caught:
+        statefn.run(plan, state_limit_mb=1 / 1024)
+    assert caught.value.message == "State exceeds the limit of 0.0009765625mb"
+
+
+def test_state_limit_zero_turns_the_size_check_off() -> None:
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: {"data": "z" * 4096}]}]}}
+    assert statefn.run(plan, state_limit_mb=0) == {"data": "z" * 4096}
+
+
 # Concurrency
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -68,7 +69,8 @@ class Run:
         # Workers let the run's thread end a step on time and run branches side by side;
         # without a timeout and with one branch at a time, steps run inline (see _step).
         self.uses_workers = timeout is not None or self.concurrency > 1
-        self.limit_bytes = int(options.state_limit_mb * 1024 * 1024)
+        limit_mb = options.state_limit_mb
+        self.limit_bytes = int(limit_mb * 1024 * 1024) if limit_mb else sys.maxsize
         self.job_sources: dict[str, list[str]] = {}
         self._compiled: dict[str, CompiledJob] = {}
         self._linker: Linker | None = None

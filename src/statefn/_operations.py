@@ -116,7 +116,7 @@ def finish(
     if len(encoded) > settings.limit_bytes:
         mb = settings.limit_bytes / (1024 * 1024)
         too_large = StateTooLargeError(
-            f"State exceeds the limit of {mb:g}mb",
+            f"State exceeds the limit of {mb:.15g}mb",
             step_id=classifier.step_id,
             details={"bytes": len(encoded)},
         )
