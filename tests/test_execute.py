@@ -245,6 +245,41 @@ def test_edges_are_evaluated_after_a_failed_step(edge: Any, followed: bool) -> N
     assert ran == (["b"] if followed else [])
 
 
+@pytest.mark.parametrize(
+    ("edge", "followed"), [("on_job_failure", True), ("on_job_success", False)]
+)
+def test_an_empty_error_record_counts_as_a_failure(edge: str, followed: bool) -> None:
+    ran: list[str] = []
+    plan = graph(ran, {"a": {"b": edge}, "b": None})
+    plan["workflow"]["steps"][0]["expression"] = [lambda s: {**s, "errors": {"a": {}}}]
+    statefn.run(plan)
+    assert ran == (["b"] if followed else [])
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        lambda state: state["data"]["path"] == ["a"],
+        {"condition": lambda state: state["data"]["path"] == ["a"], "label": "callable"},
+    ],
+    ids=["bare", "in an object"],
+)
+def test_a_condition_may_be_a_callable_of_the_upstream_state(edge: Any) -> None:
+    ran: list[str] = []
+    plan = graph(
+        ran, {"a": {"b": edge, "c": {"condition": lambda state: False}}, "b": None, "c": None}
+    )
+    statefn.run(plan)
+    assert ran == ["a", "b"]
+
+
+def test_a_callable_condition_that_raises_is_an_edge_condition_error() -> None:
+    plan = graph([], {"a": {"b": lambda state: state["missing"]}, "b": None})
+    with pytest.raises(statefn.EdgeConditionError) as caught:
+        statefn.run(plan)
+    assert caught.value.message == "Edge condition a->b raised KeyError: 'missing'"
+
+
 def test_failure_and_success_branches_split_on_the_upstream_error() -> None:
     ran: list[str] = []
     plan = graph(

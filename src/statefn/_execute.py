@@ -222,10 +222,14 @@ class Run:
         special = SPECIAL_CONDITIONS.get(condition) if isinstance(condition, str) else None
         if special is not None:
             errors = state.get("errors") if isinstance(state, dict) else None
-            failed = bool(isinstance(errors, dict) and errors.get(step.id))
+            record = errors.get(step.id) if isinstance(errors, dict) else None
+            # As in OpenFn (JavaScript truthiness), a record present but empty is a failure.
+            failed = isinstance(record, dict | list) or bool(record)
             return {"always": True, "on_job_success": not failed, "on_job_failure": failed}[special]
-        assert edge.compiled is not None
         try:
+            if callable(condition):
+                return bool(condition(state))
+            assert edge.compiled is not None
             return bool(edge.compiled.evaluate({"state": state, "upstream_step_id": step.id}))
         except StatefnError as error:
             if error.severity == "fail":

@@ -15,7 +15,10 @@ from typing import Any
 from ._errors import CompileError, ValidationError
 from ._sandbox import RestrictedExpression, compile_expression
 
-__all__ = ["SPECIAL_CONDITIONS", "Edge", "Plan", "Retry", "Step", "normalise"]
+__all__ = ["SPECIAL_CONDITIONS", "Condition", "Edge", "Plan", "Retry", "Step", "normalise"]
+
+# Through the Python API a condition may also be a callable of the upstream state.
+Condition = str | bool | Callable[[dict[str, Any]], Any] | None
 
 # Conditions that test the upstream step's error record instead of running Python.
 SPECIAL_CONDITIONS: dict[str, str] = {
@@ -32,7 +35,7 @@ class Edge:
     """An edge to ``target``; followed when ``condition`` holds for the upstream state."""
 
     target: str
-    condition: str | bool | None
+    condition: Condition
     label: str | None = None
     disabled: bool = False
     compiled: RestrictedExpression | None = None
@@ -242,17 +245,18 @@ def _edges(step_id: str, value: Any, path: str) -> list[Edge]:
     edges = []
     for target, raw in value.items():
         edge_path = f"{path}.{target}"
-        condition: str | bool | None
-        if isinstance(raw, bool | str):
+        condition: Condition
+        if isinstance(raw, bool | str) or callable(raw):
             condition, label, disabled = raw, None, False
         elif isinstance(raw, dict):
             condition = raw.get("condition")
-            _expect(
-                condition,
-                (str, bool, type(None)),
-                f"{edge_path}.condition",
-                "a condition string or a boolean",
-            )
+            if not callable(condition):
+                _expect(
+                    condition,
+                    (str, bool, type(None)),
+                    f"{edge_path}.condition",
+                    "a condition string or a boolean",
+                )
             label = _optional_str(raw, "label", edge_path)
             disabled = raw.get("disabled", False)
             _expect(disabled, bool, f"{edge_path}.disabled", "a boolean")
@@ -269,7 +273,7 @@ def _edges(step_id: str, value: Any, path: str) -> list[Edge]:
 
 
 def _compile_condition(
-    step_id: str, target: str, condition: str | bool | None
+    step_id: str, target: str, condition: Condition
 ) -> RestrictedExpression | None:
     if not isinstance(condition, str) or condition in SPECIAL_CONDITIONS:
         return None
