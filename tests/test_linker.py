@@ -472,6 +472,23 @@ def test_from_option_builds_linker(repo: Path) -> None:
     assert linker.cache_key == "k"
 
 
+# Imports in job code
+
+
+@pytest.mark.parametrize("job", ["import greet\n", "from greet import hello\n"], ids=str.strip)
+def test_an_import_in_job_code_loads_the_declared_version(repo: Path, job: str) -> None:
+    import statefn
+
+    call = "greet.hello" if job.startswith("import") else "hello"
+    source = job + f"fn(lambda s: {{**s, 'data': {call}('x')}})\n"
+    steps = [
+        {"id": "a", "adaptors": ["greet@1.0.0"], "expression": source, "next": "b"},
+        {"id": "b", "adaptors": ["greet@2.0.0"], "expression": source.replace("'data'", "'b'")},
+    ]
+    result = statefn.run({"workflow": {"steps": steps}}, linker={"repo": str(repo)})
+    assert result == {"data": "hello x from v1", "b": "hello x from v2"}
+
+
 # Adaptor frames
 
 

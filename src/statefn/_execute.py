@@ -295,7 +295,8 @@ class Run:
             names.update(linker.load(spec).exports)
         names.update(self._workflow_globals(console, violations))
         names.update(self.options.globals)
-        env = self._environment(linker, names, console, step.id, violations)
+        declared = {_name(spec): spec for spec in specs}
+        env = self._environment(linker, names, console, step.id, violations, declared)
         return load_job(self._remember(compiled), env)
 
     def _workflow_globals(
@@ -319,12 +320,18 @@ class Run:
         console: JobConsole,
         step_id: str,
         violations: list[SecurityError],
+        declared: dict[str, str] | None = None,
     ) -> JobEnvironment:
+        """What job code sees; ``import name`` loads the spec the step declared for
+        ``name`` (``name@1.0.0``), else the name alone."""
+        specs = declared or {}
         return JobEnvironment(
             names=names,
             console=console,
             step_id=step_id,
-            import_adaptor=lambda name: ModuleView(name, linker.load(name).exports),
+            import_adaptor=lambda name: ModuleView(
+                name, linker.load(specs.get(name, name)).exports
+            ),
             violations=violations,
         )
 
