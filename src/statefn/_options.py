@@ -9,12 +9,17 @@ from typing import Any
 
 from ._errors import InputError
 from ._events import EventHandler
+from ._jobscope import BUILTIN_NAMES
 
 __all__ = ["RunOptions", "parse_options", "silent_logger"]
 
 Resolver = Callable[[str], Any]
 
 DEFAULT_PROPS_TO_REMOVE = ("configuration",)
+
+# Names of job scope the ``globals`` option may not replace: the built-ins, ``S`` and
+# ``console`` (OpenFn likewise keeps its own console, timers and parseInt/parseFloat).
+RESERVED_NAMES = BUILTIN_NAMES | {"S", "console"}
 
 
 def silent_logger(name: str) -> logging.Logger:
@@ -80,6 +85,14 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
         _check(isinstance(value, bool), name, "True or False", value)
     extra = options.get("globals")
     _check(extra is None or isinstance(extra, dict), "globals", "a dict of names", extra)
+    clashes = sorted(set(extra or {}) & RESERVED_NAMES)
+    if clashes:
+        raise InputError(
+            f"run option globals cannot replace the built-in name(s) job code relies on: "
+            f"{', '.join(clashes)}",
+            details={"option": "globals", "names": clashes},
+            fix="Give these globals other names.",
+        )
     props = options.get("state_props_to_remove")
     if props is None:
         props = DEFAULT_PROPS_TO_REMOVE
