@@ -340,6 +340,10 @@ class Run:
         self.job_sources[compiled.filename] = compiled.source_lines
         return compiled
 
+    def job(self, step: Step) -> CompiledJob | None:
+        """The compiled job of ``step`` (None for a list of operations or a trigger)."""
+        return self._compiled.get(step.id)
+
     def is_adaptor_file(self, filename: str) -> bool:
         return self._linker is not None and self._linker.is_adaptor_file(filename)
 

@@ -76,6 +76,7 @@ async def run_operations(
     with the error's record in ``state["errors"][step_id]``.
     """
     error: StatefnError | None = None
+    index = None
     try:
         for index, operation in enumerate(operations):
             if abandoned():
@@ -92,7 +93,7 @@ async def run_operations(
         # The user's: handed to the run's thread, which stops the run.
         return OperationsOutcome(state, None, None, interrupted=True)
     except BaseException as raised:  # every outcome of job code is classified, SystemExit too
-        error = classifier.classify(raised)
+        error = classifier.classify(raised, index)
     return finish(state, error, settings, classifier)
 
 

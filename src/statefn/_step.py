@@ -99,7 +99,7 @@ class StepRun:
         state = assemble(state_in, default, configuration, run.plan.credentials, copy_state)
         masker = Masker.for_configuration(state["configuration"])
         console = JobConsole(step.id, run.options.job_logger, run.bus, masker)
-        classifier = Classifier(step.id, run.is_adaptor_file, run.job_sources)
+        classifier = Classifier(step.id, run.is_adaptor_file, run.job_sources, run.job(step))
         settings = StepSettings(
             immutable=run.options.immutable_state,
             props_to_remove=run.options.state_props_to_remove,
