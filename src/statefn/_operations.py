@@ -101,12 +101,13 @@ def finish(
     state: State, error: StatefnError | None, settings: StepSettings, classifier: Classifier
 ) -> OperationsOutcome:
     """Remove the configured keys, make the state JSON-safe, record a ``fail`` error in
-    ``state["errors"]`` and check the size."""
-    if error is not None and error.severity != "fail":
-        return OperationsOutcome(state, None, error)
+    ``state["errors"]`` and check the size. After a ``crash`` or ``kill`` the state is
+    cleaned the same way, for the step's job-error event."""
     for key in settings.props_to_remove:
         state.pop(key, None)
     encoded, unsafe = _sealed(state, classifier)
+    if error is not None and error.severity != "fail":
+        return OperationsOutcome(state, encoded, error)
     error = error or unsafe
     if error is not None:
         errors = state.get("errors")
