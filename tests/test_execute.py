@@ -4,6 +4,7 @@ timeouts, the state limit and concurrency."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 import statefn
 
 if TYPE_CHECKING:
-    from conftest import EventLog
+    from conftest import EventLog, RecordList
 
 State = dict[str, Any]
 
@@ -524,6 +525,54 @@ def test_timeout_bounds_each_step_not_the_whole_run() -> None:
     }
     assert statefn.run(plan, timeout_ms=400) == {"data": {}}
     assert statefn.run(plan | {"options": {"timeout": 400}}) == {"data": {}}
+
+
+# Steps that produce no state
+
+
+def test_a_step_whose_last_operation_returns_none_produces_no_state(
+    runtime_log: tuple[logging.Logger, RecordList],
+) -> None:
+    logger, records = runtime_log
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: s, lambda s: None]}]}}
+    assert statefn.run(plan, logger=logger) is None
+    assert records.messages(logging.WARNING) == []
+
+
+def test_a_leaf_without_state_is_left_out_of_the_result() -> None:
+    plan = graph([], {"start": {"a": True, "b": True}, "a": None, "b": None})
+    plan["workflow"]["steps"][2]["expression"] = [lambda s: None]
+    assert statefn.run(plan) == {"data": {"path": ["start", "a"]}}
+
+
+def test_steps_after_a_step_without_state_start_from_empty(
+    runtime_log: tuple[logging.Logger, RecordList],
+) -> None:
+    logger, records = runtime_log
+    seen: list[State] = []
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": [lambda s: None], "next": "b"},
+                {"id": "b", "expression": [lambda s: seen.append(dict(s)) or s]},
+            ]
+        }
+    }
+    assert statefn.run(plan, {"data": {"x": 1}}, logger=logger) == {"data": {}}
+    assert seen == [{"data": {}, "configuration": {}}]
+    assert records.messages(logging.WARNING) == [
+        "Step a did not return a state object: its next steps start from {}"
+    ]
+
+
+def test_an_operation_before_the_last_that_returns_none_hands_on_empty_state(
+    runtime_log: tuple[logging.Logger, RecordList],
+) -> None:
+    logger, records = runtime_log
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: None, lambda s: s]}]}}
+    assert statefn.run(plan, logger=logger) == {}
+    [warning] = records.messages(logging.WARNING)
+    assert warning.startswith("Operation 1 (") and warning.endswith("passing an empty state {} on")
 
 
 # State limit

@@ -186,15 +186,18 @@ class Run:
                 for task in sorted(done, key=lambda t: running[t][2]):
                     step_id, key, order = running.pop(task)
                     result = task.result()
-                    state, targets, encoded = result.state, result.targets, result.encoded
-                    if step_id == self.plan.end or not targets:
-                        leaves.append((order, key, state))
+                    output, targets, encoded = result.state, result.targets, result.encoded
+                    if output is not None and (step_id == self.plan.end or not targets):
+                        leaves.append((order, key, output))
                     if step_id == self.plan.end:
                         self.logger.info("Reached the end step %s", step_id)
                         return {key: state for _, key, state in sorted(leaves)}
                     for index, target in enumerate(targets):
                         last = index == len(targets) - 1
-                        queue.append((target, state if last else self._copy(state, encoded)))
+                        if output is None:  # the step produced no state
+                            queue.append((target, {}))
+                        else:
+                            queue.append((target, output if last else self._copy(output, encoded)))
         finally:
             for task in running:
                 task.cancel()
@@ -347,9 +350,9 @@ class Run:
     def is_adaptor_file(self, filename: str) -> bool:
         return self._linker is not None and self._linker.is_adaptor_file(filename)
 
-    def state_for_event(self, state: State, encoded: bytes | None) -> State | None:
+    def state_for_event(self, state: State | None, encoded: bytes | None) -> State | None:
         """A copy of ``state`` for an event payload, made only when someone listens."""
-        if not self.bus.listening or encoded is None:
+        if not self.bus.listening or state is None or encoded is None:
             return None
         return self._copy(state, encoded)
 

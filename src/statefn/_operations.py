@@ -23,9 +23,10 @@ __all__ = ["OperationsOutcome", "StepSettings", "finish", "run_operations"]
 
 @dataclass(slots=True)
 class OperationsOutcome:
-    """What running a step's operations left: the state, its JSON, and any error."""
+    """What running a step's operations left: the state (None when the last operation
+    returned None: the step produced no state), its JSON, and any error."""
 
-    state: State
+    state: State | None
     encoded: bytes | None
     error: StatefnError | None
     interrupted: bool = False
@@ -73,7 +74,8 @@ async def run_operations(
     """Thread ``state`` through ``operations``, then make the result JSON-safe and sized.
 
     On a ``fail`` error the returned state is the one the failing operation was given,
-    with the error's record in ``state["errors"][step_id]``.
+    with the error's record in ``state["errors"][step_id]``. When the last operation
+    returns None, the step produced no state (as in OpenFn): the outcome's state is None.
     """
     error: StatefnError | None = None
     index = None
@@ -87,6 +89,8 @@ async def run_operations(
             if type(result) is not dict:
                 if inspect.isawaitable(result):
                     result = await result
+                if result is None and index == len(operations) - 1:
+                    return OperationsOutcome(None, None, None)
                 result = _checked(result, index, operation, settings)
             state = result
     except KeyboardInterrupt:
