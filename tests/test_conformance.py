@@ -1,0 +1,965 @@
+"""Conformance with the OpenFn runtime's own test suite.
+
+Each test translates one test of OpenFn's ``packages/runtime/test/`` (repository
+``OpenFn/kit``): the comment above it names the source file and the test's title, then
+``same`` (statefn behaves as OpenFn does; JavaScript idioms become Python ones) or
+``differs: <row>`` (statefn differs on purpose; the row of "Differences from OpenFn" in
+``docs/runtime.md`` says how and why, and the test asserts statefn's behaviour).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import statefn
+from statefn._linker import purge
+
+if TYPE_CHECKING:
+    from conftest import EventLog, RecordList
+
+State = dict[str, Any]
+Log = tuple[logging.Logger, "RecordList"]
+
+FIXTURES = Path(__file__).parent / "fixtures" / "adaptors"
+LANGUAGE_TEST = FIXTURES / "language_test"
+X_ADAPTOR = {"modules": {"x": {"path": str(LANGUAGE_TEST)}}}
+
+
+@pytest.fixture(autouse=True)
+def fresh_linker_cache() -> Iterator[None]:
+    """Adaptors with module-level state start fresh in every test."""
+    purge()
+    yield
+    purge()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """OpenFn's test/__repo__: one adaptor in two versions (``greet`` stands for
+    ``ultimate-answer``: 1.0.0 greets "from v1", 2.0.0 "from v2")."""
+    repo = tmp_path / "repo"
+    for version, package in (("1.0.0", "greet_v1"), ("2.0.0", "greet_v2")):
+        entry = repo / f"greet@{version}"
+        shutil.copytree(FIXTURES / package, entry / package)
+        manifest = {"name": "greet", "version": version, "package": package, "source": "test"}
+        (entry / "statefn-adaptor.json").write_text(json.dumps(manifest))
+    return repo
+
+
+def plan_of(*steps: dict[str, Any], **options: Any) -> dict[str, Any]:
+    plan: dict[str, Any] = {"workflow": {"steps": list(steps)}}
+    if options:
+        plan["options"] = options
+    return plan
+
+
+def setting(**values: Any) -> str:
+    """Job source of one operation that sets ``values`` in ``state["data"]``."""
+    return f"fn(lambda s: {{**s, 'data': {{**s['data'], **{values!r}}}}})"
+
+
+def adding(key: str = "x", amount: int = 1) -> str:
+    """Job source of one operation that adds ``amount`` to ``state["data"][key]``."""
+    return f"@fn\ndef add(s):\n    s['data'][{key!r}] += {amount}\n    return s\n"
+
+
+IDENTITY = "fn(lambda s: s)"
+
+
+def crash_of(plan: Any, state: Any = None, **options: Any) -> statefn.StatefnError:
+    with pytest.raises(statefn.StatefnError) as caught:
+        statefn.run(plan, state, **options)
+    return caught.value
+
+
+# -- runtime.test.ts -----------------------------------------------------------------------
+
+
+# runtime.test.ts: "run simple expression" -- same
+def test_runtime_run_simple_expression() -> None:
+    result = statefn.run(setting(done=True))
+    assert result["data"]["done"] is True
+
+
+# runtime.test.ts: "run a simple workflow" -- same
+def test_runtime_run_a_simple_workflow() -> None:
+    result = statefn.run(plan_of({"expression": "fn(lambda s: {'data': {'done': True}})"}))
+    assert result["data"]["done"] is True
+
+
+# runtime.test.ts: "run a workflow with global config" -- same
+def test_runtime_run_a_workflow_with_global_config() -> None:
+    plan = plan_of({"expression": "fn(lambda s: s['configuration'])"})
+    plan["workflow"]["credentials"] = {"collection_token": "j.w.t"}
+    assert statefn.run(plan) == {"collection_token": "j.w.t"}
+
+
+# runtime.test.ts: "run a workflow and notify major events" -- same
+def test_runtime_run_a_workflow_and_notify_major_events(events: EventLog) -> None:
+    statefn.run(plan_of({"expression": IDENTITY}), {}, on_event=events)
+    for name in ("init-start", "init-complete", "job-start", "job-complete"):
+        assert len(events.of(name)) == 1
+
+
+# runtime.test.ts: "notify job error even after fail" -- same
+def test_runtime_notify_job_error_even_after_fail(events: EventLog) -> None:
+    plan = plan_of({"id": "a", "expression": "fn(lambda s: s.get('err')['z'])"})
+    statefn.run(plan, {}, on_event=events)
+    [payload] = events.of("job-error")
+    assert payload["job_id"] == "a"
+    assert payload["duration_ms"] >= 0
+    assert payload["error"]["name"] == "RuntimeError"
+    assert payload["error"]["subtype"] == "TypeError"
+    assert "'NoneType' object is not subscriptable" in payload["error"]["message"]
+
+
+# runtime.test.ts: "notify job error even after crash" -- differs: Python exceptions
+def test_runtime_notify_job_error_even_after_crash(events: EventLog) -> None:
+    plan = plan_of({"id": "a", "expression": "fn(lambda _: s)"})
+    with pytest.raises(statefn.RuntimeCrash):
+        statefn.run(plan, {}, on_event=events)
+    [payload] = events.of("job-error")
+    assert payload["job_id"] == "a"
+    assert payload["duration_ms"] >= 0
+    assert payload["error"]["name"] == "RuntimeCrash"
+    assert payload["error"]["subtype"] == "NameError"
+    assert payload["error"]["message"] == "NameError: name 's' is not defined"
+
+
+# runtime.test.ts: "resolve a credential" -- same
+def test_runtime_resolve_a_credential() -> None:
+    plan = plan_of({"expression": IDENTITY, "configuration": "ccc"})
+
+    async def resolve(credential_id: str) -> State:
+        return {"password": "password1"}
+
+    result = statefn.run(plan, {}, state_props_to_remove=[], resolve_credential=resolve)
+    assert result["configuration"] == {"password": "password1"}
+
+
+# runtime.test.ts: "resolve initial state" -- same
+def test_runtime_resolve_initial_state() -> None:
+    plan = plan_of({"expression": IDENTITY, "state": "abc"})
+
+    async def resolve(state_id: str) -> State:
+        return {"data": {"foo": "bar"}}
+
+    assert statefn.run(plan, {}, resolve_state=resolve)["data"] == {"foo": "bar"}
+
+
+# runtime.test.ts: "run a workflow with two jobs and call callbacks" -- same
+def test_runtime_run_a_workflow_with_two_jobs_and_call_callbacks(events: EventLog) -> None:
+    plan = plan_of(
+        {"id": "a", "expression": IDENTITY, "next": {"b": True}},
+        {"id": "b", "expression": IDENTITY},
+    )
+    statefn.run(plan, {}, on_event=events)
+    for name in ("init-start", "init-complete", "job-start", "job-complete"):
+        assert len(events.of(name)) == 2
+
+
+def _branching(leaf_next: str | None = None) -> dict[str, Any]:
+    count = "@fn\ndef count(s):\n    s['data']['count'] += 1\n    s['data'][{0!r}] = True\n    return s\n"
+    b: dict[str, Any] = {"id": "b", "expression": count.format("b")}
+    c: dict[str, Any] = {"id": "c", "expression": count.format("c")}
+    steps = [{"expression": count.format("a"), "next": {"b": True, "c": True}}, b, c]
+    if leaf_next:
+        b["next"] = c["next"] = {leaf_next: True}
+        steps.append({"id": leaf_next, "expression": IDENTITY})
+    return plan_of(*steps)
+
+
+# runtime.test.ts: "run a workflow with state and parallel branching" -- same
+def test_runtime_run_a_workflow_with_state_and_parallel_branching() -> None:
+    assert statefn.run(_branching(), {"data": {"count": 0}}) == {
+        "b": {"data": {"count": 2, "a": True, "b": True}},
+        "c": {"data": {"count": 2, "a": True, "c": True}},
+    }
+
+
+# runtime.test.ts: "run a workflow with a leaf step called multiple times" -- same
+def test_runtime_run_a_workflow_with_a_leaf_step_called_multiple_times() -> None:
+    assert statefn.run(_branching("z"), {"data": {"count": 0}}) == {
+        "z": {"data": {"count": 2, "a": True, "b": True}},
+        "z-1": {"data": {"count": 2, "a": True, "c": True}},
+    }
+
+
+# runtime.test.ts: "run a workflow with state and conditional branching" -- same
+def test_runtime_run_a_workflow_with_state_and_conditional_branching() -> None:
+    plan = plan_of(
+        {
+            "expression": setting(a=True),
+            "next": {
+                "b": {"condition": "state['data']['count'] > 0"},
+                "c": {"condition": "state['data']['count'] == 0"},
+            },
+        },
+        {"id": "b", "expression": setting(b=True)},
+        {"id": "c", "expression": setting(c=True)},
+    )
+    first = statefn.run(plan, {"data": {"count": 10}})
+    assert first["data"] == {"count": 10, "a": True, "b": True}
+    second = statefn.run(plan, {"data": {"count": 0}})
+    assert second["data"] == {"count": 0, "a": True, "c": True}
+
+
+def _abc(expressions: tuple[str, str, str], **options: Any) -> dict[str, Any]:
+    a, b, c = expressions
+    return plan_of(
+        {"id": "a", "expression": a, "next": {"b": True}},
+        {"id": "b", "expression": b, "next": {"c": True}},
+        {"id": "c", "expression": c},
+        **options,
+    )
+
+
+# runtime.test.ts: "run a workflow with initial state (data key) and optional start" -- same
+def test_runtime_run_a_workflow_with_initial_state_and_optional_start() -> None:
+    plan = _abc((adding("count"),) * 3, start="b")
+    assert statefn.run(plan, {"data": {"count": 10}})["data"]["count"] == 12
+
+
+# runtime.test.ts: "run a workflow with an end" -- same
+def test_runtime_run_a_workflow_with_an_end() -> None:
+    plan = _abc((setting(a=1), setting(b=1), setting(c=1)), end="b")
+    assert statefn.run(plan, {}) == {"data": {"a": 1, "b": 1}}
+
+
+# runtime.test.ts: "run a workflow with a start and end" -- same
+def test_runtime_run_a_workflow_with_a_start_and_end() -> None:
+    plan = _abc((setting(a=1), setting(b=1), setting(c=1)), start="b", end="b")
+    assert statefn.run(plan, {}) == {"data": {"b": 1}}
+
+
+# runtime.test.ts: "run a workflow with a trigger node" -- same
+def test_runtime_run_a_workflow_with_a_trigger_node() -> None:
+    plan = plan_of(
+        {"next": {"b": {"condition": "state['data']['age'] > 18 "}}},
+        {"id": "b", "expression": setting(done=True)},
+    )
+    assert statefn.run(plan, {"data": {"age": 28}})["data"]["done"] is True
+
+
+# runtime.test.ts: "prefer initial state to inline state" -- same
+def test_runtime_prefer_initial_state_to_inline_state() -> None:
+    plan = plan_of({"state": {"data": {"x": 20, "y": 20}}, "expression": IDENTITY})
+    result = statefn.run(plan, {"data": {"x": 40}})
+    assert result["data"] == {"x": 40, "y": 20}
+
+
+# runtime.test.ts: "Allow a job to return undefined" -- same
+def test_runtime_allow_a_job_to_return_undefined() -> None:
+    assert statefn.run(plan_of({"expression": "fn(lambda s: None)"})) is None
+
+
+# runtime.test.ts: "log errors, write to state, and continue" -- differs: pos on JobError, log wording
+def test_runtime_log_errors_write_to_state_and_continue(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    plan = plan_of(
+        {"id": "a", "expression": "@fn\ndef f(s):\n    raise Exception('test')\n", "next": "b"},
+        {"id": "b", "expression": "fn(lambda s: {**s, 'x': 1})"},
+    )
+    result = statefn.run(plan, {}, logger=logger)
+    assert result["x"] == 1
+    assert result["errors"]["a"] == {
+        "source": "runtime",
+        "name": "JobError",
+        "severity": "fail",
+        "message": "test",
+        "pos": {"line": 3, "column": 5, "src": "    raise Exception('test')"},
+    }
+    assert any(m.startswith("Step a failed at line 3: JobError: test") for m in records.messages())
+
+
+# runtime.test.ts: "log job code to the job logger" -- same
+def test_runtime_log_job_code_to_the_job_logger(job_log: Log) -> None:
+    logger, records = job_log
+    plan = plan_of(
+        {"id": "a", "expression": "@fn\ndef f(s):\n    console.log('hi')\n    return s\n"}
+    )
+    statefn.run(plan, {}, job_logger=logger)
+    [record] = records.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == "hi"
+
+
+# runtime.test.ts: "log and serialize an error to the job logger" -- differs: job log lines are text
+def test_runtime_log_and_serialize_an_error_to_the_job_logger(job_log: Log) -> None:
+    logger, records = job_log
+    source = "@fn\ndef f(s):\n    console.log(Exception('hi'))\n    return s\n"
+    statefn.run(plan_of({"id": "a", "expression": source}), {}, job_logger=logger)
+    [record] = records.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == "hi"
+    assert "Traceback" not in record.getMessage()
+
+
+# runtime.test.ts: "error reports can be overwritten" -- same
+def test_runtime_error_reports_can_be_overwritten() -> None:
+    plan = plan_of(
+        {"id": "a", "expression": "@fn\ndef f(s):\n    raise Exception('test')\n", "next": "b"},
+        {"id": "b", "expression": "fn(lambda s: {'errors': 22})"},
+    )
+    assert statefn.run(plan, {})["errors"] == 22
+
+
+# runtime.test.ts: "stuff written to state before an error is preserved" -- same
+def test_runtime_stuff_written_to_state_before_an_error_is_preserved() -> None:
+    source = "@fn\ndef f(s):\n    s['x'] = 1\n    raise Exception('test')\n"
+    plan = plan_of({"id": "a", "state": {"data": {"x": 0}}, "expression": source})
+    assert statefn.run(plan, {})["x"] == 1
+
+
+# runtime.test.ts: "data can be an array (expression)" -- same
+def test_runtime_data_can_be_an_array_expression() -> None:
+    assert statefn.run("fn(lambda s: {'data': [1, 2, 3]})", {})["data"] == [1, 2, 3]
+
+
+# runtime.test.ts: "data can be an array (workflow)" -- same
+def test_runtime_data_can_be_an_array_workflow() -> None:
+    plan = plan_of(
+        {"id": "a", "expression": "fn(lambda s: {'data': [1, 2, 3]})", "next": "b"},
+        {"id": "b", "expression": IDENTITY},
+    )
+    assert statefn.run(plan, {})["data"] == [1, 2, 3]
+
+
+# runtime.test.ts: "import from a module" -- same
+def test_runtime_import_from_a_module() -> None:
+    source = "from x import x\nfn(lambda s: {'data': x})\n"
+    assert statefn.run(source, {}, linker=X_ADAPTOR)["data"] == "test"
+
+
+# runtime.test.ts: "inject globals" -- same
+def test_runtime_inject_globals() -> None:
+    result = statefn.run("fn(lambda s: {**s, 'data': {'x': x}})", {}, globals={"x": 90210})
+    assert result["data"]["x"] == 90210
+
+
+# runtime.test.ts: "injected globals can't override special functions" -- same (issue 11,
+# item 5: refused with an InputError naming the clash)
+def test_runtime_injected_globals_cant_override_special_functions() -> None:
+    def panic(*args: Any) -> None:
+        raise Exception("illegal override")
+
+    clashing = {"console": panic, "print": panic, "int": panic, "float": panic, "len": panic}
+    error = crash_of("fn(lambda s: s)", {}, globals=clashing)
+    assert error.name == "InputError"
+    assert error.details == {"option": "globals", "names": sorted(clashing)}
+
+
+# runtime.test.ts: "run from an adaptor" -- same
+def test_runtime_run_from_an_adaptor() -> None:
+    result = statefn.run("from x import call\ncall(lambda s: 22)\n", {}, linker=X_ADAPTOR)
+    assert result == {"data": 22}
+
+
+# runtime.test.ts: "run a workflow using the repo and load the default version" -- same
+def test_runtime_run_a_workflow_using_the_repo_and_load_the_default_version(repo: Path) -> None:
+    source = "from greet import hello\nfn(lambda s: {'data': hello('x')})\n"
+    result = statefn.run(plan_of({"id": "a", "expression": source}), {}, linker={"repo": repo})
+    assert result == {"data": "hello x from v2"}
+
+
+# runtime.test.ts: "run a workflow using the repo using a specific version" -- same
+def test_runtime_run_a_workflow_using_the_repo_using_a_specific_version(repo: Path) -> None:
+    source = "from greet import hello\nfn(lambda s: {'data': hello('x')})\n"
+    linker = {"repo": repo, "modules": {"greet": {"version": "1.0.0"}}}
+    result = statefn.run(plan_of({"id": "a", "expression": source}), {}, linker=linker)
+    assert result == {"data": "hello x from v1"}
+
+
+# runtime.test.ts: "run a workflow using the repo with multiple versions of the same adaptor"
+# -- same (issue 11, item 1)
+def test_runtime_run_a_workflow_using_the_repo_with_multiple_versions(repo: Path) -> None:
+    source = (
+        "import greet\nfn(lambda s: {{**s, 'data': {{**s['data'], {0!r}: greet.hello('x')}}}})\n"
+    )
+    plan = plan_of(
+        {"id": "a", "expression": source.format("a"), "adaptors": ["greet@1.0.0"], "next": "b"},
+        {"id": "b", "expression": source.format("b"), "adaptors": ["greet@2.0.0"]},
+    )
+    assert statefn.run(plan, {}, linker={"repo": repo}) == {
+        "data": {"a": "hello x from v1", "b": "hello x from v2"}
+    }
+
+
+# runtime.test.ts: "run from an adaptor with error" -- same
+def test_runtime_run_from_an_adaptor_with_error() -> None:
+    result = statefn.run("from x import call\ncall('22')\n", {}, linker=X_ADAPTOR)
+    assert result["errors"]["job-1"]["name"] == "AdaptorError"
+
+
+FAIL_ON_ERR = "@fn\ndef f(s):\n    if s.get('err'):\n        raise Exception('e')\n    return s\n"
+
+
+# runtime.test.ts: "run a workflow with special on_job_success condition" -- same
+def test_runtime_run_a_workflow_with_special_on_job_success_condition() -> None:
+    plan = plan_of(
+        {"expression": FAIL_ON_ERR, "next": {"b": {"condition": "on_job_success"}}},
+        {"id": "b", "expression": setting(b=True)},
+    )
+    assert statefn.run(plan, {})["data"]["b"] is True
+    assert "b" not in statefn.run(plan, {"err": True})["data"]
+
+
+# runtime.test.ts: "run a workflow with special on_job_failure condition" -- same
+def test_runtime_run_a_workflow_with_special_on_job_failure_condition() -> None:
+    plan = plan_of(
+        {"expression": FAIL_ON_ERR, "next": {"b": {"condition": "on_job_failure"}}},
+        {"id": "b", "expression": setting(b=True)},
+    )
+    assert "b" not in statefn.run(plan, {})["data"]
+    assert statefn.run(plan, {"err": True})["data"]["b"] is True
+
+
+BLAH = "from blah import call\ncall('22')\n"
+
+
+# runtime.test.ts: "accept a whitelist as a regex" -- differs: message wording; common
+def test_runtime_accept_a_whitelist_as_a_regex() -> None:
+    error = crash_of(BLAH, {}, linker={"whitelist": [re.compile("^@opennfn"), "common"]})
+    assert (error.name, error.severity) == ("ImportError", "crash")
+    assert error.message == 'Adaptor "blah" is not on the whitelist'
+
+
+# runtime.test.ts: "accept a whitelist as a string" -- differs: message wording; common
+def test_runtime_accept_a_whitelist_as_a_string() -> None:
+    error = crash_of(BLAH, {}, linker={"whitelist": ["/^@opennfn/", "common"]})
+    assert (error.name, error.severity) == ("ImportError", "crash")
+    assert error.message == 'Adaptor "blah" is not on the whitelist'
+
+
+LARGE = "fn(lambda s: {**s, 'data': {**s['data'], 'large': 'z' * 1024}})"
+
+
+# runtime.test.ts: "do not enforce state size limit if state is small enough" -- same
+def test_runtime_do_not_enforce_state_size_limit_if_state_is_small_enough() -> None:
+    assert len(statefn.run(plan_of({"expression": LARGE}), {})["data"]["large"]) == 1024
+
+
+# runtime.test.ts: "enforce state size limit from runtime option" -- same
+def test_runtime_enforce_state_size_limit_from_runtime_option() -> None:
+    error = crash_of(plan_of({"expression": LARGE}), {}, state_limit_mb=1 / 1024)
+    assert error.name == "StateTooLargeError"
+    assert error.message.startswith("State exceeds the limit")
+
+
+# -- execute/plan.test.ts ------------------------------------------------------------------
+
+
+def job(step_id: str = "job1", expression: str = IDENTITY, **keys: Any) -> dict[str, Any]:
+    """OpenFn's createJob: a step with an id and an identity expression by default."""
+    return {"id": step_id, "expression": expression, **keys}
+
+
+# execute/plan.test.ts: "throw for a circular job" -- same
+def test_plan_throw_for_a_circular_job() -> None:
+    plan = plan_of(job(next={"job2": True}), job("job2", next={"job1": True}))
+    error = crash_of(plan, {})
+    assert re.search("circular dependency", error.message, re.I)
+
+
+# execute/plan.test.ts: "throw for a plan which references an undefined job" -- same
+def test_plan_throw_for_a_plan_which_references_an_undefined_job() -> None:
+    error = crash_of(plan_of(job(next={"job3": True})), {})
+    assert re.search("cannot find job", error.message, re.I)
+
+
+# execute/plan.test.ts: "throw for an illegal edge condition" -- same
+def test_plan_throw_for_an_illegal_edge_condition() -> None:
+    plan = plan_of(job(next={"job2": {"condition": "!!!"}}), job("job2"))
+    error = crash_of(plan, {})
+    assert re.search("failed to compile edge condition job1->job2", error.message, re.I)
+
+
+# execute/plan.test.ts: "execute a one-job execution plan with inline state" -- differs:
+# an operation returns a state dict
+def test_plan_execute_a_one_job_execution_plan_with_inline_state() -> None:
+    plan = plan_of(job(expression="fn(lambda s: s['data']['x'])", state={"data": {"x": 22}}))
+    record = statefn.run(plan, {})["errors"]["job1"]
+    assert (record["name"], record["subtype"]) == ("RuntimeError", "TypeError")
+    assert "returned int, not a state dict" in record["message"]
+
+
+# execute/plan.test.ts: "execute a one-job execution plan with initial state" -- differs:
+# an operation returns a state dict
+def test_plan_execute_a_one_job_execution_plan_with_initial_state() -> None:
+    plan = plan_of(job(expression="fn(lambda s: {'data': s['data']['x']})"))
+    assert statefn.run(plan, {"data": {"x": 33}}) == {"data": 33}
+
+
+# execute/plan.test.ts: "lazy load initial state" -- same
+def test_plan_lazy_load_initial_state() -> None:
+    states = {"s1": {"data": {"result": 42}}}
+    assert statefn.run(plan_of(job()), "s1", resolve_state=states.get) == states["s1"]
+
+
+# execute/plan.test.ts: "execute a one-job execution plan and notify init-start and
+# init-complete" -- same
+def test_plan_notify_init_start_and_init_complete(events: EventLog) -> None:
+    statefn.run(plan_of(job()), {"data": {"x": 33}}, on_event=events)
+    assert len(events.of("init-start")) == 1
+    [complete] = events.of("init-complete")
+    assert complete["duration_ms"] >= 0
+
+
+DONE = "fn(lambda s: {'data': {'done': True}})"
+
+
+# execute/plan.test.ts: 'execute a job with a simple truthy "precondition" or "trigger node"'
+# -- same
+def test_plan_execute_a_job_with_a_simple_truthy_precondition() -> None:
+    plan = plan_of(job(next={"job": {"condition": "True"}}), job("job", DONE))
+    assert statefn.run(plan, {})["data"]["done"] is True
+
+
+# execute/plan.test.ts: 'do not execute a job with a simple falsy "precondition" or
+# "trigger node"' -- same
+def test_plan_do_not_execute_a_job_with_a_simple_falsy_precondition() -> None:
+    plan = plan_of(job(next={"job": {"condition": "False"}}), job("job", DONE))
+    assert "done" not in statefn.run(plan, {})["data"]
+
+
+# execute/plan.test.ts: 'execute a job with a valid "precondition" or "trigger node"' -- same
+def test_plan_execute_a_job_with_a_valid_precondition() -> None:
+    plan = plan_of({"id": "a", "next": {"job": {"condition": "True"}}}, job("job", DONE))
+    assert statefn.run(plan, {"data": {"x": 10}})["data"]["done"] is True
+
+
+# execute/plan.test.ts: "merge initial and inline state" -- same
+def test_plan_merge_initial_and_inline_state() -> None:
+    plan = plan_of(job(state={"data": {"y": 11}}))
+    assert statefn.run(plan, {"data": {"x": 33}})["data"] == {"x": 33, "y": 11}
+
+
+# execute/plan.test.ts: "Initial state overrides inline data" -- same
+def test_plan_initial_state_overrides_inline_data() -> None:
+    plan = plan_of(job(state={"data": {"x": 11}}))
+    assert statefn.run(plan, {"data": {"x": 34}})["data"]["x"] == 34
+
+
+# execute/plan.test.ts: "Previous state overrides inline data" -- same
+def test_plan_previous_state_overrides_inline_data() -> None:
+    plan = plan_of(
+        job(state={"data": {"x": 5}}, next={"job2": True}),
+        job("job2", adding(), state={"data": {"x": 88}}),
+    )
+    assert statefn.run(plan, {})["data"]["x"] == 6
+
+
+def checking(*conditions: str, then: str = "return s") -> str:
+    """Job source of one operation that raises unless every condition holds."""
+    checks = "".join(
+        f"    if not ({c}):\n        raise Exception('ASSERT FAIL')\n" for c in conditions
+    )
+    return f"@fn\ndef check(s):\n{checks}    {then}\n"
+
+
+# execute/plan.test.ts: "steps only receive state from upstream steps" -- same
+def test_plan_steps_only_receive_state_from_upstream_steps() -> None:
+    one_each = ("s['data']['x'] == 1", "s['data']['y'] == 1")
+    plan = plan_of(
+        job("start", state={"data": {"x": 1, "y": 1}}, next={"x-a": True, "y-a": True}),
+        job("x-a", checking(*one_each) + adding("x"), next={"x-b": True}),
+        job("x-b", checking("s['data']['x'] == 2", "s['data']['y'] == 1")),
+        job("y-a", checking(*one_each) + adding("y"), next={"y-b": True}),
+        job("y-b", checking("s['data']['x'] == 1", "s['data']['y'] == 2")),
+    )
+    assert statefn.run(plan, {}) == {
+        "x-b": {"data": {"x": 2, "y": 1}},
+        "y-b": {"data": {"x": 1, "y": 2}},
+    }
+
+
+# execute/plan.test.ts: "all state is passed through successive jobs" -- same
+def test_plan_all_state_is_passed_through_successive_jobs() -> None:
+    first = "fn(lambda s: {'data': {}, 'references': [], 'x': 22, 'y': 33})"
+    plan = plan_of(
+        job(expression=first, next={"job2": True}),
+        job("job2", checking("s['x']", "s['y']", "'references' in s")),
+    )
+    assert statefn.run(plan, {}) == {"data": {}, "references": [], "x": 22, "y": 33}
+
+
+def _diamond(x_expression: str = IDENTITY, *after_x: dict[str, Any]) -> dict[str, Any]:
+    return plan_of(
+        job("start", next={"a": True, "b": True}),
+        job("a", "fn(lambda s: {**s, 'a': True})", next={"x": True}),
+        job("b", "fn(lambda s: {**s, 'b': True})", next={"x": True}),
+        job("x", x_expression, **({"next": {"y": True}} if after_x else {})),
+        *after_x,
+    )
+
+
+# execute/plan.test.ts: "execute the same step twice" -- same
+def test_plan_execute_the_same_step_twice(events: EventLog) -> None:
+    statefn.run(_diamond(), {}, on_event=events)
+    assert [p["job_id"] for p in events.of("job-start")].count("x") == 2
+
+
+# execute/plan.test.ts: "A step executing twice should have two different inputs" -- same
+def test_plan_a_step_executing_twice_should_have_two_different_inputs() -> None:
+    x = checking("not (s.get('a') and s.get('b'))")
+    result = statefn.run(_diamond(x), {})
+    assert set(result) == {"x", "x-1"}
+    assert all("errors" not in state for state in result.values())
+
+
+KEYS = "fn(lambda s: {'keys': sorted(s)})"
+
+
+# execute/plan.test.ts: "Return multiple results for leaf step that executes multiple times"
+# -- same
+def test_plan_return_multiple_results_for_leaf_step_that_executes_multiple_times() -> None:
+    assert statefn.run(_diamond(KEYS), {}) == {
+        "x": {"keys": ["a", "configuration", "data"]},
+        "x-1": {"keys": ["b", "configuration", "data"]},
+    }
+
+
+# execute/plan.test.ts: "Downstream nodes get executed multiple times" -- same
+def test_plan_downstream_nodes_get_executed_multiple_times(events: EventLog) -> None:
+    plan = _diamond("fn(lambda s: {**s, 'x': True})", job("y", KEYS))
+    result = statefn.run(plan, {}, on_event=events)
+    assert [p["job_id"] for p in events.of("job-start")].count("y") == 2
+    assert result == {
+        "y": {"keys": ["a", "configuration", "data", "x"]},
+        "y-1": {"keys": ["b", "configuration", "data", "x"]},
+    }
+
+
+# execute/plan.test.ts: "execute edge based on state in the condition" -- same
+def test_plan_execute_edge_based_on_state_in_the_condition() -> None:
+    plan = plan_of(
+        job(
+            expression=setting(x=10),
+            state={},
+            next={"job2": {"condition": "state['data']['x'] == 10"}},
+        ),
+        job("job2", "fn(lambda s: {'data': {'y': 20}})"),
+    )
+    assert statefn.run(plan, {})["data"]["y"] == 20
+
+
+# execute/plan.test.ts: "skip edge based on state in the condition " -- same
+def test_plan_skip_edge_based_on_state_in_the_condition() -> None:
+    plan = plan_of(
+        job(expression=setting(x=10), state={}, next={"job2": {"condition": "False"}}),
+        job("job2", "fn(lambda s: {'y': 20})"),
+    )
+    assert statefn.run(plan, {})["data"]["x"] == 10
+
+
+# execute/plan.test.ts: "do not traverse a disabled edge" -- same
+def test_plan_do_not_traverse_a_disabled_edge() -> None:
+    plan = plan_of(
+        job(expression=setting(x=10), next={"job2": {"disabled": True, "condition": "True"}}),
+        job("job2", "fn(lambda s: {'data': {'x': 20}})"),
+    )
+    assert statefn.run(plan, {})["data"]["x"] == 10
+
+
+# execute/plan.test.ts: "execute a two-job execution plan" -- same
+def test_plan_execute_a_two_job_execution_plan() -> None:
+    plan = plan_of(job(expression=adding(), next={"job2": True}), job("job2", adding()))
+    assert statefn.run(plan, {"data": {"x": 0}})["data"]["x"] == 2
+
+
+# execute/plan.test.ts: "only execute one job in a two-job execution plan" -- same
+def test_plan_only_execute_one_job_in_a_two_job_execution_plan() -> None:
+    plan = plan_of(job(expression=adding(), next={"job2": False}), job("job2", adding()))
+    assert statefn.run(plan, {"data": {"x": 0}})["data"]["x"] == 1
+
+
+def _result_of(value: int) -> str:
+    return f"fn(lambda s: {{'data': {{'result': {value}}}}})"
+
+
+# execute/plan.test.ts: "execute a two-job execution plan with an option start" -- same
+def test_plan_execute_a_two_job_execution_plan_with_an_option_start() -> None:
+    plan = plan_of(
+        job(expression=_result_of(11)),
+        job("job2", _result_of(1), next={"job1": True}),
+        start="job2",
+    )
+    assert statefn.run(plan, {})["data"]["result"] == 11
+
+
+# execute/plan.test.ts: "execute a two-job execution plan with a custom start" -- same
+def test_plan_execute_a_two_job_execution_plan_with_a_custom_start() -> None:
+    plan = plan_of(job(expression=_result_of(11)), job("job2", _result_of(1), next={"job1": True}))
+    plan["workflow"]["start"] = "job2"
+    assert statefn.run(plan, {})["data"]["result"] == 11
+
+
+# execute/plan.test.ts: "Return when there are no more edges" -- same
+def test_plan_return_when_there_are_no_more_edges() -> None:
+    plan = plan_of(job(expression=adding()), job("job2", adding()), start="job1")
+    assert statefn.run(plan, {"data": {"x": 0}})["data"]["x"] == 1
+
+
+# execute/plan.test.ts: "execute a 5 job execution plan" -- same
+def test_plan_execute_a_5_job_execution_plan() -> None:
+    steps = [job(str(i), adding(), next={str(i + 1): True} if i < 5 else None) for i in range(1, 6)]
+    assert statefn.run(plan_of(*steps, start="1"), {"data": {"x": 0}})["data"]["x"] == 5
+
+
+# execute/plan.test.ts: 'execute multiple steps in "parallel"' -- same
+def test_plan_execute_multiple_steps_in_parallel() -> None:
+    plan = plan_of(
+        job("start", next={"a": True, "b": True, "c": True}),
+        *(job(step_id, adding()) for step_id in "abc"),
+        start="start",
+    )
+    assert statefn.run(plan, {"data": {"x": 0}}) == {
+        step_id: {"data": {"x": 1}} for step_id in "abc"
+    }
+
+
+# execute/plan.test.ts: "ignore leaf nodes with no result" -- same (issue 11, item 2)
+def test_plan_ignore_leaf_nodes_with_no_result() -> None:
+    plan = plan_of(
+        job("start", next={"a": True, "b": True, "c": True}),
+        job("a", adding()),
+        job("b", "fn(lambda s: None)"),
+        job("c", "fn(lambda s: None)"),
+        start="start",
+    )
+    assert statefn.run(plan, {"data": {"x": 0}}) == {"data": {"x": 1}}
+
+
+def _marks(key: str, unless: str) -> str:
+    return checking(
+        f"not s['data'].get({unless!r})", then=f"s['data'][{key!r}] = True\n    return s"
+    )
+
+
+# execute/plan.test.ts: 'isolate state in "parallel" execution' -- same
+def test_plan_isolate_state_in_parallel_execution() -> None:
+    plan = plan_of(
+        job("start", next={"b": True, "c": True}),
+        job("b", _marks("b", "c")),
+        job("c", _marks("c", "b")),
+        start="start",
+    )
+    result = statefn.run(plan, {"data": {"x": 0}})
+    assert all("errors" not in state for state in result.values())
+
+
+# execute/plan.test.ts: 'isolate state in "parallel" execution with deeper trees' -- same
+def test_plan_isolate_state_in_parallel_execution_with_deeper_trees() -> None:
+    plan = plan_of(
+        job("start", next={"c": True, "b": True}),
+        job("c2", _marks("c", "b")),
+        job("b", _marks("b", "c"), next={"b2": True}),
+        job("c", _marks("c", "b"), next={"c2": True}),
+        job("b2", _marks("b", "c")),
+        start="start",
+    )
+    result = statefn.run(plan, {"data": {"x": 0}})
+    assert set(result) == {"b2", "c2"}
+    assert all("errors" not in state for state in result.values())
+
+
+# execute/plan.test.ts: '"parallel" execution with multiple leaves should write multiple
+# results to state' -- same
+def test_plan_parallel_execution_with_multiple_leaves_writes_multiple_results() -> None:
+    plan = plan_of(
+        job("start", next={"job-b": True, "job-c": True}),
+        job("job-b", setting(b=True)),
+        job("job-c", setting(c=True)),
+    )
+    assert statefn.run(plan, {}) == {
+        "job-b": {"data": {"b": True}},
+        "job-c": {"data": {"c": True}},
+    }
+
+
+RAISE_E = "@fn\ndef f(s):\n    raise Exception('e')\n"
+
+
+# execute/plan.test.ts: "return an error in state" -- same
+def test_plan_return_an_error_in_state() -> None:
+    result = statefn.run(plan_of(job("a", RAISE_E, state={})), {})
+    assert result["errors"]["a"]["message"] == "e"
+
+
+# execute/plan.test.ts: "handle non-standard error objects" -- differs: Python raises
+# exceptions only; pos on JobError
+def test_plan_handle_non_standard_error_objects() -> None:
+    source = "@fn\ndef f(s):\n    raise Exception('wibble')\n"
+    record = statefn.run(plan_of(job("a", source, state={})), {})["errors"]["a"]
+    assert {key: record[key] for key in ("source", "name", "severity", "message")} == {
+        "source": "runtime",
+        "name": "JobError",
+        "severity": "fail",
+        "message": "wibble",
+    }
+    assert record["pos"]["line"] == 3
+
+
+# execute/plan.test.ts: "keep executing after an error" -- same
+def test_plan_keep_executing_after_an_error() -> None:
+    plan = plan_of(
+        job("a", RAISE_E + "fn(lambda s: {**s, 'x': 20})\n", state={}, next={"b": True}),
+        job("b", "fn(lambda s: {'y': 20})"),
+    )
+    result = statefn.run(plan, {})
+    assert result["y"] == 20
+    assert "x" not in result
+
+
+# execute/plan.test.ts: "simple on-error handler" -- same
+def test_plan_simple_on_error_handler() -> None:
+    plan = plan_of(
+        job(
+            expression=RAISE_E,
+            state={},
+            next={"job2": {"condition": "'errors' in state"}, "job3": "'errors' not in state"},
+        ),
+        job("job2", "fn(lambda s: {'y': 20})"),
+        job("job3", "fn(lambda s: {'x': 20})"),
+    )
+    assert statefn.run(plan, {}) == {"y": 20}
+
+
+# execute/plan.test.ts: "log appropriately on error" -- differs: log wording
+def test_plan_log_appropriately_on_error(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    source = "@fn\ndef f(s):\n    raise Exception('eee')\n"
+    statefn.run(plan_of(job(expression=source, state={})), {}, logger=logger)
+    [line] = records.messages(logging.ERROR)
+    assert line.startswith("Step job1 failed at line 3: JobError: eee")
+
+
+# execute/plan.test.ts: "steps do not share a local scope" -- differs: Python exceptions
+def test_plan_steps_do_not_share_a_local_scope() -> None:
+    plan = plan_of(
+        job(expression="x = 10\nfn(lambda s: s)\n", next={"b": True}),
+        job("b", "fn(lambda s: {**s, 'data': {'x': x}})"),
+    )
+    error = crash_of(plan, {})
+    assert (error.name, error.message) == ("RuntimeCrash", "NameError: name 'x' is not defined")
+
+
+# execute/plan.test.ts: "steps do not share a global scope" -- differs: Python exceptions
+def test_plan_steps_do_not_share_a_global_scope() -> None:
+    plan = plan_of(
+        job(
+            expression="@fn\ndef f(s):\n    global x\n    x = 10\n    return s\n", next={"b": True}
+        ),
+        job("b", "fn(lambda s: {**s, 'data': {'x': x}})"),
+    )
+    error = crash_of(plan, {})
+    assert (error.name, error.message) == ("RuntimeCrash", "NameError: name 'x' is not defined")
+
+
+# execute/plan.test.ts: "steps do not share a globalThis object" -- differs: no globalThis
+def test_plan_steps_do_not_share_a_globalthis_object() -> None:
+    plan = plan_of(job(expression="fn(lambda s: globals().update(x=10) or s)"))
+    error = crash_of(plan, {})
+    assert error.name == "CompileError"
+    assert error.message == "line 1, column 14: 'globals' is not allowed in job code"
+
+
+CIRCULAR = "@fn\ndef f(s):\n    a = {}\n    a['b'] = {'a': a}\n    s['data'] = a\n    return s\n"
+
+
+# execute/plan.test.ts: "steps can write circular references to state without blowing up
+# downstream" -- differs: state is JSON
+def test_plan_steps_can_write_circular_references_to_state() -> None:
+    plan = plan_of(job(expression=CIRCULAR, next={"b": True}), job("b", IDENTITY))
+    result = statefn.run(plan, {})
+    json.dumps(result)
+    record = result["errors"]["job1"]
+    assert (record["name"], record["subtype"]) == ("RuntimeError", "TypeError")
+    assert "state.data.b.a" in record["message"]
+    assert result["data"] == {}
+
+
+# execute/plan.test.ts: "steps cannot pass circular references to each other" -- differs:
+# state is JSON
+def test_plan_steps_cannot_pass_circular_references_to_each_other() -> None:
+    plan = plan_of(
+        job(expression=CIRCULAR.replace("s['data'] = a", "s['data']['ref'] = a"), next="b"),
+        job("b", "fn(lambda s: {**s, 'answer': s.get('data', {}).get('ref')})"),
+    )
+    result = statefn.run(plan, {})
+    json.dumps(result)
+    assert result["answer"] is None
+    assert "state.data.ref.b.a" in result["errors"]["job1"]["message"]
+
+
+FUNCTION_IN_DATA = "fn(lambda s: {**s, 'data': {'x': lambda: 22}})"
+
+
+# execute/plan.test.ts: "steps can write functions to state without blowing up downstream"
+# -- differs: state is JSON
+def test_plan_steps_can_write_functions_to_state() -> None:
+    plan = plan_of(job(expression=FUNCTION_IN_DATA, next={"b": True}), job("b", IDENTITY))
+    result = statefn.run(plan, {})
+    json.dumps(result)
+    assert result["data"] == {}
+    assert "state.data.x" in result["errors"]["job1"]["message"]
+
+
+# execute/plan.test.ts: "steps cannot pass functions to each other" -- differs: state is JSON
+def test_plan_steps_cannot_pass_functions_to_each_other() -> None:
+    plan = plan_of(
+        job(expression=FUNCTION_IN_DATA, next={"b": True}),
+        job("b", "fn(lambda s: s['data']['x']() and s)"),
+    )
+    result = statefn.run(plan, {})
+    assert result["errors"]["job1"]["subtype"] == "TypeError"
+    assert result["errors"]["b"]["message"] == "KeyError: 'x'"
+
+
+# execute/plan.test.ts: "Plans log step ids for each job start and end" -- differs: log wording
+def test_plan_plans_log_step_ids_for_each_job_start_and_end(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    statefn.run(plan_of(job("a")), {}, logger=logger)
+    messages = records.messages()
+    assert "Starting step a" in messages
+    assert any(re.fullmatch(r"Completed step a in [\d.]+ms", m) for m in messages)
+
+
+# execute/plan.test.ts: "Plans log step names for each job start and end" -- differs: log
+# wording
+def test_plan_plans_log_step_names_for_each_job_start_and_end(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    statefn.run(plan_of(job("a", name="do-the-thing")), {}, logger=logger)
+    messages = records.messages()
+    assert "Starting step do-the-thing (a)" in messages
+    assert any(re.fullmatch(r"Completed step do-the-thing \(a\) in [\d.]+ms", m) for m in messages)
+
+
+GLOBALS = "x = 10\n\ndef set_x(value):\n    global x\n    x = value\n\ndef get_x():\n    return x\n"
+SET_AND_GET = "@fn\ndef a(s):\n    set_x(20)\n    return {'data': {'x1': get_x()}}\n"
+GET_AGAIN = "fn(lambda s: {'data': {**s['data'], 'x2': get_x()}})\n"
+
+
+# execute/plan.test.ts: "global functions should be scoped per step or job code" -- differs:
+# workflow.globals runs once per run
+def test_plan_global_functions_should_be_scoped_per_step() -> None:
+    plan = plan_of(
+        job("a", SET_AND_GET, name="do-a", next={"b": True}), job("b", GET_AGAIN, name="do-b")
+    )
+    plan["workflow"]["globals"] = GLOBALS
+    assert statefn.run(plan, {})["data"] == {"x1": 20, "x2": 20}
+
+
+# execute/plan.test.ts: "global function scope should be shared between operations" -- same
+def test_plan_global_function_scope_should_be_shared_between_operations() -> None:
+    plan = plan_of(job("a", SET_AND_GET + GET_AGAIN, name="do-a"))
+    plan["workflow"]["globals"] = GLOBALS
+    assert statefn.run(plan, {})["data"] == {"x1": 20, "x2": 20}
