@@ -9,18 +9,19 @@ Each test translates one test of OpenFn's ``packages/runtime/test/`` (repository
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import statefn
-from statefn._linker import purge
+from statefn._linker import Linker, purge
 
 if TYPE_CHECKING:
     from conftest import EventLog, RecordList
@@ -963,3 +964,465 @@ def test_plan_global_function_scope_should_be_shared_between_operations() -> Non
     plan = plan_of(job("a", SET_AND_GET + GET_AGAIN, name="do-a"))
     plan["workflow"]["globals"] = GLOBALS
     assert statefn.run(plan, {})["data"] == {"x1": 20, "x2": 20}
+
+
+# -- execute/step.test.ts ------------------------------------------------------------------
+
+
+def identity(state: State) -> State:
+    return state
+
+
+def throw_e(state: State) -> State:
+    raise Exception("e")
+
+
+def step_plan(step: dict[str, Any], *targets: str) -> dict[str, Any]:
+    """A plan with ``step`` first and an identity step for each id its edges name."""
+    return plan_of(step, *({"id": target, "expression": [identity]} for target in targets))
+
+
+# execute/step.test.ts: "resolve and return next for a simple step" -- same
+def test_step_resolve_and_return_next_for_a_simple_step(events: EventLog) -> None:
+    plan = step_plan(
+        {"id": "j", "expression": [identity], "next": {"k": True, "a": False}}, "k", "a"
+    )
+    statefn.run(plan, {"data": {}, "configuration": {}}, on_event=events)
+    [complete, _] = events.of("job-complete")
+    assert complete["state"] == {"data": {}}
+    assert complete["next"] == ["k"]
+
+
+# execute/step.test.ts: "resolve and return next for a trigger-style step" -- same
+def test_step_resolve_and_return_next_for_a_trigger_style_step(events: EventLog) -> None:
+    plan = step_plan({"id": "j", "next": {"k": True, "a": False}}, "k", "a")
+    result = statefn.run(plan, {"data": {}, "configuration": {}}, on_event=events)
+    assert [p["job_id"] for p in events.of("job-start")] == ["k"]
+    assert result == {"data": {}}
+
+
+# execute/step.test.ts: "resolve and return next for a failed step" -- same
+def test_step_resolve_and_return_next_for_a_failed_step(events: EventLog) -> None:
+    plan = step_plan(
+        {"id": "j", "expression": [throw_e], "next": {"k": True, "a": False}}, "k", "a"
+    )
+    statefn.run(plan, {"data": {}, "configuration": {}}, on_event=events)
+    [failed] = events.of("job-error")
+    assert {k: v for k, v in failed["state"].items() if k != "errors"} == {"data": {}}
+    assert failed["next"] == ["k"]
+
+
+# execute/step.test.ts: "notify job-start" -- same
+def test_step_notify_job_start(events: EventLog) -> None:
+    statefn.run(step_plan({"id": "j", "expression": [identity]}), on_event=events)
+    assert events.of("job-start") == [{"job_id": "j"}]
+
+
+# execute/step.test.ts: "don't notify job-start for trigger-style steps" -- same
+def test_step_dont_notify_job_start_for_trigger_style_steps(events: EventLog) -> None:
+    statefn.run(step_plan({"id": "j"}), on_event=events)
+    assert events.of("job-start") == []
+
+
+# execute/step.test.ts: "notify job-complete with no next" -- same
+def test_step_notify_job_complete_with_no_next(events: EventLog) -> None:
+    statefn.run(step_plan({"id": "j", "expression": [identity]}), on_event=events)
+    [payload] = events.of("job-complete")
+    assert payload["state"] == {"data": {}}
+    assert payload["next"] == []
+    assert 0 <= payload["duration_ms"] < 100
+    assert set(payload["mem"]) >= {"job", "system"}
+    assert payload["job_id"] == "j"
+
+
+# execute/step.test.ts: "notify job-complete with two nexts" -- same
+def test_step_notify_job_complete_with_two_nexts(events: EventLog) -> None:
+    plan = step_plan(
+        {"id": "j", "expression": [identity], "next": {"b": True, "c": True}}, "b", "c"
+    )
+    statefn.run(plan, on_event=events)
+    payload = events.of("job-complete")[0]
+    assert (payload["job_id"], payload["next"]) == ("j", ["b", "c"])
+    assert 0 <= payload["duration_ms"] < 100
+
+
+# execute/step.test.ts: "don't notify job-complete for trigger-style steps" -- same
+def test_step_dont_notify_job_complete_for_trigger_style_steps(events: EventLog) -> None:
+    statefn.run(step_plan({"id": "j"}), on_event=events)
+    assert events.of("job-complete") == []
+
+
+# execute/step.test.ts: "notify job-complete should publish serializable state" -- differs:
+# state is JSON
+def test_step_notify_job_complete_should_publish_serializable_state(events: EventLog) -> None:
+    plan = step_plan({"id": "j", "expression": [lambda s: {"x": asyncio.Event(), "y": 22}]})
+    statefn.run(plan, on_event=events)
+    [payload] = events.of("job-error")
+    json.dumps(payload)
+    assert payload["state"] == {"y": 22, "errors": {"j": payload["error"]}}
+    assert payload["error"]["message"].startswith("TypeError: state.x is a")
+
+
+# execute/step.test.ts: "notify job-error for a fail" -- same
+def test_step_notify_job_error_for_a_fail(events: EventLog) -> None:
+    plan = step_plan({"id": "j", "expression": [throw_e], "next": {"b": True}}, "b")
+    statefn.run(plan, on_event=events)
+    [payload] = events.of("job-error")
+    assert payload["state"]["errors"]["j"] == payload["error"]
+    assert (payload["error"]["message"], payload["error"]["name"]) == ("e", "JobError")
+    assert payload["error"]["severity"] == "fail"
+    assert payload["next"] == ["b"]
+    assert 0 <= payload["duration_ms"] < 100
+    assert payload["job_id"] == "j"
+
+
+# execute/step.test.ts: "log duration of execution" -- differs: log wording
+def test_step_log_duration_of_execution(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    statefn.run(step_plan({"id": "y", "expression": [identity]}), logger=logger)
+    assert any(re.fullmatch(r"Completed step y in \d\d?(\.\d+)?ms", m) for m in records.messages())
+
+
+# execute/step.test.ts: "log memory usage" -- differs: memory is in events, not logs
+def test_step_log_memory_usage(events: EventLog) -> None:
+    statefn.run(step_plan({"id": "z", "expression": [identity]}), on_event=events)
+    [payload] = events.of("job-complete")
+    assert payload["mem"]["system"] > 0
+
+
+# execute/step.test.ts: "log memory usage with profiler and peak" -- differs: memory is in
+# events, not logs
+def test_step_log_memory_usage_with_profiler_and_peak(events: EventLog) -> None:
+    async def wait(state: State) -> State:
+        await asyncio.sleep(0.01)
+        return state
+
+    statefn.run(step_plan({"id": "z", "expression": [wait]}), on_event=events, profile=True)
+    [payload] = events.of("job-complete")
+    assert set(payload["mem"]) == {"job", "system", "peak"}
+
+
+def returns_nothing(state: State) -> None:
+    return None
+
+
+# execute/step.test.ts: "warn if a non-leaf step does not return state" -- same
+def test_step_warn_if_a_non_leaf_step_does_not_return_state(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    plan = step_plan({"id": "k", "expression": [returns_nothing], "next": {"l": True}}, "l")
+    statefn.run(plan, logger=logger)
+    assert any("did not return a state object" in m for m in records.messages(logging.WARNING))
+
+
+# execute/step.test.ts: "do not warn if a leaf step does not return state" -- same
+def test_step_do_not_warn_if_a_leaf_step_does_not_return_state(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    statefn.run(step_plan({"id": "k", "expression": [returns_nothing]}), logger=logger)
+    assert records.messages(logging.WARNING) == []
+
+
+# execute/step.test.ts: "do not warn a non-leaf step does not return state and there was an
+# error" -- same
+def test_step_do_not_warn_a_non_leaf_step_with_an_error(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    plan = step_plan({"id": "k", "expression": [throw_e], "next": {"l": True}}, "l")
+    statefn.run(plan, logger=logger)
+    assert [r for r in records.records if r.levelno == logging.WARNING] == []
+
+
+# execute/step.test.ts: "output state should be serializable" -- differs: state is JSON
+def test_step_output_state_should_be_serializable() -> None:
+    async def keep(state: State) -> State:
+        circular: dict[str, Any] = {}
+        circular["self"] = circular
+        state["data"] = {"circular": circular, "fn": identity}
+        return state
+
+    result = statefn.run(step_plan({"id": "k", "expression": [keep]}))
+    json.dumps(result)
+    assert "circular reference" in result["errors"]["k"]["message"]
+    assert "data" not in result
+
+
+# execute/step.test.ts: "configuration is removed from the result by default" -- same
+def test_step_configuration_is_removed_from_the_result_by_default() -> None:
+    result = statefn.run(step_plan({"id": "k", "expression": [identity]}), {"configuration": {}})
+    assert result == {"data": {}}
+
+
+# execute/step.test.ts: "statePropsToRemove removes multiple props from state" -- same
+def test_step_state_props_to_remove_removes_multiple_props_from_state() -> None:
+    plan = step_plan({"id": "k", "expression": [identity]})
+    result = statefn.run(plan, {"x": 1, "y": 1, "z": 1}, state_props_to_remove=["x", "y"])
+    assert result == {"data": {}, "z": 1, "configuration": {}}
+
+
+# execute/step.test.ts: "statePropsToRemove logs to debug when a prop is removed" -- differs:
+# log wording (nothing is logged)
+def test_step_state_props_to_remove_logs_to_debug_when_a_prop_is_removed(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    plan = step_plan({"id": "k", "expression": [identity]})
+    result = statefn.run(plan, {"x": 1, "y": 1, "z": 1}, state_props_to_remove=["x"], logger=logger)
+    assert result == {"data": {}, "y": 1, "z": 1, "configuration": {}}
+    assert not any("Removing keys" in m for m in records.messages())
+
+
+# execute/step.test.ts: "no props are removed from state if an empty array is passed to
+# statePropsToRemove" -- same
+def test_step_no_props_are_removed_if_an_empty_list_is_passed() -> None:
+    plan = step_plan({"id": "k", "expression": [identity]})
+    result = statefn.run(plan, {"x": 1, "configuration": 1}, state_props_to_remove=[])
+    assert result == {"x": 1, "configuration": {}, "data": {}}
+
+
+# execute/step.test.ts: "no props are removed from state if a falsy value is passed to
+# statePropsToRemove" -- same (issue 11, item 6: None means the default)
+def test_step_none_state_props_to_remove_means_the_default() -> None:
+    plan = step_plan({"id": "k", "expression": [identity]})
+    result = statefn.run(plan, {"x": 1, "configuration": 1}, state_props_to_remove=None)
+    assert result == {"x": 1, "data": {}}
+
+
+# execute/step.test.ts: "config is removed from the result" -- same
+def test_step_config_is_removed_from_the_result() -> None:
+    plan = step_plan({"id": "k", "expression": [identity]})
+    assert statefn.run(plan, {"configuration": {}}) == {"data": {}}
+
+
+# execute/step.test.ts: "output state is returned verbatim, apart from config" -- same
+def test_step_output_state_is_returned_verbatim_apart_from_config() -> None:
+    output = {"data": {}, "references": [], "configuration": {}, "x": True}
+
+    async def replace(state: State) -> State:
+        return dict(output)
+
+    result = statefn.run(step_plan({"id": "k", "expression": [replace]}), {})
+    assert result == {"data": {}, "references": [], "x": True}
+
+
+# -- execute/expression.test.ts ------------------------------------------------------------
+
+
+def set_x(value: int) -> Callable[[State], State]:
+    def op(state: State) -> State:
+        state["data"]["x"] = value
+        return state
+
+    return op
+
+
+def add_x(amount: int) -> Callable[[State], State]:
+    def op(state: State) -> State:
+        state["data"]["x"] += amount
+        return state
+
+    return op
+
+
+def times_x(factor: int) -> Callable[[State], State]:
+    def op(state: State) -> State:
+        state["data"]["x"] *= factor
+        return state
+
+    return op
+
+
+# execute/expression.test.ts: "run a live no-op job with one operation" -- same
+def test_expression_run_a_live_no_op_job_with_one_operation() -> None:
+    assert statefn.run([identity], {"data": {}, "configuration": {}}) == {"data": {}}
+
+
+# execute/expression.test.ts: "use global function defined in functions" -- same
+def test_expression_use_global_function_defined_in_functions() -> None:
+    source = "fn(lambda s: {**s, 'data': {**s['data'], 'pr': prefixer(s['data']['name'])}})"
+    plan = plan_of({"expression": source})
+    plan["workflow"]["globals"] = "def prefixer(w):\n    return 'welcome ' + w\n"
+    assert statefn.run(plan, {"data": {"name": "john"}})["data"]["pr"] == "welcome john"
+
+
+# execute/expression.test.ts: "run a stringified no-op job with one operation" -- same
+def test_expression_run_a_stringified_no_op_job_with_one_operation() -> None:
+    assert statefn.run(IDENTITY, {"data": {}, "configuration": {}}) == {"data": {}}
+
+
+# execute/expression.test.ts: "run a live no-op job with @openfn/language-common.fn" -- same
+def test_expression_run_a_live_no_op_job_with_common_fn() -> None:
+    from statefn.adaptors.common import fn
+
+    assert statefn.run([fn(identity)], {"data": {}, "configuration": {}}) == {"data": {}}
+
+
+# execute/expression.test.ts: "jobs can handle a promise" -- same
+def test_expression_jobs_can_handle_a_promise() -> None:
+    async def op(state: State) -> State:
+        return state
+
+    assert statefn.run([op], {"data": {}, "configuration": {}}) == {"data": {}}
+
+
+# execute/expression.test.ts: "operations run in series" -- same
+def test_expression_operations_run_in_series() -> None:
+    assert statefn.run([set_x(2), add_x(2), times_x(3)], {"data": {}})["data"]["x"] == 12
+
+
+# execute/expression.test.ts: "async operations run in series" -- same
+def test_expression_async_operations_run_in_series() -> None:
+    async def later(state: State) -> State:
+        await asyncio.sleep(0.01)
+        state["data"]["x"] += 2
+        return state
+
+    assert statefn.run([set_x(2), later, times_x(3)], {"data": {}})["data"]["x"] == 12
+
+
+# execute/expression.test.ts: "jobs return null-state instead of undefined or null" -- same
+def test_expression_jobs_return_null_state_instead_of_undefined_or_null() -> None:
+    assert statefn.run([returns_nothing], {"data": {}, "configuration": {}}) is None
+
+
+# execute/expression.test.ts: "warn when an operation does not return state" -- differs: log
+# wording
+def test_expression_warn_when_an_operation_does_not_return_state(runtime_log: Log) -> None:
+    logger, records = runtime_log
+
+    def set_a(state: State) -> State:
+        state["data"] = {"a": "a"}
+        return state
+
+    result = statefn.run([identity, returns_nothing, set_a], {"data": {}}, logger=logger)
+    assert result == {"data": {"a": "a"}}
+    [warning] = records.messages(logging.WARNING)
+    assert warning == "Operation 2 (returns_nothing) returned None: passing an empty state {} on"
+
+
+# execute/expression.test.ts: "jobs can mutate the original state" -- differs: run never
+# changes its input
+def test_expression_jobs_can_mutate_the_original_state() -> None:
+    state = {"data": {"x": 1}}
+    result = statefn.run([set_x(2)], state, immutable_state=False)
+    assert state["data"]["x"] == 1
+    assert result["data"]["x"] == 2
+
+
+# execute/expression.test.ts: "jobs do not mutate the original state" -- same
+def test_expression_jobs_do_not_mutate_the_original_state() -> None:
+    state = {"data": {"x": 1}}
+    result = statefn.run([set_x(2)], state, immutable_state=True)
+    assert state["data"]["x"] == 1
+    assert result["data"]["x"] == 2
+
+
+# execute/expression.test.ts: "forwards a logger to the console object inside a job" -- same
+def test_expression_forwards_a_logger_to_the_console_object_inside_a_job(job_log: Log) -> None:
+    logger, records = job_log
+    statefn.run("@fn\ndef f(s):\n    console.log('x')\n    return s\n", job_logger=logger)
+    [record] = records.records
+    assert (record.levelno, record.getMessage()) == (logging.INFO, "x")
+
+
+# execute/expression.test.ts: "calls execute if exported from a job" -- differs: no execute
+# export
+def test_expression_calls_execute_if_exported_from_a_job(job_log: Log) -> None:
+    logger, records = job_log
+    source = "def execute(*operations):\n    console.log('x')\n    return lambda s: {}\n"
+    assert statefn.run(source, {"configuration": {}, "data": {}}, job_logger=logger) == {"data": {}}
+    assert records.records == []
+
+
+# execute/expression.test.ts: "handles a promise returned by an operation" -- same
+def test_expression_handles_a_promise_returned_by_an_operation() -> None:
+    def op(state: State) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(state)
+        return future
+
+    assert statefn.run([op], {"data": {"x": 1}})["data"]["x"] == 1
+
+
+# execute/expression.test.ts: "handles a promise returned by an operation with .then()" -- same
+def test_expression_handles_a_promise_returned_by_an_operation_with_then() -> None:
+    async def op(state: State) -> State:
+        async def first() -> State:
+            return state
+
+        await first()
+        return {"data": {"x": 2}}
+
+    assert statefn.run([op], {"data": {"x": 1}})["data"]["x"] == 2
+
+
+# execute/expression.test.ts: "handles a promise returned by an operation with .catch()" --
+# same
+def test_expression_handles_a_promise_returned_by_an_operation_with_catch() -> None:
+    async def op(state: State) -> State:
+        async def fails() -> State:
+            raise Exception("err")
+
+        try:
+            return await fails()
+        except Exception:
+            return {"data": {"x": 3}}
+
+    assert statefn.run([op], {"data": {"x": 1}})["data"]["x"] == 3
+
+
+# execute/expression.test.ts: "Throws after custom timeout" -- same
+def test_expression_throws_after_custom_timeout() -> None:
+    async def slow(state: State) -> State:
+        await asyncio.sleep(0.1)
+        return state
+
+    plan = plan_of({"expression": [slow]}, timeout=10)
+    error = crash_of(plan, {"data": {}})
+    assert (error.name, error.message) == ("TimeoutError", "Job took longer than 10ms to complete")
+
+
+# execute/expression.test.ts: "Operations log on start and end" -- differs: log wording (no
+# per-operation lines)
+def test_expression_operations_log_on_start_and_end(runtime_log: Log) -> None:
+    logger, records = runtime_log
+    statefn.run([identity], {"data": {}}, logger=logger)
+    assert not any("operation" in m.lower() for m in records.messages())
+
+
+def linker_modules(run: dict[str, Any] | None, step: dict[str, Any] | None) -> dict[str, Any]:
+    return Linker(run).with_overrides(step).modules
+
+
+# execute/expression.test.ts: "mergeLinkerOptions: use linker options only" -- same
+def test_expression_merge_linker_options_use_linker_options_only() -> None:
+    modules = {"x": {"path": "a/b/c", "version": "1.0.0"}}
+    assert linker_modules(modules, None) == modules
+
+
+# execute/expression.test.ts: "mergeLinkerOptions: use override options only" -- same
+def test_expression_merge_linker_options_use_override_options_only() -> None:
+    modules = {"x": {"path": "a/b/c", "version": "1.0.0"}}
+    assert linker_modules(None, modules) == modules
+
+
+# execute/expression.test.ts: "mergeLinkerOptions: override path and value" -- same
+def test_expression_merge_linker_options_override_path_and_value() -> None:
+    override = {"x": {"path": "x/y/z", "version": "2.0.0"}}
+    assert linker_modules({"x": {"path": "a/b/c", "version": "1.0.0"}}, override) == override
+
+
+# execute/expression.test.ts: "mergeLinkerOptions: override path only" -- differs: a step's
+# entry replaces the run's whole
+def test_expression_merge_linker_options_override_path_only() -> None:
+    modules = linker_modules({"x": {"path": "a/b/c", "version": "1.0.0"}}, {"x": {"path": "x/y/z"}})
+    assert modules == {"x": {"path": "x/y/z"}}
+
+
+# execute/expression.test.ts: "mergeLinkerOptions: override version only" -- differs: a step's
+# entry replaces the run's whole
+def test_expression_merge_linker_options_override_version_only() -> None:
+    run = {"x": {"path": "a/b/c", "version": "1.0.0"}}
+    assert linker_modules(run, {"x": {"version": "2.0.0"}}) == {"x": {"version": "2.0.0"}}
+
+
+# execute/expression.test.ts: "mergeLinkerOptions: merge multiple adaptors" -- same
+def test_expression_merge_linker_options_merge_multiple_adaptors() -> None:
+    run = {"x": {"path": "a/b/c", "version": "1.0.0"}}
+    step = {"y": {"path": "x/y/z", "version": "2.0.0"}}
+    assert linker_modules(run, step) == {**run, **step}
