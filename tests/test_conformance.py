@@ -1426,3 +1426,382 @@ def test_expression_merge_linker_options_merge_multiple_adaptors() -> None:
     run = {"x": {"path": "a/b/c", "version": "1.0.0"}}
     step = {"y": {"path": "x/y/z", "version": "2.0.0"}}
     assert linker_modules(run, step) == {**run, **step}
+
+
+# -- execute/compile-plan.test.ts ----------------------------------------------------------
+
+
+def normal(plan: dict[str, Any]) -> dict[str, Any]:
+    return statefn.validate_plan(plan)
+
+
+def steps_of(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["id"]: step for step in normal(plan)["workflow"]["steps"]}
+
+
+TEST_PLAN = plan_of(
+    {"id": "a", "expression": "x", "name": "a", "next": {"b": True}},
+    {"id": "b", "expression": "y"},
+    start="a",
+)
+
+
+def with_edge(edge: Any) -> dict[str, Any]:
+    return plan_of(
+        {"id": "a", "expression": IDENTITY, "next": {"b": edge}},
+        {"id": "b", "expression": setting(b=True)},
+        start="a",
+    )
+
+
+def followed(edge: Any, state: State | None = None) -> bool:
+    """Whether the edge a->b of ``with_edge(edge)`` is followed when a leaves ``state``."""
+    plan = with_edge(edge)
+    plan["workflow"]["steps"][0]["expression"] = [lambda s: state if state is not None else s]
+    result = statefn.run(plan, {"data": {}})
+    return bool(result and result.get("data", {}).get("b"))
+
+
+# execute/compile-plan.test.ts: "should preserve global credentials " -- same
+def test_compile_plan_should_preserve_global_credentials() -> None:
+    plan = plan_of({"id": "a", "expression": "a"})
+    plan["workflow"]["credentials"] = {"collections_token": "j.w.t."}
+    assert normal(plan)["workflow"]["credentials"] == {"collections_token": "j.w.t."}
+
+
+# execute/compile-plan.test.ts: "should preserve the start option" -- same
+def test_compile_plan_should_preserve_the_start_option() -> None:
+    assert normal(plan_of({"id": "a", "expression": "a"}, start="a"))["options"]["start"] == "a"
+
+
+# execute/compile-plan.test.ts: "should prefer use workflow.start" -- same
+def test_compile_plan_should_prefer_workflow_start() -> None:
+    plan = plan_of({"id": "a", "expression": "a"}, {"id": "b", "expression": "b"})
+    plan["workflow"]["start"] = "b"
+    assert normal(plan)["options"]["start"] == "b"
+
+
+# execute/compile-plan.test.ts: "should prefer use options.start to workflow.start" -- same
+def test_compile_plan_should_prefer_options_start_to_workflow_start() -> None:
+    plan = plan_of({"id": "a", "expression": "a"}, {"id": "b", "expression": "b"}, start="a")
+    plan["workflow"]["start"] = "b"
+    assert normal(plan)["options"]["start"] == "a"
+
+
+# execute/compile-plan.test.ts: "should default start to the first node" -- same
+def test_compile_plan_should_default_start_to_the_first_node() -> None:
+    plan = plan_of({"id": "a", "expression": "a"}, {"id": "b", "expression": "b"})
+    assert normal(plan)["options"]["start"] == "a"
+
+
+# execute/compile-plan.test.ts: "should preserve arbitrary options" -- differs: unknown keys
+def test_compile_plan_should_preserve_arbitrary_options() -> None:
+    plan = plan_of({"id": "a", "expression": "a"})
+    plan["options"] = {"x-a": 1, "x-z": 2}
+    assert normal(plan)["options"] == {"start": "a"}
+
+
+# execute/compile-plan.test.ts: "should convert steps to an object" -- differs: normal form
+def test_compile_plan_should_convert_steps_to_an_object() -> None:
+    steps = normal(TEST_PLAN)["workflow"]["steps"]
+    assert steps[0] == {
+        "id": "a",
+        "name": "a",
+        "expression": "x",
+        "next": {"b": {"condition": True}},
+    }
+    assert steps[1] == {"id": "b", "expression": "y"}
+
+
+def upstream_of(plan: dict[str, Any]) -> dict[str, list[str]]:
+    """Each step's upstream steps, read from the normal form (statefn keeps no 'previous')."""
+    steps = normal(plan)["workflow"]["steps"]
+    upstream: dict[str, list[str]] = {step["id"]: [] for step in steps}
+    for step in steps:
+        for target in step.get("next", {}):
+            upstream[target].append(step["id"])
+    return upstream
+
+
+# execute/compile-plan.test.ts: "should set previous job with 2 steps" -- differs: normal form
+def test_compile_plan_should_set_previous_job_with_2_steps() -> None:
+    plan = plan_of(
+        {"id": "a", "expression": "x", "next": {"b": True}}, {"id": "b", "expression": "y"}
+    )
+    assert "previous" not in steps_of(plan)["b"]
+    assert upstream_of(plan) == {"a": [], "b": ["a"]}
+
+
+# execute/compile-plan.test.ts: "should set previous job with 2 steps and shorthand syntax" --
+# differs: normal form
+def test_compile_plan_should_set_previous_job_with_2_steps_and_shorthand_syntax() -> None:
+    plan = plan_of({"id": "a", "expression": "x", "next": "b"}, {"id": "b", "expression": "y"})
+    assert upstream_of(plan) == {"a": [], "b": ["a"]}
+
+
+# execute/compile-plan.test.ts: "should set previous job with 2 steps and no start" --
+# differs: normal form
+def test_compile_plan_should_set_previous_job_with_2_steps_and_no_start() -> None:
+    plan = plan_of(
+        {"id": "a", "expression": "x", "next": {"b": True}}, {"id": "b", "expression": "y"}
+    )
+    assert normal(plan)["options"]["start"] == "a"
+    assert upstream_of(plan) == {"a": [], "b": ["a"]}
+
+
+# execute/compile-plan.test.ts: "should set previous job with 3 steps" -- differs: normal form
+def test_compile_plan_should_set_previous_job_with_3_steps() -> None:
+    plan = plan_of(
+        {"id": "a", "expression": "x", "next": {"b": True}},
+        {"id": "b", "expression": "y", "next": {"c": True}},
+        {"id": "c", "expression": "z"},
+    )
+    assert upstream_of(plan) == {"a": [], "b": ["a"], "c": ["b"]}
+
+
+# execute/compile-plan.test.ts: "should set previous job with 3 steps and shorthand syntax" --
+# differs: normal form
+def test_compile_plan_should_set_previous_job_with_3_steps_and_shorthand_syntax() -> None:
+    plan = plan_of(
+        {"id": "c", "expression": "z"},
+        {"id": "a", "expression": "x", "next": "b"},
+        {"id": "b", "expression": "y", "next": "c"},
+    )
+    assert upstream_of(plan) == {"c": ["b"], "a": [], "b": ["a"]}
+
+
+# execute/compile-plan.test.ts: "should auto generate ids for steps" -- same
+def test_compile_plan_should_auto_generate_ids_for_steps() -> None:
+    ids = list(steps_of(plan_of({"expression": "x"}, {"expression": "y"})))
+    assert len(set(ids)) == 2 and all(ids)
+
+
+# execute/compile-plan.test.ts: "should convert steps to an object with auto ids" -- same
+def test_compile_plan_should_convert_steps_to_an_object_with_auto_ids() -> None:
+    assert list(steps_of(plan_of({"expression": "x"}, {"expression": "y"}))) == ["job-1", "job-2"]
+
+
+# execute/compile-plan.test.ts: "should reset job ids for each call" -- same
+def test_compile_plan_should_reset_job_ids_for_each_call() -> None:
+    plan = plan_of({"expression": "x"})
+    assert steps_of(plan)["job-1"]["expression"] == "x"
+    assert steps_of(plan)["job-1"]["expression"] == "x"
+
+
+# execute/compile-plan.test.ts: "should write adaptor versions" -- differs: normal form (the
+# version stays in adaptors, and the linker honours it: issue 11, item 1)
+def test_compile_plan_should_write_adaptor_versions() -> None:
+    plan = plan_of(
+        {"id": "x", "expression": ".", "adaptors": ["x@1.0"]},
+        {"id": "y", "expression": ".", "adaptors": ["y@1.0"]},
+    )
+    steps = steps_of(plan)
+    assert (steps["x"]["adaptors"], steps["y"]["adaptors"]) == (["x@1.0"], ["y@1.0"])
+    assert "linker" not in steps["x"]
+
+
+# execute/compile-plan.test.ts: "should preserve linker options" -- same
+def test_compile_plan_should_preserve_linker_options() -> None:
+    plan = plan_of(
+        {"id": "x", "expression": ".", "adaptor": "x@1.0", "linker": {"x": {"path": "a/b/c"}}}
+    )
+    assert steps_of(plan)["x"]["linker"] == {"x": {"path": "a/b/c"}}
+
+
+# execute/compile-plan.test.ts: "should set the start to steps[0]" -- same
+def test_compile_plan_should_set_the_start_to_the_first_step() -> None:
+    plan = plan_of(*({"id": i, "expression": i} for i in "abc"))
+    assert normal(plan)["options"]["start"] == "a"
+
+
+# execute/compile-plan.test.ts: "should not override the start" -- same
+def test_compile_plan_should_not_override_the_start() -> None:
+    plan = plan_of(*({"id": i, "expression": i} for i in "abc"), start="c")
+    assert normal(plan)["options"]["start"] == "c"
+
+
+# execute/compile-plan.test.ts: "should compile a shorthand edge" -- differs: normal form
+def test_compile_plan_should_compile_a_shorthand_edge() -> None:
+    plan = plan_of({"id": "a", "expression": "x", "next": "y"}, {"id": "y", "expression": "y"})
+    assert steps_of(plan)["a"]["next"] == {"y": {"condition": True}}
+
+
+# execute/compile-plan.test.ts: "should not recompile a functional edge" -- same (issue 11,
+# item 9)
+def test_compile_plan_should_not_recompile_a_functional_edge() -> None:
+    condition = lambda state: True  # noqa: E731
+    assert steps_of(with_edge({"condition": condition}))["a"]["next"]["b"]["condition"] is condition
+    assert followed({"condition": condition})
+
+
+# execute/compile-plan.test.ts: "should compile a truthy edge" -- same
+def test_compile_plan_should_compile_a_truthy_edge() -> None:
+    assert followed({"condition": "True"})
+
+
+# execute/compile-plan.test.ts: "should compile a string edge" -- same
+def test_compile_plan_should_compile_a_string_edge() -> None:
+    assert followed("True")
+
+
+# execute/compile-plan.test.ts: "should compile a falsy edge" -- same
+def test_compile_plan_should_compile_a_falsy_edge() -> None:
+    assert not followed({"condition": "False"})
+
+
+# execute/compile-plan.test.ts: "should compile an edge with special string: on_job_success
+# (and return true)" -- same
+def test_compile_plan_on_job_success_returns_true() -> None:
+    assert followed({"condition": "on_job_success"}, {"data": {}, "errors": {}})
+
+
+# execute/compile-plan.test.ts: "should compile an edge with special string: on_job_success
+# (and return false)" -- same (issue 11, item 3)
+def test_compile_plan_on_job_success_returns_false() -> None:
+    assert not followed({"condition": "on_job_success"}, {"data": {}, "errors": {"a": {}}})
+
+
+# execute/compile-plan.test.ts: "should compile an edge with special string: on_job_failure
+# (and return true)" -- same (issue 11, item 3)
+def test_compile_plan_on_job_failure_returns_true() -> None:
+    assert followed({"condition": "on_job_failure"}, {"data": {}, "errors": {"a": {}}})
+
+
+# execute/compile-plan.test.ts: "should compile an edge with special string: on_job_failure
+# (and return false)" -- same
+def test_compile_plan_on_job_failure_returns_false() -> None:
+    assert not followed({"condition": "on_job_failure"}, {"data": {}, "errors": {}})
+
+
+# execute/compile-plan.test.ts: "should compile an edge with special string: always" -- same
+def test_compile_plan_always() -> None:
+    assert followed({"condition": "always"}, {"data": {}, "errors": {"a": {}}})
+
+
+# execute/compile-plan.test.ts: "should compile an edge with arithmetic" -- same
+def test_compile_plan_should_compile_an_edge_with_arithmetic() -> None:
+    assert followed({"condition": "1 + 1"})
+
+
+# execute/compile-plan.test.ts: "should compile an edge which uses state" -- same
+def test_compile_plan_should_compile_an_edge_which_uses_state() -> None:
+    assert followed({"condition": "'error' not in state"})
+
+
+@pytest.mark.parametrize(
+    ("title", "condition", "name"),
+    [
+        ("condition cannot require", "require('axios')", "require"),
+        ("condition cannot access process", "process.exit()", "process"),
+        ("condition cannot access process #2", "(lambda: process.exit())()", "process"),
+    ],
+)
+# execute/compile-plan.test.ts: "condition cannot require", "condition cannot access process",
+# "condition cannot access process #2" -- same (three tests)
+def test_compile_plan_condition_cannot_reach_the_host(
+    title: str, condition: str, name: str
+) -> None:
+    error = crash_of(with_edge({"condition": condition}), {"data": {}})
+    assert error.name == "EdgeConditionError"
+    assert error.message.endswith(f"NameError: name '{name}' is not defined")
+
+
+# execute/compile-plan.test.ts: "condition cannot eval" -- differs: refused at compile time
+def test_compile_plan_condition_cannot_eval() -> None:
+    error = crash_of(with_edge({"condition": "eval('process.exit()')"}), {"data": {}})
+    assert error.name == "ValidationError"
+    assert "'eval' is not allowed" in error.message
+
+
+# execute/compile-plan.test.ts: "throw for a syntax error on a job edge" -- same
+def test_compile_plan_throw_for_a_syntax_error_on_a_job_edge() -> None:
+    error = crash_of(with_edge({"condition": "@£^!!"}), {})
+    assert re.search("failed to compile(.*)a->b", error.message, re.I)
+
+
+# execute/compile-plan.test.ts: "globals should be undefined if no globals are passed" -- same
+def test_compile_plan_globals_should_be_undefined_if_no_globals_are_passed() -> None:
+    assert "globals" not in normal(plan_of({"expression": "x"}, {"expression": "y"}))["workflow"]
+
+
+# execute/compile-plan.test.ts: "globals should be undefined if non-string is passed" --
+# differs: wrong types are a ValidationError
+def test_compile_plan_globals_should_be_undefined_if_non_string_is_passed() -> None:
+    plan = plan_of({"expression": "x"})
+    plan["workflow"]["globals"] = {"some": "val"}
+    error = crash_of(plan, {})
+    assert error.name == "ValidationError"
+    assert "workflow.globals" in error.message
+
+
+# execute/compile-plan.test.ts: "global functions should perform no transformation inline
+# code" -- same
+def test_compile_plan_global_functions_should_perform_no_transformation() -> None:
+    plan = plan_of({"expression": "x"}, {"expression": "y"})
+    plan["workflow"]["globals"] = "def cleaner(name):\n    return name.replace('a', 'b')\n"
+    assert normal(plan)["workflow"]["globals"] == plan["workflow"]["globals"]
+
+
+# execute/compile-plan.test.ts: "throw for multiple errors" -- same (issue 11, item 7)
+def test_compile_plan_throw_for_multiple_errors() -> None:
+    plan = plan_of(
+        {"id": "a", "expression": "x", "next": {"b": {"condition": "@£^!!"}, "c": "@£^!!"}},
+        {"id": "b", "expression": "y"},
+        {"id": "c", "expression": "z"},
+    )
+    error = crash_of(plan, {})
+    assert len(error.message.split("\n")) == 2
+
+
+# -- util/validate-plan.test.ts ------------------------------------------------------------
+
+
+def chain(*steps: tuple[str, dict[str, bool] | None]) -> dict[str, Any]:
+    return plan_of(*({"id": i, "expression": ".", "next": n} for i, n in steps))
+
+
+# util/validate-plan.test.ts: "builds a simple model" -- same
+def test_validate_plan_builds_a_simple_model() -> None:
+    assert upstream_of(chain(("a", {"b": True}), ("b", None))) == {"a": [], "b": ["a"]}
+
+
+# util/validate-plan.test.ts: "builds a more complex model" -- differs: a cycle is refused
+# even while building the model
+def test_validate_plan_builds_a_more_complex_model() -> None:
+    error = crash_of(chain(("a", {"b": True}), ("b", {"c": True, "a": True}), ("c", None)), {})
+    assert error.message == "Circular dependency: a -> b -> a"
+
+
+# util/validate-plan.test.ts: "throws for a circular dependency" -- differs: message wording
+def test_validate_plan_throws_for_a_circular_dependency() -> None:
+    error = crash_of(chain(("a", {"b": True}), ("b", {"a": True})), {})
+    assert error.message == "Circular dependency: a -> b -> a"
+
+
+# util/validate-plan.test.ts: "throws for an indirect circular dependency" -- differs: message
+# wording
+def test_validate_plan_throws_for_an_indirect_circular_dependency() -> None:
+    error = crash_of(chain(("a", {"b": True}), ("b", {"c": True}), ("c", {"a": True})), {})
+    assert error.message == "Circular dependency: a -> b -> c -> a"
+
+
+# util/validate-plan.test.ts: "allows for a multiple inputs" -- same
+def test_validate_plan_allows_for_multiple_inputs() -> None:
+    plan = chain(("a", {"b": True, "c": True}), ("b", {"z": True}), ("c", {"z": True}), ("z", None))
+    assert upstream_of(plan)["z"] == ["b", "c"]
+
+
+# util/validate-plan.test.ts: "throws for a an unknown job" -- same
+def test_validate_plan_throws_for_an_unknown_job() -> None:
+    assert crash_of(chain(("next", {"z": True})), {}).message == "Cannot find job: z"
+
+
+# util/validate-plan.test.ts: "throws for a an unknown job with shorthand syntax" -- same
+def test_validate_plan_throws_for_an_unknown_job_with_shorthand_syntax() -> None:
+    assert crash_of(plan_of({"next": "z", "expression": "."}), {}).message == "Cannot find job: z"
+
+
+# util/validate-plan.test.ts: "throws for invalid string start" -- same
+def test_validate_plan_throws_for_invalid_string_start() -> None:
+    error = crash_of(plan_of({"id": "a", "expression": "."}, start="z"), {})
+    assert error.message == "Could not find start job: z"
