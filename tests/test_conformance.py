@@ -22,6 +22,7 @@ import pytest
 
 import statefn
 from statefn._linker import Linker, purge
+from statefn._state import assemble, copy_state
 
 if TYPE_CHECKING:
     from conftest import EventLog, RecordList
@@ -1805,3 +1806,443 @@ def test_validate_plan_throws_for_an_unknown_job_with_shorthand_syntax() -> None
 def test_validate_plan_throws_for_invalid_string_start() -> None:
     error = crash_of(plan_of({"id": "a", "expression": "."}, start="z"), {})
     assert error.message == "Could not find start job: z"
+
+
+# -- errors.test.ts ------------------------------------------------------------------------
+
+
+def record_of(source: str, step_id: str = "job-1", **options: Any) -> dict[str, Any]:
+    record: dict[str, Any] = statefn.run(source, {}, **options)["errors"][step_id]
+    return record
+
+
+# errors.test.ts: "extractPosition: basic test" -- same (positions come from the traceback)
+def test_errors_extract_position_basic() -> None:
+    assert record_of("fn(lambda s: s['x'])")["pos"] == {
+        "line": 1,
+        "column": 14,
+        "src": "fn(lambda s: s['x'])",
+    }
+
+
+# errors.test.ts: "extractPosition: find errors which aren't on line 1" -- same
+def test_errors_extract_position_find_errors_which_arent_on_line_1() -> None:
+    source = "import json\n\n@fn\ndef f(s):\n    return s['x']\n"
+    assert record_of(source)["pos"] == {"line": 5, "column": 12, "src": "    return s['x']"}
+
+
+# errors.test.ts: "extractPosition: only include vm frames" -- same (library frames skipped)
+def test_errors_extract_position_only_include_job_frames() -> None:
+    record = record_of("import json\nfn(lambda s: json.loads('{'))\n")
+    assert record["subtype"] == "JSONDecodeError"
+    assert record["pos"]["line"] == 2
+
+
+# errors.test.ts: "extractPosition: return undefined if there's no position" -- same
+def test_errors_extract_position_return_undefined_if_no_position() -> None:
+    record = statefn.run([lambda s: s["x"]], {})["errors"]["job-1"]
+    assert "pos" not in record
+
+
+# errors.test.ts: "extractStackTrace: basic test" -- differs: records carry no stack trace
+def test_errors_extract_stack_trace_basic() -> None:
+    error = crash_of("@fn\ndef f(s):\n    return z\n", {})
+    assert "stack" not in error.to_dict()
+    assert error.pos == {"line": 3, "column": 12, "src": "    return z"}
+
+
+# errors.test.ts: 'crash on invalid operation (the iconic "fn is not a function" error)' --
+# differs: message wording
+def test_errors_crash_on_invalid_operation() -> None:
+    error = crash_of(plan_of({"id": "a", "expression": "print('x')"}, timeout=1), {})
+    assert (error.name, error.severity) == ("CompileError", "crash")
+    assert "line 1, column 1: this top-level expression produced a value" in error.message
+
+
+# errors.test.ts: "crash on timeout" -- same
+def test_errors_crash_on_timeout() -> None:
+    async def forever(state: State) -> State:
+        await asyncio.Event().wait()
+        return state
+
+    error = crash_of(plan_of({"id": "a", "expression": [forever]}, timeout=1), {})
+    assert (error.severity, error.message) == ("kill", "Job took longer than 1ms to complete")
+
+
+# errors.test.ts: "crash on runtime error with SyntaxError" -- differs: a CompileError
+def test_errors_crash_on_runtime_error_with_syntax_error() -> None:
+    error = crash_of("fn(lambda s: ~@]2q1j)", {})
+    assert (error.name, error.severity) == ("CompileError", "crash")
+    assert error.message.startswith("line 1, column ")
+
+
+# errors.test.ts: "crash on runtime error with ReferenceError" -- differs: Python exceptions
+def test_errors_crash_on_runtime_error_with_reference_error() -> None:
+    error = crash_of("fn(lambda s: x)", {})
+    assert (error.severity, error.subtype) == ("crash", "NameError")
+    assert error.message == "NameError: name 'x' is not defined"
+    assert error.pos == {"line": 1, "column": 14, "src": "fn(lambda s: x)"}
+
+
+# errors.test.ts: "maps positions in a compiled ReferenceError" -- same (no compile step:
+# positions are in the source as written)
+def test_errors_maps_positions_in_a_reference_error() -> None:
+    source = "def call(f):\n    return f()\n\n\nx = call(lambda: z)\n"
+    error = crash_of(source, {})
+    assert error.subtype == "NameError"
+    assert error.pos == {"line": 5, "column": 18, "src": "x = call(lambda: z)"}
+
+
+# errors.test.ts: "crash on eval with SecurityError" -- differs: refused at compile time
+def test_errors_crash_on_eval_with_security_error() -> None:
+    error = crash_of("fn(lambda s: eval('1'))", {})
+    assert (error.name, error.severity) == ("CompileError", "crash")
+    assert error.message == "line 1, column 14: 'eval' is not allowed in job code"
+
+
+# errors.test.ts: "crash on edge condition error with EdgeConditionError" -- differs: message
+# wording
+def test_errors_crash_on_edge_condition_error() -> None:
+    plan = plan_of(
+        {"id": "a", "expression": IDENTITY, "next": {"b": {"condition": "wibble"}}},
+        {"id": "b", "expression": IDENTITY},
+    )
+    error = crash_of(plan, {})
+    assert (error.name, error.severity) == ("EdgeConditionError", "crash")
+    assert error.message == "Edge condition a->b raised NameError: name 'wibble' is not defined"
+
+
+# errors.test.ts: "crash on import error: module path provided" -- differs: message wording
+def test_errors_crash_on_import_error() -> None:
+    error = crash_of("import blah\nfn(lambda s: blah)\n", {})
+    assert (error.name, error.severity) == ("ImportError", "crash")
+    assert error.message.startswith('Adaptor "blah" was not found')
+
+
+# errors.test.ts: "crash on blacklisted module" -- differs: message wording; common
+def test_errors_crash_on_blacklisted_module() -> None:
+    linker = {"whitelist": [re.compile("^@opennfn"), "common"]}
+    error = crash_of("import blah\nfn(lambda s: blah)\n", {}, linker=linker)
+    assert (error.severity, error.message) == ("crash", 'Adaptor "blah" is not on the whitelist')
+
+
+# errors.test.ts: "fail on runtime TypeError" -- same
+def test_errors_fail_on_runtime_type_error() -> None:
+    assert record_of("fn(lambda s: s.get('x')['y'])") == {
+        "message": "TypeError: 'NoneType' object is not subscriptable",
+        "name": "RuntimeError",
+        "subtype": "TypeError",
+        "severity": "fail",
+        "source": "runtime",
+        "pos": {"line": 1, "column": 14, "src": "fn(lambda s: s.get('x')['y'])"},
+    }
+
+
+# errors.test.ts: "fail on runtime error with RangeError" -- differs: Python exceptions
+def test_errors_fail_on_runtime_error_with_range_error() -> None:
+    record = record_of("import math\nfn(lambda s: math.sqrt(-1))\n")
+    assert (record["name"], record["subtype"]) == ("RuntimeError", "ValueError")
+    assert record["message"] == "ValueError: math domain error"
+    assert record["pos"]["line"] == 2
+
+
+# errors.test.ts: "fail on user error with new Error()" -- differs: pos on JobError
+def test_errors_fail_on_user_error_with_new_error() -> None:
+    record = record_of("@fn\ndef f(s):\n    raise Exception('abort')\n")
+    assert record == {
+        "message": "abort",
+        "name": "JobError",
+        "severity": "fail",
+        "source": "runtime",
+        "pos": {"line": 3, "column": 5, "src": "    raise Exception('abort')"},
+    }
+
+
+# errors.test.ts: 'fail on user error with throw "abort"' -- differs: Python raises
+# exceptions only
+def test_errors_fail_on_user_error_with_throw_a_string() -> None:
+    record = record_of("@fn\ndef f(s):\n    raise 'abort'\n")
+    assert (record["name"], record["subtype"]) == ("RuntimeError", "TypeError")
+    assert record["message"] == "TypeError: exceptions must derive from BaseException"
+
+
+# errors.test.ts: "fail on adaptor error and map to the top operation" -- differs: record
+# shape (pos, subtype) (issue 11, item 4)
+def test_errors_fail_on_adaptor_error_and_map_to_the_top_operation() -> None:
+    assert record_of("from x import err\n\nerr()\n", linker=X_ADAPTOR) == {
+        "details": {"code": 1234, "message": "adaptor err"},
+        "message": "adaptor err",
+        "name": "AdaptorError",
+        "subtype": "CodedError",
+        "source": "runtime",
+        "severity": "fail",
+        "pos": {"line": 3, "column": 1, "src": "err()"},
+    }
+
+
+# errors.test.ts: "fail on nested adaptor error and map to a position in the vm" -- same
+# (issue 11, item 4)
+def test_errors_fail_on_nested_adaptor_error_and_map_to_a_position() -> None:
+    source = (
+        "from x import err\n\n@fn\nasync def f(state):\n    try:\n"
+        "        await err()(state)\n    except Exception as e:\n        raise e\n"
+    )
+    record = record_of(source, "src", linker=X_ADAPTOR, default_step_id="src")
+    assert (record["name"], record["message"]) == ("AdaptorError", "adaptor err")
+    assert record["details"] == {"code": 1234, "message": "adaptor err"}
+    assert record["pos"] == {"line": 6, "column": 9, "src": "        await err()(state)"}
+
+
+# errors.test.ts: "adaptor error with no stack trace will be a user error" -- differs: every
+# Python exception has a traceback
+def test_errors_adaptor_error_with_no_stack_trace() -> None:
+    record = record_of("from x import err2\nfn(lambda s: err2())\n", linker=X_ADAPTOR)
+    assert (record["name"], record["message"]) == ("AdaptorError", "adaptor err")
+
+
+# errors.test.ts: "AdaptorError: don't include pos if an operation is passed" -- differs:
+# record shape (pos of the line that made the operation)
+def test_errors_adaptor_error_pos_when_an_operation_is_passed() -> None:
+    record = record_of("from x import err\nerr()\n", linker=X_ADAPTOR)
+    assert record["pos"] == {"line": 2, "column": 1, "src": "err()"}
+
+
+# errors.test.ts: "AdaptorError: if no operation, extract position from stack" -- same
+def test_errors_adaptor_error_if_no_operation_extract_position_from_stack() -> None:
+    source = "from x import err2\n\n@fn\ndef f(s):\n    return err2()\n"
+    assert record_of(source, linker=X_ADAPTOR)["pos"] == {
+        "line": 5,
+        "column": 12,
+        "src": "    return err2()",
+    }
+
+
+# errors.test.ts: "AdaptorError: ensure that error objects are safely serialised" -- same
+def test_errors_adaptor_error_objects_are_safely_serialised() -> None:
+    record = record_of("from x import axios\naxios()\n", linker=X_ADAPTOR)
+    assert record["details"] == {"message": "e", "name": "AxiosError"}
+
+
+TYPE_ERROR_ON_3 = "def call(f):\n    return f()\n\n\nx = call(lambda: None)\nfn(lambda s: x.y)\n"
+
+
+# errors.test.ts: "maps positions for an error on a workflow" -- same
+def test_errors_maps_positions_for_an_error_on_a_workflow() -> None:
+    result = statefn.run(plan_of({"id": "x", "expression": TYPE_ERROR_ON_3}), {})
+    record = result["errors"]["x"]
+    assert (record["severity"], record["subtype"]) == ("fail", "AttributeError")
+    assert record["pos"]["line"] == 6
+
+
+# errors.test.ts: "maps positions for an error on a workflow with a step name" -- same
+def test_errors_maps_positions_for_an_error_on_a_workflow_with_a_step_name() -> None:
+    result = statefn.run(plan_of({"id": "x", "name": "x", "expression": TYPE_ERROR_ON_3}), {})
+    assert result["errors"]["x"]["pos"] == {"line": 6, "column": 14, "src": "fn(lambda s: x.y)"}
+
+
+# -- security.test.ts ----------------------------------------------------------------------
+
+
+SECRET_STATE = {"data": {}, "configuration": {"password": "secret"}}
+
+
+# security.test.ts: "config should be scrubbed from the result state by default" -- same
+def test_security_config_should_be_scrubbed_by_default() -> None:
+    result = statefn.run(IDENTITY, SECRET_STATE)
+    assert result == {"data": {}}
+
+
+# security.test.ts: "config should be scrubbed from the result state" -- same
+def test_security_config_should_be_scrubbed_from_the_result_state() -> None:
+    result = statefn.run(IDENTITY, SECRET_STATE, state_props_to_remove=None)
+    assert result["data"] == {} and "configuration" not in result
+
+
+# security.test.ts: "config should be scrubbed from the result state after error" -- same
+def test_security_config_should_be_scrubbed_after_error() -> None:
+    result = statefn.run("@fn\ndef f(s):\n    raise Exception('err')\n", SECRET_STATE)
+    assert result["errors"] and result["data"] == {} and "configuration" not in result
+
+
+HOST_VALUE = 42
+
+
+# security.test.ts: "jobs should not have access to global scope" -- differs: an unknown name
+# is a NameError
+def test_security_jobs_should_not_have_access_to_global_scope() -> None:
+    error = crash_of("fn(lambda s: {'x': HOST_VALUE, 'y': 'some-val'})", {})
+    assert error.message == "NameError: name 'HOST_VALUE' is not defined"
+
+
+# security.test.ts: "jobs should be able to read global state" -- differs: no global state
+def test_security_jobs_should_be_able_to_read_global_state() -> None:
+    error = crash_of("fn(lambda s: state['data']['x'])", {"data": {"x": 42}})
+    assert error.message == "NameError: name 'state' is not defined"
+
+
+# security.test.ts: "jobs should be able to mutate global state" -- differs: no global state
+def test_security_jobs_should_be_able_to_mutate_global_state() -> None:
+    error = crash_of("@fn\ndef f(s):\n    state['x'] = 22\n    return s\n", {"data": {"x": 42}})
+    assert error.message == "NameError: name 'state' is not defined"
+
+
+# security.test.ts: "jobs should each run in their own context" -- same
+def test_security_jobs_should_each_run_in_their_own_context() -> None:
+    first = "@fn\ndef f(s):\n    global x\n    x = 1\n    return {'x': x}\n"
+    statefn.run(first)
+    assert statefn.run(first) == {"x": 1}
+    error = crash_of("fn(lambda s: {'x': x})", {})
+    assert error.message == "NameError: name 'x' is not defined"
+
+
+# security.test.ts: "jobs should not have a process object" -- differs: Python exceptions
+def test_security_jobs_should_not_have_a_process_object() -> None:
+    error = crash_of("fn(lambda s: process.pid)", {})
+    assert (error.name, error.message) == (
+        "RuntimeCrash",
+        "NameError: name 'process' is not defined",
+    )
+
+
+# security.test.ts: "jobs should not be able to pass a string to setTimeout" -- differs: no
+# timers in job code
+def test_security_jobs_should_not_be_able_to_pass_a_string_to_set_timeout() -> None:
+    error = crash_of("import asyncio\nfn(lambda s: asyncio.sleep('hacking ur scriptz'))\n", {})
+    assert error.name == "CompileError"
+    assert error.message.startswith("line 1, column 1: import of 'asyncio' is not allowed")
+
+
+@pytest.mark.parametrize(
+    ("title", "source", "problem"),
+    [
+        ("code generation is disallowed (new Function)", "compile('x', 'f', 'eval')", "'compile'"),
+        (
+            "code generation is disallowed (constructor)",
+            "().__class__.__base__.__subclasses__()",
+            "'__class__'",
+        ),
+        ("code generation is disallowed (eval)", "eval('print(1)')", "'eval'"),
+        ("eval is disallowed even if obfuscated", "getattr(s, 'ev' + 'al')", "'getattr'"),
+    ],
+)
+# security.test.ts: "code generation is disallowed (new Function)", "code generation is
+# disallowed (constructor)", "code generation is disallowed (eval)", "eval is disallowed even
+# if obfuscated" -- differs: refused at compile time (four tests)
+def test_security_code_generation_is_disallowed(title: str, source: str, problem: str) -> None:
+    error = crash_of(f"fn(lambda s: {source})", {})
+    assert (error.name, error.severity) == ("CompileError", "crash")
+    assert problem in error.message
+
+
+# security.test.ts: "jobs should be able to use sensible timeouts" -- same
+def test_security_jobs_should_be_able_to_use_sensible_timeouts() -> None:
+    async def wait(state: State) -> State:
+        await asyncio.sleep(0.001)
+        return {"data": 22}
+
+    assert statefn.run([wait]) == {"data": 22}
+
+
+# security.test.ts: "jobs in workflow cannot share data through globals (issue #213)" --
+# differs: a SecurityError
+def test_security_jobs_in_workflow_cannot_share_data_through_globals() -> None:
+    plan = plan_of(
+        {
+            "id": "a",
+            "expression": "@fn\ndef f(s):\n    console.x = 10\n    return s\n",
+            "next": "b",
+        },
+        {"id": "b", "expression": "fn(lambda s: {**s, 'data': {'x': console.x}})"},
+    )
+    error = crash_of(plan, {})
+    assert (error.name, error.severity, error.step_id) == ("SecurityError", "kill", "a")
+    assert error.message.startswith("setting attribute 'x' of a 'JobLogger' object is not allowed")
+
+
+# -- util/assemble-state.test.ts -----------------------------------------------------------
+
+
+def assembled(
+    initial: State | None,
+    configuration: State | None = None,
+    default: State | None = None,
+    credentials: State | None = None,
+) -> State:
+    return assemble(initial or {}, default, configuration, credentials, copy_state)
+
+
+# util/assemble-state.test.ts: "with no arguments, returns a basic state object" -- same
+def test_assemble_state_with_no_arguments_returns_a_basic_state_object() -> None:
+    assert assembled(None) == {"configuration": {}, "data": {}}
+
+
+# util/assemble-state.test.ts: "includes initial state" -- same
+def test_assemble_state_includes_initial_state() -> None:
+    assert assembled({"x": 22}) == {"x": 22, "configuration": {}, "data": {}}
+
+
+# util/assemble-state.test.ts: "merges default and initial data objects" -- same
+def test_assemble_state_merges_default_and_initial_data_objects() -> None:
+    result = assembled({"data": {"x": 1}}, default={"data": {"y": 1}})
+    assert result == {"configuration": {}, "data": {"x": 1, "y": 1}}
+
+
+# util/assemble-state.test.ts: "Initial data is prioritised over default data" -- same
+def test_assemble_state_initial_data_is_prioritised_over_default_data() -> None:
+    result = assembled({"data": {"x": 1}}, default={"data": {"x": 2}})
+    assert result == {"configuration": {}, "data": {"x": 1}}
+
+
+# util/assemble-state.test.ts: "Initial data does not have to be an object" -- same
+def test_assemble_state_initial_data_does_not_have_to_be_an_object() -> None:
+    assert assembled({"data": [1]}, default={"data": {}}) == {"configuration": {}, "data": [1]}
+
+
+# util/assemble-state.test.ts: "merges default and initial config objects" -- same
+def test_assemble_state_merges_default_and_initial_config_objects() -> None:
+    result = assembled({"configuration": {"x": 1}}, {"y": 1})
+    assert result == {"configuration": {"x": 1, "y": 1}, "data": {}}
+
+
+# util/assemble-state.test.ts: "configuration overrides initialState.configuration" -- same
+def test_assemble_state_configuration_overrides_initial_configuration() -> None:
+    assert assembled({"configuration": {"x": 1}}, {"x": 2}) == {
+        "configuration": {"x": 2},
+        "data": {},
+    }
+
+
+# util/assemble-state.test.ts: "initialState.configuration is preserved" -- same
+def test_assemble_state_initial_configuration_is_preserved() -> None:
+    assert assembled({"configuration": {"x": 1}}) == {"configuration": {"x": 1}, "data": {}}
+
+
+# util/assemble-state.test.ts: "global credentials should be added" -- same
+def test_assemble_state_global_credentials_should_be_added() -> None:
+    result = assembled({}, credentials={"collection_token": "j.w.t"})
+    assert result == {"configuration": {"collection_token": "j.w.t"}, "data": {}}
+
+
+# util/assemble-state.test.ts: "global credentials should be merged in" -- same
+def test_assemble_state_global_credentials_should_be_merged_in() -> None:
+    result = assembled({"configuration": {"x": 1}}, {"x": 2}, credentials={"collection_token": "j"})
+    assert result == {"configuration": {"x": 2, "collection_token": "j"}, "data": {}}
+
+
+# util/assemble-state.test.ts: "local credentials should override global credentials" -- same
+def test_assemble_state_local_credentials_should_override_global_credentials() -> None:
+    result = assembled(
+        {"configuration": {}}, {"collection_token": "x.y.z"}, credentials={"collection_token": "j"}
+    )
+    assert result == {"configuration": {"collection_token": "x.y.z"}, "data": {}}
+
+
+# util/assemble-state.test.ts: "local credentials should override global credentials but
+# still preserve intial credentials" -- same
+def test_assemble_state_local_credentials_override_but_preserve_initial() -> None:
+    result = assembled(
+        {"configuration": {"x": 1}},
+        {"collection_token": "x.y.z"},
+        credentials={"collection_token": "j"},
+    )
+    assert result == {"configuration": {"x": 1, "collection_token": "x.y.z"}, "data": {}}
