@@ -15,12 +15,14 @@ import logging
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import statefn
+from statefn._errors import AdaptorImportError
 from statefn._linker import Linker, purge
 from statefn._state import assemble, copy_state
 
@@ -2246,3 +2248,236 @@ def test_assemble_state_local_credentials_override_but_preserve_initial() -> Non
         credentials={"collection_token": "j"},
     )
     assert result == {"configuration": {"x": 1, "collection_token": "x.y.z"}, "data": {}}
+
+
+# -- util/ensure-state-size.test.ts --------------------------------------------------------
+
+
+def sized(state: State, limit_mb: float) -> Any:
+    """Run one step that leaves ``state`` (built fresh by the operation) under the limit."""
+    return statefn.run([lambda s: state], {}, state_limit_mb=limit_mb)
+
+
+KB = "z" * 1024
+
+
+# util/ensure-state-size.test.ts: "do not throw for limit 0kb" -- same (issue 11, item 6)
+def test_ensure_state_size_do_not_throw_for_limit_0() -> None:
+    assert sized({"data": KB}, 0) == {"data": KB}
+
+
+# util/ensure-state-size.test.ts: "throw for limit 1kb, payload 1kb" -- same (issue 11, item 8)
+def test_ensure_state_size_throw_for_limit_1kb_payload_1kb() -> None:
+    with pytest.raises(statefn.StateTooLargeError) as caught:
+        sized({"data": KB}, 1 / 1024)
+    assert caught.value.message == "State exceeds the limit of 0.0009765625mb"
+
+
+# util/ensure-state-size.test.ts: "ok for limit 2kb, payload 1kb" -- same
+def test_ensure_state_size_ok_for_limit_2kb_payload_1kb() -> None:
+    assert sized({"data": KB}, 2 / 1024) == {"data": KB}
+
+
+# util/ensure-state-size.test.ts: "allow circular references" -- differs: state is JSON
+def test_ensure_state_size_allow_circular_references() -> None:
+    state: State = {"data": "test"}
+    state["self"] = state
+    result = sized(state, 2 / 1024)
+    assert "state.self is a circular reference" in result["errors"]["job-1"]["message"]
+
+
+# util/ensure-state-size.test.ts: "allow circular references 2" -- same (a shared value that
+# is not circular is repeated)
+def test_ensure_state_size_allow_shared_values() -> None:
+    items = [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert sized({"data": items, "arr": items}, 2 / 1024) == {"data": items, "arr": items}
+
+
+def unsafe_value(value: Any) -> str:
+    """The error message of a step that leaves ``value`` in its state."""
+    message: str = sized({"data": "test", "value": value}, 2 / 1024)["errors"]["job-1"]["message"]
+    return message
+
+
+# util/ensure-state-size.test.ts: "handle promise in state" -- differs: state is JSON
+def test_ensure_state_size_handle_promise_in_state() -> None:
+    assert unsafe_value(asyncio.Event()).startswith("TypeError: state.value is a")
+
+
+# util/ensure-state-size.test.ts: "handle function in state" -- differs: state is JSON
+def test_ensure_state_size_handle_function_in_state() -> None:
+    assert (
+        unsafe_value(lambda: "hello")
+        == "TypeError: state.value is a function, which JSON cannot hold"
+    )
+
+
+# util/ensure-state-size.test.ts: "handle undefined in state" -- same
+def test_ensure_state_size_handle_none_in_state() -> None:
+    assert sized({"data": "test", "undef": None}, 2 / 1024) == {"data": "test", "undef": None}
+
+
+# util/ensure-state-size.test.ts: "handle symbol in state" -- differs: state is JSON
+def test_ensure_state_size_handle_symbol_in_state() -> None:
+    assert unsafe_value(object()).startswith("TypeError: state.value is a")
+
+
+# util/ensure-state-size.test.ts: "handle BigInt in state" -- same
+def test_ensure_state_size_handle_big_integers_in_state() -> None:
+    assert sized({"data": "test", "big": 123456789**3}, 2 / 1024)["big"] == 123456789**3
+
+
+# util/ensure-state-size.test.ts: "handle Date in state" -- same (an ISO 8601 string)
+def test_ensure_state_size_handle_date_in_state() -> None:
+    result = sized({"data": "test", "date": datetime(2024, 1, 1)}, 2 / 1024)
+    assert result["date"] == "2024-01-01T00:00:00"
+
+
+# util/ensure-state-size.test.ts: "handle RegExp in state" -- differs: state is JSON
+def test_ensure_state_size_handle_regexp_in_state() -> None:
+    assert unsafe_value(re.compile("test", re.I)).startswith("TypeError: state.value is a")
+
+
+# util/ensure-state-size.test.ts: "handle Map in state" -- same (a dict)
+def test_ensure_state_size_handle_map_in_state() -> None:
+    assert sized({"data": "test", "map": {"key": "value"}}, 2 / 1024)["map"] == {"key": "value"}
+
+
+# util/ensure-state-size.test.ts: "handle Set in state" -- differs: state is JSON
+def test_ensure_state_size_handle_set_in_state() -> None:
+    assert unsafe_value({1, 2, 3}).startswith("TypeError: state.value is a set")
+
+
+# -- util/regex.test.ts --------------------------------------------------------------------
+
+
+def admits(entry: str, name: str) -> bool:
+    """Whether a linker with the whitelist ``[entry]`` admits the name ``name``."""
+    try:
+        Linker(whitelist=[entry])._check_whitelist(name)
+    except AdaptorImportError:
+        return False
+    return True
+
+
+# util/regex.test.ts: "parse abc" -- differs: a plain string matches the whole name
+def test_regex_parse_abc() -> None:
+    assert admits("abc", "abc")
+    assert not admits("abc", "123abc123")
+    assert not admits("abc", "a b c")
+
+
+# util/regex.test.ts: "parse /abc/" -- same (issue 11, item 10)
+def test_regex_parse_slash_abc() -> None:
+    assert admits("/abc/", "abc")
+    assert admits("/abc/", "123abc123")
+    assert not admits("/abc/", "a b c")
+
+
+# util/regex.test.ts: "parse /abc/ig" -- same (issue 11, item 10)
+def test_regex_parse_slash_abc_with_flags() -> None:
+    assert admits("/abc/ig", "ABC")
+    assert admits("/abc/ig", "123abc123")
+    assert not admits("/abc/ig", "a b c")
+
+
+# util/regex.test.ts: "parse a/b/c" -- differs: a plain string matches the whole name
+def test_regex_parse_a_b_c() -> None:
+    assert admits("a/b/c", "a/b/c")
+    assert not admits("a/b/c", "123a/b/c123")
+    assert not admits("a/b/c", "abc")
+
+
+# util/regex.test.ts: "parse /a/b/c/i" -- same (issue 11, item 10)
+def test_regex_parse_slash_a_b_c_with_flags() -> None:
+    assert admits("/a/b/c/i", "a/B/c")
+    assert admits("/a/b/c/i", "123a/b/c123")
+    assert not admits("/a/b/c/i", "abc")
+
+
+# -- modules/linker.test.ts ----------------------------------------------------------------
+
+
+COUNTER = FIXTURES / "counter.py"
+
+
+# modules/linker.test.ts: "load a simple test module from a path" -- same
+def test_linker_load_a_simple_test_module_from_a_path() -> None:
+    linked = Linker({"counter": {"path": str(COUNTER)}}).load("counter")
+    assert linked.exports["number"] == 20
+
+
+# modules/linker.test.ts: "load a fancy test module from a path" -- same
+def test_linker_load_a_fancy_test_module_from_a_path() -> None:
+    linked = Linker({"counter": {"path": str(COUNTER)}}).load("counter")
+    assert linked.exports["get_number"]() == 20
+
+
+# modules/linker.test.ts: "load a fancy test module with dependencies from a path" -- same
+def test_linker_load_a_module_with_dependencies_from_a_path() -> None:
+    linked = Linker({"greet": {"path": str(FIXTURES / "greet_v1")}}).load("greet")
+    assert linked.exports["hello"]("x") == "hello x from v1"
+
+
+# modules/linker.test.ts: "loads a specific module version from the repo" -- same
+def test_linker_loads_a_specific_module_version_from_the_repo(repo: Path) -> None:
+    linked = Linker(repo=repo).load("greet@1.0.0")
+    assert (linked.version, linked.exports["hello"]("x")) == ("1.0.0", "hello x from v1")
+
+
+# modules/linker.test.ts: "loads the latest available module from the repo" -- same
+def test_linker_loads_the_latest_available_module_from_the_repo(repo: Path) -> None:
+    assert Linker(repo=repo).load("greet").exports["hello"]("x") == "hello x from v2"
+
+
+# modules/linker.test.ts: "loads a module from a path" -- same
+def test_linker_loads_a_module_from_a_path() -> None:
+    modules = {"greet": {"path": str(LANGUAGE_TEST), "version": "0.0.1"}}
+    assert Linker(modules).load("greet").exports["x"] == "test"
+
+
+# modules/linker.test.ts: "imports with a cacheKey" -- same
+def test_linker_imports_with_a_cache_key(repo: Path) -> None:
+    assert Linker(repo=repo, cache_key="abc").load("greet").version == "2.0.0"
+
+
+# modules/linker.test.ts: "modules will be cached by default" -- same
+def test_linker_modules_will_be_cached_by_default() -> None:
+    modules = {"counter": {"path": str(COUNTER)}}
+    first = Linker(modules).load("counter")
+    assert first.exports["get_number"]() == 20
+    assert first.exports["increment"]() == 21
+    assert Linker(modules).load("counter").exports["get_number"]() == 21
+
+
+# modules/linker.test.ts: "cachekey busts the module cache" -- same
+def test_linker_cache_key_busts_the_module_cache() -> None:
+    modules = {"counter": {"path": str(COUNTER)}}
+    first = Linker(modules, cache_key="a").load("counter")
+    assert first.exports["increment"]() == 21
+    assert Linker(modules, cache_key="b").load("counter").exports["get_number"]() == 20
+
+
+# modules/linker.test.ts: "throw if a non-whitelisted value is passed" -- same
+def test_linker_throw_if_a_non_whitelisted_value_is_passed(repo: Path) -> None:
+    with pytest.raises(AdaptorImportError, match="not on the whitelist"):
+        Linker(repo=repo, whitelist=[re.compile("^@openfn/")]).load("i-heart-hacking")
+
+
+# modules/linker.test.ts: "does not throw if an exact whitelisted value is passed" -- same
+def test_linker_does_not_throw_if_an_exact_whitelisted_value_is_passed(repo: Path) -> None:
+    assert Linker(repo=repo, whitelist=[re.compile("^greet$")]).load("greet").name == "greet"
+
+
+# modules/linker.test.ts: "does not throw if a partial whitelisted value is passed" -- same
+# (issue 11, item 10)
+def test_linker_does_not_throw_if_a_partial_whitelisted_value_is_passed(repo: Path) -> None:
+    assert Linker(repo=repo, whitelist=[re.compile("^gre")]).load("greet").name == "greet"
+
+
+# modules/linker.test.ts: "Throws if it can't find a module" -- differs: message wording
+def test_linker_throws_if_it_cant_find_a_module(repo: Path) -> None:
+    with pytest.raises(AdaptorImportError) as caught:
+        Linker(repo=repo).load("err")
+    assert caught.value.name == "ImportError"
+    assert caught.value.message.startswith('Adaptor "err" was not found in the repo')
