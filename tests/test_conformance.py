@@ -265,7 +265,8 @@ def test_runtime_allow_a_job_to_return_undefined() -> None:
     assert statefn.run(plan_of({"expression": "fn(lambda s: None)"})) is None
 
 
-# runtime.test.ts: "log errors, write to state, and continue" -- differs: pos on JobError, log wording
+# runtime.test.ts: "log errors, write to state, and continue" -- differs: error positions; log
+# lines
 def test_runtime_log_errors_write_to_state_and_continue(runtime_log: Log) -> None:
     logger, records = runtime_log
     plan = plan_of(
@@ -296,7 +297,8 @@ def test_runtime_log_job_code_to_the_job_logger(job_log: Log) -> None:
     assert record.getMessage() == "hi"
 
 
-# runtime.test.ts: "log and serialize an error to the job logger" -- differs: job log lines are text
+# runtime.test.ts: "log and serialize an error to the job logger" -- differs: job log lines are
+# text
 def test_runtime_log_and_serialize_an_error_to_the_job_logger(job_log: Log) -> None:
     logger, records = job_log
     source = "@fn\ndef f(s):\n    console.log(Exception('hi'))\n    return s\n"
@@ -429,14 +431,16 @@ def test_runtime_run_a_workflow_with_special_on_job_failure_condition() -> None:
 BLAH = "from blah import call\ncall('22')\n"
 
 
-# runtime.test.ts: "accept a whitelist as a regex" -- differs: message wording; common
+# runtime.test.ts: "accept a whitelist as a regex" -- differs: error messages; common is always
+# linked
 def test_runtime_accept_a_whitelist_as_a_regex() -> None:
     error = crash_of(BLAH, {}, linker={"whitelist": [re.compile("^@opennfn"), "common"]})
     assert (error.name, error.severity) == ("ImportError", "crash")
     assert error.message == 'Adaptor "blah" is not on the whitelist'
 
 
-# runtime.test.ts: "accept a whitelist as a string" -- differs: message wording; common
+# runtime.test.ts: "accept a whitelist as a string" -- differs: error messages; common is always
+# linked
 def test_runtime_accept_a_whitelist_as_a_string() -> None:
     error = crash_of(BLAH, {}, linker={"whitelist": ["/^@opennfn/", "common"]})
     assert (error.name, error.severity) == ("ImportError", "crash")
@@ -486,8 +490,8 @@ def test_plan_throw_for_an_illegal_edge_condition() -> None:
     assert re.search("failed to compile edge condition job1->job2", error.message, re.I)
 
 
-# execute/plan.test.ts: "execute a one-job execution plan with inline state" -- differs:
-# an operation returns a state dict
+# execute/plan.test.ts: "execute a one-job execution plan with inline state" -- differs: operations
+# return state dicts
 def test_plan_execute_a_one_job_execution_plan_with_inline_state() -> None:
     plan = plan_of(job(expression="fn(lambda s: s['data']['x'])", state={"data": {"x": 22}}))
     record = statefn.run(plan, {})["errors"]["job1"]
@@ -496,7 +500,7 @@ def test_plan_execute_a_one_job_execution_plan_with_inline_state() -> None:
 
 
 # execute/plan.test.ts: "execute a one-job execution plan with initial state" -- differs:
-# an operation returns a state dict
+# operations return state dicts
 def test_plan_execute_a_one_job_execution_plan_with_initial_state() -> None:
     plan = plan_of(job(expression="fn(lambda s: {'data': s['data']['x']})"))
     assert statefn.run(plan, {"data": {"x": 33}}) == {"data": 33}
@@ -798,8 +802,8 @@ def test_plan_return_an_error_in_state() -> None:
     assert result["errors"]["a"]["message"] == "e"
 
 
-# execute/plan.test.ts: "handle non-standard error objects" -- differs: Python raises
-# exceptions only; pos on JobError
+# execute/plan.test.ts: "handle non-standard error objects" -- differs: only exceptions are raised;
+# error positions
 def test_plan_handle_non_standard_error_objects() -> None:
     source = "@fn\ndef f(s):\n    raise Exception('wibble')\n"
     record = statefn.run(plan_of(job("a", source, state={})), {})["errors"]["a"]
@@ -837,7 +841,7 @@ def test_plan_simple_on_error_handler() -> None:
     assert statefn.run(plan, {}) == {"y": 20}
 
 
-# execute/plan.test.ts: "log appropriately on error" -- differs: log wording
+# execute/plan.test.ts: "log appropriately on error" -- differs: log lines
 def test_plan_log_appropriately_on_error(runtime_log: Log) -> None:
     logger, records = runtime_log
     source = "@fn\ndef f(s):\n    raise Exception('eee')\n"
@@ -868,7 +872,8 @@ def test_plan_steps_do_not_share_a_global_scope() -> None:
     assert (error.name, error.message) == ("RuntimeCrash", "NameError: name 'x' is not defined")
 
 
-# execute/plan.test.ts: "steps do not share a globalThis object" -- differs: no globalThis
+# execute/plan.test.ts: "steps do not share a globalThis object" -- differs: compiled before the
+# run
 def test_plan_steps_do_not_share_a_globalthis_object() -> None:
     plan = plan_of(job(expression="fn(lambda s: globals().update(x=10) or s)"))
     error = crash_of(plan, {})
@@ -891,8 +896,8 @@ def test_plan_steps_can_write_circular_references_to_state() -> None:
     assert result["data"] == {}
 
 
-# execute/plan.test.ts: "steps cannot pass circular references to each other" -- differs:
-# state is JSON
+# execute/plan.test.ts: "steps cannot pass circular references to each other" -- differs: state is
+# JSON
 def test_plan_steps_cannot_pass_circular_references_to_each_other() -> None:
     plan = plan_of(
         job(expression=CIRCULAR.replace("s['data'] = a", "s['data']['ref'] = a"), next="b"),
@@ -907,8 +912,8 @@ def test_plan_steps_cannot_pass_circular_references_to_each_other() -> None:
 FUNCTION_IN_DATA = "fn(lambda s: {**s, 'data': {'x': lambda: 22}})"
 
 
-# execute/plan.test.ts: "steps can write functions to state without blowing up downstream"
-# -- differs: state is JSON
+# execute/plan.test.ts: "steps can write functions to state without blowing up downstream" --
+# differs: state is JSON
 def test_plan_steps_can_write_functions_to_state() -> None:
     plan = plan_of(job(expression=FUNCTION_IN_DATA, next={"b": True}), job("b", IDENTITY))
     result = statefn.run(plan, {})
@@ -928,7 +933,7 @@ def test_plan_steps_cannot_pass_functions_to_each_other() -> None:
     assert result["errors"]["b"]["message"] == "KeyError: 'x'"
 
 
-# execute/plan.test.ts: "Plans log step ids for each job start and end" -- differs: log wording
+# execute/plan.test.ts: "Plans log step ids for each job start and end" -- differs: log lines
 def test_plan_plans_log_step_ids_for_each_job_start_and_end(runtime_log: Log) -> None:
     logger, records = runtime_log
     statefn.run(plan_of(job("a")), {}, logger=logger)
@@ -937,8 +942,7 @@ def test_plan_plans_log_step_ids_for_each_job_start_and_end(runtime_log: Log) ->
     assert any(re.fullmatch(r"Completed step a in [\d.]+ms", m) for m in messages)
 
 
-# execute/plan.test.ts: "Plans log step names for each job start and end" -- differs: log
-# wording
+# execute/plan.test.ts: "Plans log step names for each job start and end" -- differs: log lines
 def test_plan_plans_log_step_names_for_each_job_start_and_end(runtime_log: Log) -> None:
     logger, records = runtime_log
     statefn.run(plan_of(job("a", name="do-the-thing")), {}, logger=logger)
@@ -1055,8 +1059,8 @@ def test_step_dont_notify_job_complete_for_trigger_style_steps(events: EventLog)
     assert events.of("job-complete") == []
 
 
-# execute/step.test.ts: "notify job-complete should publish serializable state" -- differs:
-# state is JSON
+# execute/step.test.ts: "notify job-complete should publish serializable state" -- differs: state
+# is JSON
 def test_step_notify_job_complete_should_publish_serializable_state(events: EventLog) -> None:
     plan = step_plan({"id": "j", "expression": [lambda s: {"x": asyncio.Event(), "y": 22}]})
     statefn.run(plan, on_event=events)
@@ -1079,22 +1083,21 @@ def test_step_notify_job_error_for_a_fail(events: EventLog) -> None:
     assert payload["job_id"] == "j"
 
 
-# execute/step.test.ts: "log duration of execution" -- differs: log wording
+# execute/step.test.ts: "log duration of execution" -- differs: log lines
 def test_step_log_duration_of_execution(runtime_log: Log) -> None:
     logger, records = runtime_log
     statefn.run(step_plan({"id": "y", "expression": [identity]}), logger=logger)
     assert any(re.fullmatch(r"Completed step y in \d\d?(\.\d+)?ms", m) for m in records.messages())
 
 
-# execute/step.test.ts: "log memory usage" -- differs: memory is in events, not logs
+# execute/step.test.ts: "log memory usage" -- differs: log lines
 def test_step_log_memory_usage(events: EventLog) -> None:
     statefn.run(step_plan({"id": "z", "expression": [identity]}), on_event=events)
     [payload] = events.of("job-complete")
     assert payload["mem"]["system"] > 0
 
 
-# execute/step.test.ts: "log memory usage with profiler and peak" -- differs: memory is in
-# events, not logs
+# execute/step.test.ts: "log memory usage with profiler and peak" -- differs: log lines
 def test_step_log_memory_usage_with_profiler_and_peak(events: EventLog) -> None:
     async def wait(state: State) -> State:
         await asyncio.sleep(0.01)
@@ -1160,8 +1163,8 @@ def test_step_state_props_to_remove_removes_multiple_props_from_state() -> None:
     assert result == {"data": {}, "z": 1, "configuration": {}}
 
 
-# execute/step.test.ts: "statePropsToRemove logs to debug when a prop is removed" -- differs:
-# log wording (nothing is logged)
+# execute/step.test.ts: "statePropsToRemove logs to debug when a prop is removed" -- differs: log
+# lines
 def test_step_state_props_to_remove_logs_to_debug_when_a_prop_is_removed(runtime_log: Log) -> None:
     logger, records = runtime_log
     plan = step_plan({"id": "k", "expression": [identity]})
@@ -1283,8 +1286,7 @@ def test_expression_jobs_return_null_state_instead_of_undefined_or_null() -> Non
     assert statefn.run([returns_nothing], {"data": {}, "configuration": {}}) is None
 
 
-# execute/expression.test.ts: "warn when an operation does not return state" -- differs: log
-# wording
+# execute/expression.test.ts: "warn when an operation does not return state" -- differs: log lines
 def test_expression_warn_when_an_operation_does_not_return_state(runtime_log: Log) -> None:
     logger, records = runtime_log
 
@@ -1298,8 +1300,8 @@ def test_expression_warn_when_an_operation_does_not_return_state(runtime_log: Lo
     assert warning == "Operation 2 (returns_nothing) returned None: passing an empty state {} on"
 
 
-# execute/expression.test.ts: "jobs can mutate the original state" -- differs: run never
-# changes its input
+# execute/expression.test.ts: "jobs can mutate the original state" -- differs: run never changes
+# its input
 def test_expression_jobs_can_mutate_the_original_state() -> None:
     state = {"data": {"x": 1}}
     result = statefn.run([set_x(2)], state, immutable_state=False)
@@ -1323,8 +1325,7 @@ def test_expression_forwards_a_logger_to_the_console_object_inside_a_job(job_log
     assert (record.levelno, record.getMessage()) == (logging.INFO, "x")
 
 
-# execute/expression.test.ts: "calls execute if exported from a job" -- differs: no execute
-# export
+# execute/expression.test.ts: "calls execute if exported from a job" -- differs: no execute export
 def test_expression_calls_execute_if_exported_from_a_job(job_log: Log) -> None:
     logger, records = job_log
     source = "def execute(*operations):\n    console.log('x')\n    return lambda s: {}\n"
@@ -1380,8 +1381,7 @@ def test_expression_throws_after_custom_timeout() -> None:
     assert (error.name, error.message) == ("TimeoutError", "Job took longer than 10ms to complete")
 
 
-# execute/expression.test.ts: "Operations log on start and end" -- differs: log wording (no
-# per-operation lines)
+# execute/expression.test.ts: "Operations log on start and end" -- differs: log lines
 def test_expression_operations_log_on_start_and_end(runtime_log: Log) -> None:
     logger, records = runtime_log
     statefn.run([identity], {"data": {}}, logger=logger)
@@ -1410,15 +1410,15 @@ def test_expression_merge_linker_options_override_path_and_value() -> None:
     assert linker_modules({"x": {"path": "a/b/c", "version": "1.0.0"}}, override) == override
 
 
-# execute/expression.test.ts: "mergeLinkerOptions: override path only" -- differs: a step's
-# entry replaces the run's whole
+# execute/expression.test.ts: "mergeLinkerOptions: override path only" -- differs: step linker
+# entries replace the run's
 def test_expression_merge_linker_options_override_path_only() -> None:
     modules = linker_modules({"x": {"path": "a/b/c", "version": "1.0.0"}}, {"x": {"path": "x/y/z"}})
     assert modules == {"x": {"path": "x/y/z"}}
 
 
-# execute/expression.test.ts: "mergeLinkerOptions: override version only" -- differs: a step's
-# entry replaces the run's whole
+# execute/expression.test.ts: "mergeLinkerOptions: override version only" -- differs: step linker
+# entries replace the run's
 def test_expression_merge_linker_options_override_version_only() -> None:
     run = {"x": {"path": "a/b/c", "version": "1.0.0"}}
     assert linker_modules(run, {"x": {"version": "2.0.0"}}) == {"x": {"version": "2.0.0"}}
@@ -1497,7 +1497,8 @@ def test_compile_plan_should_default_start_to_the_first_node() -> None:
     assert normal(plan)["options"]["start"] == "a"
 
 
-# execute/compile-plan.test.ts: "should preserve arbitrary options" -- differs: unknown keys
+# execute/compile-plan.test.ts: "should preserve arbitrary options" -- differs: unknown keys and
+# wrong types
 def test_compile_plan_should_preserve_arbitrary_options() -> None:
     plan = plan_of({"id": "a", "expression": "a"})
     plan["options"] = {"x-a": 1, "x-z": 2}
@@ -1542,8 +1543,8 @@ def test_compile_plan_should_set_previous_job_with_2_steps_and_shorthand_syntax(
     assert upstream_of(plan) == {"a": [], "b": ["a"]}
 
 
-# execute/compile-plan.test.ts: "should set previous job with 2 steps and no start" --
-# differs: normal form
+# execute/compile-plan.test.ts: "should set previous job with 2 steps and no start" -- differs:
+# normal form
 def test_compile_plan_should_set_previous_job_with_2_steps_and_no_start() -> None:
     plan = plan_of(
         {"id": "a", "expression": "x", "next": {"b": True}}, {"id": "b", "expression": "y"}
@@ -1591,8 +1592,7 @@ def test_compile_plan_should_reset_job_ids_for_each_call() -> None:
     assert steps_of(plan)["job-1"]["expression"] == "x"
 
 
-# execute/compile-plan.test.ts: "should write adaptor versions" -- differs: normal form (the
-# version stays in adaptors, and the linker honours it: issue 11, item 1)
+# execute/compile-plan.test.ts: "should write adaptor versions" -- differs: normal form
 def test_compile_plan_should_write_adaptor_versions() -> None:
     plan = plan_of(
         {"id": "x", "expression": ".", "adaptors": ["x@1.0"]},
@@ -1709,7 +1709,7 @@ def test_compile_plan_condition_cannot_reach_the_host(
     assert error.message.endswith(f"NameError: name '{name}' is not defined")
 
 
-# execute/compile-plan.test.ts: "condition cannot eval" -- differs: refused at compile time
+# execute/compile-plan.test.ts: "condition cannot eval" -- differs: compiled before the run
 def test_compile_plan_condition_cannot_eval() -> None:
     error = crash_of(with_edge({"condition": "eval('process.exit()')"}), {"data": {}})
     assert error.name == "ValidationError"
@@ -1727,8 +1727,8 @@ def test_compile_plan_globals_should_be_undefined_if_no_globals_are_passed() -> 
     assert "globals" not in normal(plan_of({"expression": "x"}, {"expression": "y"}))["workflow"]
 
 
-# execute/compile-plan.test.ts: "globals should be undefined if non-string is passed" --
-# differs: wrong types are a ValidationError
+# execute/compile-plan.test.ts: "globals should be undefined if non-string is passed" -- differs:
+# unknown keys and wrong types
 def test_compile_plan_globals_should_be_undefined_if_non_string_is_passed() -> None:
     plan = plan_of({"expression": "x"})
     plan["workflow"]["globals"] = {"some": "val"}
@@ -1768,21 +1768,20 @@ def test_validate_plan_builds_a_simple_model() -> None:
     assert upstream_of(chain(("a", {"b": True}), ("b", None))) == {"a": [], "b": ["a"]}
 
 
-# util/validate-plan.test.ts: "builds a more complex model" -- differs: a cycle is refused
-# even while building the model
+# util/validate-plan.test.ts: "builds a more complex model" -- differs: normal form
 def test_validate_plan_builds_a_more_complex_model() -> None:
     error = crash_of(chain(("a", {"b": True}), ("b", {"c": True, "a": True}), ("c", None)), {})
     assert error.message == "Circular dependency: a -> b -> a"
 
 
-# util/validate-plan.test.ts: "throws for a circular dependency" -- differs: message wording
+# util/validate-plan.test.ts: "throws for a circular dependency" -- differs: error messages
 def test_validate_plan_throws_for_a_circular_dependency() -> None:
     error = crash_of(chain(("a", {"b": True}), ("b", {"a": True})), {})
     assert error.message == "Circular dependency: a -> b -> a"
 
 
-# util/validate-plan.test.ts: "throws for an indirect circular dependency" -- differs: message
-# wording
+# util/validate-plan.test.ts: "throws for an indirect circular dependency" -- differs: error
+# messages
 def test_validate_plan_throws_for_an_indirect_circular_dependency() -> None:
     error = crash_of(chain(("a", {"b": True}), ("b", {"c": True}), ("c", {"a": True})), {})
     assert error.message == "Circular dependency: a -> b -> c -> a"
@@ -1846,7 +1845,7 @@ def test_errors_extract_position_return_undefined_if_no_position() -> None:
     assert "pos" not in record
 
 
-# errors.test.ts: "extractStackTrace: basic test" -- differs: records carry no stack trace
+# errors.test.ts: "extractStackTrace: basic test" -- differs: error positions
 def test_errors_extract_stack_trace_basic() -> None:
     error = crash_of("@fn\ndef f(s):\n    return z\n", {})
     assert "stack" not in error.to_dict()
@@ -1854,7 +1853,7 @@ def test_errors_extract_stack_trace_basic() -> None:
 
 
 # errors.test.ts: 'crash on invalid operation (the iconic "fn is not a function" error)' --
-# differs: message wording
+# differs: compiled before the run
 def test_errors_crash_on_invalid_operation() -> None:
     error = crash_of(plan_of({"id": "a", "expression": "print('x')"}, timeout=1), {})
     assert (error.name, error.severity) == ("CompileError", "crash")
@@ -1871,7 +1870,7 @@ def test_errors_crash_on_timeout() -> None:
     assert (error.severity, error.message) == ("kill", "Job took longer than 1ms to complete")
 
 
-# errors.test.ts: "crash on runtime error with SyntaxError" -- differs: a CompileError
+# errors.test.ts: "crash on runtime error with SyntaxError" -- differs: compiled before the run
 def test_errors_crash_on_runtime_error_with_syntax_error() -> None:
     error = crash_of("fn(lambda s: ~@]2q1j)", {})
     assert (error.name, error.severity) == ("CompileError", "crash")
@@ -1895,15 +1894,15 @@ def test_errors_maps_positions_in_a_reference_error() -> None:
     assert error.pos == {"line": 5, "column": 18, "src": "x = call(lambda: z)"}
 
 
-# errors.test.ts: "crash on eval with SecurityError" -- differs: refused at compile time
+# errors.test.ts: "crash on eval with SecurityError" -- differs: compiled before the run
 def test_errors_crash_on_eval_with_security_error() -> None:
     error = crash_of("fn(lambda s: eval('1'))", {})
     assert (error.name, error.severity) == ("CompileError", "crash")
     assert error.message == "line 1, column 14: 'eval' is not allowed in job code"
 
 
-# errors.test.ts: "crash on edge condition error with EdgeConditionError" -- differs: message
-# wording
+# errors.test.ts: "crash on edge condition error with EdgeConditionError" -- differs: error
+# messages
 def test_errors_crash_on_edge_condition_error() -> None:
     plan = plan_of(
         {"id": "a", "expression": IDENTITY, "next": {"b": {"condition": "wibble"}}},
@@ -1914,14 +1913,14 @@ def test_errors_crash_on_edge_condition_error() -> None:
     assert error.message == "Edge condition a->b raised NameError: name 'wibble' is not defined"
 
 
-# errors.test.ts: "crash on import error: module path provided" -- differs: message wording
+# errors.test.ts: "crash on import error: module path provided" -- differs: error messages
 def test_errors_crash_on_import_error() -> None:
     error = crash_of("import blah\nfn(lambda s: blah)\n", {})
     assert (error.name, error.severity) == ("ImportError", "crash")
     assert error.message.startswith('Adaptor "blah" was not found')
 
 
-# errors.test.ts: "crash on blacklisted module" -- differs: message wording; common
+# errors.test.ts: "crash on blacklisted module" -- differs: error messages; common is always linked
 def test_errors_crash_on_blacklisted_module() -> None:
     linker = {"whitelist": [re.compile("^@opennfn"), "common"]}
     error = crash_of("import blah\nfn(lambda s: blah)\n", {}, linker=linker)
@@ -1948,7 +1947,7 @@ def test_errors_fail_on_runtime_error_with_range_error() -> None:
     assert record["pos"]["line"] == 2
 
 
-# errors.test.ts: "fail on user error with new Error()" -- differs: pos on JobError
+# errors.test.ts: "fail on user error with new Error()" -- differs: error positions
 def test_errors_fail_on_user_error_with_new_error() -> None:
     record = record_of("@fn\ndef f(s):\n    raise Exception('abort')\n")
     assert record == {
@@ -1960,16 +1959,15 @@ def test_errors_fail_on_user_error_with_new_error() -> None:
     }
 
 
-# errors.test.ts: 'fail on user error with throw "abort"' -- differs: Python raises
-# exceptions only
+# errors.test.ts: 'fail on user error with throw "abort"' -- differs: only exceptions are raised
 def test_errors_fail_on_user_error_with_throw_a_string() -> None:
     record = record_of("@fn\ndef f(s):\n    raise 'abort'\n")
     assert (record["name"], record["subtype"]) == ("RuntimeError", "TypeError")
     assert record["message"] == "TypeError: exceptions must derive from BaseException"
 
 
-# errors.test.ts: "fail on adaptor error and map to the top operation" -- differs: record
-# shape (pos, subtype) (issue 11, item 4)
+# errors.test.ts: "fail on adaptor error and map to the top operation" -- differs: AdaptorError
+# records
 def test_errors_fail_on_adaptor_error_and_map_to_the_top_operation() -> None:
     assert record_of("from x import err\n\nerr()\n", linker=X_ADAPTOR) == {
         "details": {"code": 1234, "message": "adaptor err"},
@@ -1995,15 +1993,15 @@ def test_errors_fail_on_nested_adaptor_error_and_map_to_a_position() -> None:
     assert record["pos"] == {"line": 6, "column": 9, "src": "        await err()(state)"}
 
 
-# errors.test.ts: "adaptor error with no stack trace will be a user error" -- differs: every
-# Python exception has a traceback
+# errors.test.ts: "adaptor error with no stack trace will be a user error" -- differs: only
+# exceptions are raised
 def test_errors_adaptor_error_with_no_stack_trace() -> None:
     record = record_of("from x import err2\nfn(lambda s: err2())\n", linker=X_ADAPTOR)
     assert (record["name"], record["message"]) == ("AdaptorError", "adaptor err")
 
 
 # errors.test.ts: "AdaptorError: don't include pos if an operation is passed" -- differs:
-# record shape (pos of the line that made the operation)
+# AdaptorError records
 def test_errors_adaptor_error_pos_when_an_operation_is_passed() -> None:
     record = record_of("from x import err\nerr()\n", linker=X_ADAPTOR)
     assert record["pos"] == {"line": 2, "column": 1, "src": "err()"}
@@ -2069,8 +2067,7 @@ def test_security_config_should_be_scrubbed_after_error() -> None:
 HOST_VALUE = 42
 
 
-# security.test.ts: "jobs should not have access to global scope" -- differs: an unknown name
-# is a NameError
+# security.test.ts: "jobs should not have access to global scope" -- differs: Python exceptions
 def test_security_jobs_should_not_have_access_to_global_scope() -> None:
     error = crash_of("fn(lambda s: {'x': HOST_VALUE, 'y': 'some-val'})", {})
     assert error.message == "NameError: name 'HOST_VALUE' is not defined"
@@ -2106,8 +2103,8 @@ def test_security_jobs_should_not_have_a_process_object() -> None:
     )
 
 
-# security.test.ts: "jobs should not be able to pass a string to setTimeout" -- differs: no
-# timers in job code
+# security.test.ts: "jobs should not be able to pass a string to setTimeout" -- differs: compiled
+# before the run
 def test_security_jobs_should_not_be_able_to_pass_a_string_to_set_timeout() -> None:
     error = crash_of("import asyncio\nfn(lambda s: asyncio.sleep('hacking ur scriptz'))\n", {})
     assert error.name == "CompileError"
@@ -2127,9 +2124,9 @@ def test_security_jobs_should_not_be_able_to_pass_a_string_to_set_timeout() -> N
         ("eval is disallowed even if obfuscated", "getattr(s, 'ev' + 'al')", "'getattr'"),
     ],
 )
-# security.test.ts: "code generation is disallowed (new Function)", "code generation is
-# disallowed (constructor)", "code generation is disallowed (eval)", "eval is disallowed even
-# if obfuscated" -- differs: refused at compile time (four tests)
+# security.test.ts: "code generation is disallowed (new Function)", "code generation is disallowed
+# (constructor)", "code generation is disallowed (eval)", "eval is disallowed even if obfuscated"
+# -- differs: compiled before the run (four tests)
 def test_security_code_generation_is_disallowed(title: str, source: str, problem: str) -> None:
     error = crash_of(f"fn(lambda s: {source})", {})
     assert (error.name, error.severity) == ("CompileError", "crash")
@@ -2145,8 +2142,8 @@ def test_security_jobs_should_be_able_to_use_sensible_timeouts() -> None:
     assert statefn.run([wait]) == {"data": 22}
 
 
-# security.test.ts: "jobs in workflow cannot share data through globals (issue #213)" --
-# differs: a SecurityError
+# security.test.ts: "jobs in workflow cannot share data through globals (issue #213)" -- differs:
+# objects job code did not make are read-only
 def test_security_jobs_in_workflow_cannot_share_data_through_globals() -> None:
     plan = plan_of(
         {
@@ -2360,7 +2357,7 @@ def admits(entry: str, name: str) -> bool:
     return True
 
 
-# util/regex.test.ts: "parse abc" -- differs: a plain string matches the whole name
+# util/regex.test.ts: "parse abc" -- differs: plain whitelist strings match whole names
 def test_regex_parse_abc() -> None:
     assert admits("abc", "abc")
     assert not admits("abc", "123abc123")
@@ -2381,7 +2378,7 @@ def test_regex_parse_slash_abc_with_flags() -> None:
     assert not admits("/abc/ig", "a b c")
 
 
-# util/regex.test.ts: "parse a/b/c" -- differs: a plain string matches the whole name
+# util/regex.test.ts: "parse a/b/c" -- differs: plain whitelist strings match whole names
 def test_regex_parse_a_b_c() -> None:
     assert admits("a/b/c", "a/b/c")
     assert not admits("a/b/c", "123a/b/c123")
@@ -2475,7 +2472,7 @@ def test_linker_does_not_throw_if_a_partial_whitelisted_value_is_passed(repo: Pa
     assert Linker(repo=repo, whitelist=[re.compile("^gre")]).load("greet").name == "greet"
 
 
-# modules/linker.test.ts: "Throws if it can't find a module" -- differs: message wording
+# modules/linker.test.ts: "Throws if it can't find a module" -- differs: error messages
 def test_linker_throws_if_it_cant_find_a_module(repo: Path) -> None:
     with pytest.raises(AdaptorImportError) as caught:
         Linker(repo=repo).load("err")
