@@ -211,3 +211,15 @@ def test_list_plan_with_a_non_callable_names_the_item() -> None:
     with pytest.raises(statefn.ValidationError) as caught:
         statefn.run([lambda s: s, 5])
     assert "expression[1] must be an operation" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["int", "float", "print", "len", "ValueError", "S", "console"])
+def test_globals_cannot_replace_names_job_code_relies_on(name: str) -> None:
+    with pytest.raises(statefn.InputError) as caught:
+        statefn.run("fn(lambda s: {'n': int('4')})", globals={"x": 1, name: lambda *a: 0})
+    assert caught.value.message.endswith(f"job code relies on: {name}")
+    assert caught.value.details == {"option": "globals", "names": [name]}
+
+
+def test_globals_add_names_beside_the_built_ins() -> None:
+    assert statefn.run("fn(lambda s: {'n': int(x)})", globals={"x": "4"}) == {"n": 4}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -258,6 +259,37 @@ def test_async_operation_errors_are_classified_too() -> None:
     assert record["name"] == "RuntimeError"
     assert record["subtype"] == "IndexError"
     assert record["message"] == "IndexError: gone"
+
+
+LANGUAGE_TEST = Path(__file__).parent / "fixtures" / "adaptors" / "language_test"
+
+
+def run_with_language_test(source: str) -> dict[str, Any]:
+    """The error record of step ``job-1`` running ``source`` with the adaptor ``x``."""
+    result = statefn.run(source, linker={"modules": {"x": {"path": str(LANGUAGE_TEST)}}})
+    record: dict[str, Any] = result["errors"]["job-1"]
+    return record
+
+
+def test_adaptor_error_from_an_operation_points_at_the_job_line_that_made_it() -> None:
+    record = run_with_language_test("from x import err\n\nerr()\n")
+    assert record == {
+        "source": "runtime",
+        "name": "AdaptorError",
+        "severity": "fail",
+        "message": "adaptor err",
+        "subtype": "CodedError",
+        "details": {"code": 1234, "message": "adaptor err"},
+        "pos": {"line": 3, "column": 1, "src": "err()"},
+    }
+
+
+def test_adaptor_error_inside_job_code_points_at_the_calling_line() -> None:
+    source = "from x import err\n\n@fn\nasync def f(state):\n    return await err()(state)\n"
+    record = run_with_language_test(source)
+    assert record["message"] == "adaptor err"
+    assert record["details"] == {"code": 1234, "message": "adaptor err"}
+    assert record["pos"] == {"line": 5, "column": 12, "src": "    return await err()(state)"}
 
 
 @pytest.mark.parametrize(

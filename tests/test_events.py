@@ -212,6 +212,20 @@ def test_crash_sends_job_error_and_no_workflow_complete(events: EventLog) -> Non
     assert "workflow-complete" not in events.names()
 
 
+def test_job_error_after_a_crash_carries_the_cleaned_state(events: EventLog) -> None:
+    def crash(state: State) -> State:
+        state["data"]["seen"] = (1, 2)
+        state["x"] = 1
+        raise NameError("name 'x' is not defined")
+
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [crash]}]}}
+    with pytest.raises(statefn.RuntimeCrash):
+        statefn.run(plan, {"data": {}, "configuration": {"k": "v"}}, on_event=events)
+    [payload] = events.of("job-error")
+    assert payload["error"]["name"] == "RuntimeCrash"
+    assert payload["state"] == {"data": {"seen": [1, 2]}, "x": 1}
+
+
 def test_handler_that_raises_does_not_stop_the_run() -> None:
     def broken(name: str, payload: dict[str, Any]) -> None:
         raise RuntimeError("handler bug")

@@ -4,6 +4,7 @@ timeouts, the state limit and concurrency."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 import statefn
 
 if TYPE_CHECKING:
-    from conftest import EventLog
+    from conftest import EventLog, RecordList
 
 State = dict[str, Any]
 
@@ -243,6 +244,41 @@ def test_edges_are_evaluated_after_a_failed_step(edge: Any, followed: bool) -> N
     plan["workflow"]["steps"][0]["expression"] = [boom]
     statefn.run(plan)
     assert ran == (["b"] if followed else [])
+
+
+@pytest.mark.parametrize(
+    ("edge", "followed"), [("on_job_failure", True), ("on_job_success", False)]
+)
+def test_an_empty_error_record_counts_as_a_failure(edge: str, followed: bool) -> None:
+    ran: list[str] = []
+    plan = graph(ran, {"a": {"b": edge}, "b": None})
+    plan["workflow"]["steps"][0]["expression"] = [lambda s: {**s, "errors": {"a": {}}}]
+    statefn.run(plan)
+    assert ran == (["b"] if followed else [])
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        lambda state: state["data"]["path"] == ["a"],
+        {"condition": lambda state: state["data"]["path"] == ["a"], "label": "callable"},
+    ],
+    ids=["bare", "in an object"],
+)
+def test_a_condition_may_be_a_callable_of_the_upstream_state(edge: Any) -> None:
+    ran: list[str] = []
+    plan = graph(
+        ran, {"a": {"b": edge, "c": {"condition": lambda state: False}}, "b": None, "c": None}
+    )
+    statefn.run(plan)
+    assert ran == ["a", "b"]
+
+
+def test_a_callable_condition_that_raises_is_an_edge_condition_error() -> None:
+    plan = graph([], {"a": {"b": lambda state: state["missing"]}, "b": None})
+    with pytest.raises(statefn.EdgeConditionError) as caught:
+        statefn.run(plan)
+    assert caught.value.message == "Edge condition a->b raised KeyError: 'missing'"
 
 
 def test_failure_and_success_branches_split_on_the_upstream_error() -> None:
@@ -491,6 +527,54 @@ def test_timeout_bounds_each_step_not_the_whole_run() -> None:
     assert statefn.run(plan | {"options": {"timeout": 400}}) == {"data": {}}
 
 
+# Steps that produce no state
+
+
+def test_a_step_whose_last_operation_returns_none_produces_no_state(
+    runtime_log: tuple[logging.Logger, RecordList],
+) -> None:
+    logger, records = runtime_log
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: s, lambda s: None]}]}}
+    assert statefn.run(plan, logger=logger) is None
+    assert records.messages(logging.WARNING) == []
+
+
+def test_a_leaf_without_state_is_left_out_of_the_result() -> None:
+    plan = graph([], {"start": {"a": True, "b": True}, "a": None, "b": None})
+    plan["workflow"]["steps"][2]["expression"] = [lambda s: None]
+    assert statefn.run(plan) == {"data": {"path": ["start", "a"]}}
+
+
+def test_steps_after_a_step_without_state_start_from_empty(
+    runtime_log: tuple[logging.Logger, RecordList],
+) -> None:
+    logger, records = runtime_log
+    seen: list[State] = []
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": [lambda s: None], "next": "b"},
+                {"id": "b", "expression": [lambda s: seen.append(dict(s)) or s]},
+            ]
+        }
+    }
+    assert statefn.run(plan, {"data": {"x": 1}}, logger=logger) == {"data": {}}
+    assert seen == [{"data": {}, "configuration": {}}]
+    assert records.messages(logging.WARNING) == [
+        "Step a did not return a state object: its next steps start from {}"
+    ]
+
+
+def test_an_operation_before_the_last_that_returns_none_hands_on_empty_state(
+    runtime_log: tuple[logging.Logger, RecordList],
+) -> None:
+    logger, records = runtime_log
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: None, lambda s: s]}]}}
+    assert statefn.run(plan, logger=logger) == {}
+    [warning] = records.messages(logging.WARNING)
+    assert warning.startswith("Operation 1 (") and warning.endswith("passing an empty state {} on")
+
+
 # State limit
 
 
@@ -515,6 +599,18 @@ def test_state_under_the_limit_passes() -> None:
 
     plan = {"workflow": {"steps": [{"id": "a", "expression": [small]}]}}
     assert statefn.run(plan, state_limit_mb=1) == {"data": {"blob": "x" * 1000}}
+
+
+def test_state_limit_message_keeps_full_precision() -> None:
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: {"data": "z" * 1024}]}]}}
+    with pytest.raises(statefn.StateTooLargeError) as caught:
+        statefn.run(plan, state_limit_mb=1 / 1024)
+    assert caught.value.message == "State exceeds the limit of 0.0009765625mb"
+
+
+def test_state_limit_zero_turns_the_size_check_off() -> None:
+    plan = {"workflow": {"steps": [{"id": "a", "expression": [lambda s: {"data": "z" * 4096}]}]}}
+    assert statefn.run(plan, state_limit_mb=0) == {"data": "z" * 4096}
 
 
 # Concurrency

@@ -291,6 +291,29 @@ def test_whitelist_admits_matching_name() -> None:
     assert linker.load("greet").name == "greet"
 
 
+@pytest.mark.parametrize(
+    ("entry", "admitted"),
+    [
+        (re.compile(r"^gr"), True),
+        (re.compile(r"^reet"), False),
+        ("/^gr/", True),
+        ("/^GREET$/i", True),
+        ("/^GREET$/", False),
+        ("/eet$/g", True),
+    ],
+    ids=str,
+)
+def test_whitelist_takes_patterns_and_openfn_literals(
+    entry: str | re.Pattern[str], admitted: bool
+) -> None:
+    linker = Linker({"greet": {"path": str(GREET_V1)}}, whitelist=[entry])
+    if admitted:
+        assert linker.load("greet").name == "greet"
+    else:
+        with pytest.raises(AdaptorImportError, match="not on the whitelist"):
+            linker.load("greet")
+
+
 def test_whitelist_is_checked_before_loading() -> None:
     linker = Linker({"broken": {"path": str(FIXTURES / "broken")}}, whitelist=["greet"])
     with pytest.raises(AdaptorImportError, match="not on the whitelist"):
@@ -423,7 +446,7 @@ def test_invalid_spec_is_import_error() -> None:
         ),
         ({"repo": 3}, "linker.repo must be a path"),
         ({"whitelist": "http"}, "linker.whitelist must be a list of regular expressions"),
-        ({"whitelist": [1]}, "linker.whitelist[0] must be a string"),
+        ({"whitelist": [1]}, "linker.whitelist[0] must be a string or a compiled pattern"),
         ({"cache_key": 1}, "linker.cache_key must be a string"),
         (
             {"paths": {}},
@@ -447,6 +470,23 @@ def test_from_option_builds_linker(repo: Path) -> None:
     linker = Linker.from_option({"repo": str(repo), "whitelist": ["greet"], "cache_key": "k"})
     assert linker.load("greet").version == "2.0.0"
     assert linker.cache_key == "k"
+
+
+# Imports in job code
+
+
+@pytest.mark.parametrize("job", ["import greet\n", "from greet import hello\n"], ids=str.strip)
+def test_an_import_in_job_code_loads_the_declared_version(repo: Path, job: str) -> None:
+    import statefn
+
+    call = "greet.hello" if job.startswith("import") else "hello"
+    source = job + f"fn(lambda s: {{**s, 'data': {call}('x')}})\n"
+    steps = [
+        {"id": "a", "adaptors": ["greet@1.0.0"], "expression": source, "next": "b"},
+        {"id": "b", "adaptors": ["greet@2.0.0"], "expression": source.replace("'data'", "'b'")},
+    ]
+    result = statefn.run({"workflow": {"steps": steps}}, linker={"repo": str(repo)})
+    assert result == {"data": "hello x from v1", "b": "hello x from v2"}
 
 
 # Adaptor frames

@@ -213,6 +213,26 @@ def test_edge_condition_in_an_edge_object_is_compiled_too() -> None:
     assert rejected(plan).startswith("Failed to compile edge condition a->b (")
 
 
+def test_every_bad_edge_condition_is_named_in_one_error() -> None:
+    plan = two_steps(next={"b": "state[", "c": "1 +"})
+    plan["workflow"]["steps"].append(
+        {"id": "c", "expression": "fn(lambda s: s)", "next": {"b": "%"}}
+    )
+    with pytest.raises(statefn.ValidationError) as caught:
+        statefn.validate_plan(plan)
+    lines = caught.value.message.split("\n")
+    assert [line.split(" (")[0] for line in lines] == [
+        "Failed to compile edge condition a->b",
+        "Failed to compile edge condition a->c",
+        "Failed to compile edge condition c->b",
+    ]
+    assert [p["path"] for p in caught.value.details["problems"]] == [
+        "a.next.b",
+        "a.next.c",
+        "c.next.b",
+    ]
+
+
 INVALID_PLANS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("unknown-start", lambda p: p.update(options={"start": "nowhere"})),
     ("unknown-target", lambda p: p["workflow"]["steps"][0].update(next={"ghost": False})),

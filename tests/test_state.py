@@ -205,6 +205,11 @@ def test_state_props_to_remove_replaces_the_default() -> None:
     assert result == {"data": {}, "configuration": {"key": "value"}}
 
 
+def test_state_props_to_remove_none_means_the_default() -> None:
+    plan = one_step(lambda s: {**s, "x": 1}, configuration={"key": "secret-value"})
+    assert statefn.run(plan, state_props_to_remove=None) == {"data": {}, "x": 1}
+
+
 def test_configuration_is_removed_between_steps() -> None:
     seen: list[State] = []
     plan = {

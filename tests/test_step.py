@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -129,3 +131,31 @@ def test_interrupted_step_still_ends_with_a_job_error(
     step_events = ["workflow-start", "init-start", "init-complete", "job-start", "job-error"]
     assert events.names() == step_events
     assert events.of("job-error")[0]["error"]["name"] == "CancelledError"
+
+
+ABANDONED_ASYNC_STEP = """
+import asyncio
+import statefn
+
+async def slow(state):
+    await asyncio.sleep(5)
+    return state
+
+try:
+    statefn.run({"workflow": {"steps": [{"id": "a", "expression": [slow]}]}}, timeout_ms=50)
+except statefn.StatefnError as error:
+    print(error.name)
+"""
+
+
+def test_a_timed_out_step_leaves_no_task_pending_at_exit() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", ABANDONED_ASYNC_STEP],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert finished.stdout == "TimeoutError\n"
+    assert "Task was destroyed but it is pending" not in finished.stderr
+    assert finished.stderr == ""

@@ -11,6 +11,7 @@ from ._errors import InputError
 from ._execute import Run
 from ._options import parse_options
 from ._plan import Plan, normalise
+from ._worker import end_tasks
 
 __all__ = ["run", "run_async", "validate_plan"]
 
@@ -78,12 +79,7 @@ def _run_loop(main: Coroutine[Any, Any, Any]) -> Any:
         return loop.run_until_complete(main)
     finally:
         try:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            end_tasks(loop)
         finally:
             loop.close()
 

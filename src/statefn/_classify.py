@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ._compile import JOB_FILENAME_PREFIX
+from ._compile import JOB_FILENAME_PREFIX, CompiledJob
 from ._errors import AdaptorError, JobError, JobRuntimeError, RuntimeCrash, StatefnError
 from ._state import copy_state
 
@@ -65,18 +65,29 @@ class Classifier:
     step_id: str
     is_adaptor_file: Callable[[str], bool]
     job_sources: Mapping[str, Sequence[str]]
+    job: CompiledJob | None = None
 
     def _origin(self, error: BaseException) -> tuple[str, dict[str, Any] | None]:
-        """("job" or "adaptor", the position in job source when job source raised)."""
+        """("job" or "adaptor", the position of the innermost job source line: the one
+        that raised, or the one that called the adaptor that raised)."""
+        origin: str | None = None
         for tb in reversed(_chain(error.__traceback__)):
             filename = tb.tb_frame.f_code.co_filename
             if filename.startswith(JOB_FILENAME_PREFIX):
-                return "job", self._position(filename, tb)
+                return origin or "job", self._position(filename, tb)
             if filename.startswith(_ADAPTORS_DIR) or self.is_adaptor_file(filename):
-                return "adaptor", None
-            if not _is_library_file(filename):
-                return "job", None
-        return "job", None
+                origin = origin or "adaptor"
+            elif not _is_library_file(filename):
+                return origin or "job", None
+        return origin or "job", None
+
+    def _operation_position(self, index: int | None) -> dict[str, Any] | None:
+        """Where job source made operation ``index`` (an operation the runtime called)."""
+        if self.job is None or index is None or not 0 <= index < len(self.job.operations):
+            return None
+        line = self.job.operations[index].line
+        src = self.job.source_lines[line - 1]
+        return {"line": line, "column": len(src) - len(src.lstrip()) + 1, "src": src}
 
     def _position(self, filename: str, tb: TracebackType) -> dict[str, Any] | None:
         lines = self.job_sources.get(filename)
@@ -85,14 +96,21 @@ class Classifier:
             return None
         return {"line": line, "column": _column(tb), "src": lines[line - 1]}
 
-    def classify(self, error: BaseException) -> StatefnError:
-        """The ``StatefnError`` that stands for ``error``, raised by an operation."""
+    def classify(self, error: BaseException, operation: int | None = None) -> StatefnError:
+        """The ``StatefnError`` that stands for ``error``, raised by operation number
+        ``operation`` (when known)."""
         origin, pos = self._origin(error)
+        if origin == "adaptor" and pos is None:
+            pos = self._operation_position(operation)
         if isinstance(error, StatefnError):
             classified = error
         elif origin == "adaptor":
+            details = _json_fields(error) or {}
+            details.setdefault("message", _text(error))
             classified = AdaptorError(
-                _message(error), subtype=type(error).__name__, details=_json_fields(error)
+                _text(error) or type(error).__name__,
+                subtype=type(error).__name__,
+                details=details,
             )
         else:
             classified = _job_error(error)

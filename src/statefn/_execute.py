@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -68,7 +69,8 @@ class Run:
         # Workers let the run's thread end a step on time and run branches side by side;
         # without a timeout and with one branch at a time, steps run inline (see _step).
         self.uses_workers = timeout is not None or self.concurrency > 1
-        self.limit_bytes = int(options.state_limit_mb * 1024 * 1024)
+        limit_mb = options.state_limit_mb
+        self.limit_bytes = int(limit_mb * 1024 * 1024) if limit_mb else sys.maxsize
         self.job_sources: dict[str, list[str]] = {}
         self._compiled: dict[str, CompiledJob] = {}
         self._linker: Linker | None = None
@@ -192,15 +194,18 @@ class Run:
                 for task in sorted(done, key=lambda t: running[t][2]):
                     step_id, key, order = running.pop(task)
                     result = task.result()
-                    state, targets, encoded = result.state, result.targets, result.encoded
-                    if step_id == self.plan.end or not targets:
-                        leaves.append((order, key, state))
+                    output, targets, encoded = result.state, result.targets, result.encoded
+                    if output is not None and (step_id == self.plan.end or not targets):
+                        leaves.append((order, key, output))
                     if step_id == self.plan.end:
                         self.logger.info("Reached the end step %s", step_id)
                         return {key: state for _, key, state in sorted(leaves)}
                     for index, target in enumerate(targets):
                         last = index == len(targets) - 1
-                        queue.append((target, state if last else self._copy(state, encoded)))
+                        if output is None:  # the step produced no state
+                            queue.append((target, {}))
+                        else:
+                            queue.append((target, output if last else self._copy(output, encoded)))
         finally:
             for task in running:
                 task.cancel()
@@ -228,10 +233,14 @@ class Run:
         special = SPECIAL_CONDITIONS.get(condition) if isinstance(condition, str) else None
         if special is not None:
             errors = state.get("errors") if isinstance(state, dict) else None
-            failed = bool(isinstance(errors, dict) and errors.get(step.id))
+            record = errors.get(step.id) if isinstance(errors, dict) else None
+            # As in OpenFn (JavaScript truthiness), a record present but empty is a failure.
+            failed = isinstance(record, dict | list) or bool(record)
             return {"always": True, "on_job_success": not failed, "on_job_failure": failed}[special]
-        assert edge.compiled is not None
         try:
+            if callable(condition):
+                return bool(condition(state))
+            assert edge.compiled is not None
             return bool(edge.compiled.evaluate({"state": state, "upstream_step_id": step.id}))
         except StatefnError as error:
             if error.severity == "fail":
@@ -297,7 +306,8 @@ class Run:
             names.update(linker.load(spec).exports)
         names.update(self._workflow_globals(console, violations))
         names.update(self.options.globals)
-        env = self._environment(linker, names, console, step.id, violations)
+        declared = {_name(spec): spec for spec in specs}
+        env = self._environment(linker, names, console, step.id, violations, declared)
         return load_job(self._remember(compiled), env)
 
     def _workflow_globals(
@@ -321,12 +331,18 @@ class Run:
         console: JobConsole,
         step_id: str,
         violations: list[SecurityError],
+        declared: dict[str, str] | None = None,
     ) -> JobEnvironment:
+        """What job code sees; ``import name`` loads the spec the step declared for
+        ``name`` (``name@1.0.0``), else the name alone."""
+        specs = declared or {}
         return JobEnvironment(
             names=names,
             console=console,
             step_id=step_id,
-            import_adaptor=lambda name: ModuleView(name, linker.load(name).exports),
+            import_adaptor=lambda name: ModuleView(
+                name, linker.load(specs.get(name, name)).exports
+            ),
             violations=violations,
         )
 
@@ -335,12 +351,16 @@ class Run:
         self.job_sources[compiled.filename] = compiled.source_lines
         return compiled
 
+    def job(self, step: Step) -> CompiledJob | None:
+        """The compiled job of ``step`` (None for a list of operations or a trigger)."""
+        return self._compiled.get(step.id)
+
     def is_adaptor_file(self, filename: str) -> bool:
         return self._linker is not None and self._linker.is_adaptor_file(filename)
 
-    def state_for_event(self, state: State, encoded: bytes | None) -> State | None:
+    def state_for_event(self, state: State | None, encoded: bytes | None) -> State | None:
         """A copy of ``state`` for an event payload, made only when someone listens."""
-        if not self.bus.listening or encoded is None:
+        if not self.bus.listening or state is None or encoded is None:
             return None
         return self._copy(state, encoded)
 

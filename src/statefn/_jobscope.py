@@ -33,6 +33,7 @@ from ._console import LogLevel
 from ._errors import SecurityError
 
 __all__ = [
+    "BUILTIN_NAMES",
     "JobGuards",
     "JobLogger",
     "ListSink",
@@ -276,6 +277,9 @@ def _base_builtins() -> dict[str, Any]:
 
 
 _BASE_BUILTINS = MappingProxyType(_base_builtins())
+
+# Every built-in name job code meets (with the ``type`` and ``print`` of job_builtins).
+BUILTIN_NAMES = frozenset({*_BASE_BUILTINS, "type", "print"})
 
 
 def job_builtins(guards: JobGuards, sink: LogSink | None) -> dict[str, Any]:

@@ -154,7 +154,7 @@ class Linker:
         self,
         modules: Mapping[str, Mapping[str, Any]] | None = None,
         repo: str | os.PathLike[str] | None = None,
-        whitelist: Sequence[str] | None = None,
+        whitelist: Sequence[str | re.Pattern[str]] | None = None,
         cache_key: str | None = None,
     ) -> None:
         self.modules = _check_modules(modules, "linker.modules")
@@ -253,12 +253,12 @@ class Linker:
         )
 
     def _check_whitelist(self, name: str) -> None:
-        if self.whitelist is None or any(p.fullmatch(name) for p in self.whitelist):
+        if self.whitelist is None or any(entry.admits(name) for entry in self.whitelist):
             return
         raise AdaptorImportError(
             f'Adaptor "{name}" is not on the whitelist',
             fix=f'Add a pattern matching "{name}" to linker.whitelist',
-            details={"adaptor": name, "whitelist": [p.pattern for p in self.whitelist]},
+            details={"adaptor": name, "whitelist": [e.pattern.pattern for e in self.whitelist]},
         )
 
     def _wanted_version(self, name: str, version: str | None) -> str | None:
@@ -485,7 +485,38 @@ def _check_modules(modules: Any, field: str) -> dict[str, dict[str, str]]:
     return checked
 
 
-def _check_whitelist(whitelist: Any) -> list[re.Pattern[str]] | None:
+@dataclass(frozen=True, slots=True)
+class _Allowed:
+    """A whitelist entry. A plain string must match the whole name; a compiled pattern or
+    a ``/pattern/flags`` string (OpenFn's form) is searched for, as JavaScript's
+    ``RegExp.test`` does, so its own anchors decide."""
+
+    pattern: re.Pattern[str]
+    whole: bool
+
+    def admits(self, name: str) -> bool:
+        found = self.pattern.fullmatch(name) if self.whole else self.pattern.search(name)
+        return found is not None
+
+
+# OpenFn's regular expression literals: /pattern/flags (flag g means nothing here).
+_LITERAL = re.compile(r"/(?P<pattern>.*)/(?P<flags>[gimsuy]*)", re.DOTALL)
+_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
+
+
+def _allowed(entry: str | re.Pattern[str]) -> _Allowed:
+    if isinstance(entry, re.Pattern):
+        return _Allowed(entry, whole=False)
+    literal = _LITERAL.fullmatch(entry)
+    if literal is None:
+        return _Allowed(re.compile(entry), whole=True)
+    flags = 0
+    for flag in literal["flags"]:
+        flags |= _FLAGS.get(flag, 0)
+    return _Allowed(re.compile(literal["pattern"], flags), whole=False)
+
+
+def _check_whitelist(whitelist: Any) -> list[_Allowed] | None:
     if whitelist is None:
         return None
     if isinstance(whitelist, str) or not isinstance(whitelist, Sequence):
@@ -496,10 +527,12 @@ def _check_whitelist(whitelist: Any) -> list[re.Pattern[str]] | None:
     patterns = []
     for index, pattern in enumerate(whitelist):
         where = f"linker.whitelist[{index}]"
-        if not isinstance(pattern, str):
-            raise InputError(f"{where} must be a string", details={"field": where})
+        if not isinstance(pattern, str | re.Pattern):
+            raise InputError(
+                f"{where} must be a string or a compiled pattern", details={"field": where}
+            )
         try:
-            patterns.append(re.compile(pattern))
+            patterns.append(_allowed(pattern))
         except re.error as error:
             raise InputError(
                 f"{where} is not a valid regular expression: {error}", details={"field": where}

@@ -23,9 +23,10 @@ __all__ = ["OperationsOutcome", "StepSettings", "finish", "run_operations"]
 
 @dataclass(slots=True)
 class OperationsOutcome:
-    """What running a step's operations left: the state, its JSON, and any error."""
+    """What running a step's operations left: the state (None when the last operation
+    returned None: the step produced no state), its JSON, and any error."""
 
-    state: State
+    state: State | None
     encoded: bytes | None
     error: StatefnError | None
     interrupted: bool = False
@@ -73,9 +74,11 @@ async def run_operations(
     """Thread ``state`` through ``operations``, then make the result JSON-safe and sized.
 
     On a ``fail`` error the returned state is the one the failing operation was given,
-    with the error's record in ``state["errors"][step_id]``.
+    with the error's record in ``state["errors"][step_id]``. When the last operation
+    returns None, the step produced no state (as in OpenFn): the outcome's state is None.
     """
     error: StatefnError | None = None
+    index = None
     try:
         for index, operation in enumerate(operations):
             if abandoned():
@@ -86,13 +89,15 @@ async def run_operations(
             if type(result) is not dict:
                 if inspect.isawaitable(result):
                     result = await result
+                if result is None and index == len(operations) - 1:
+                    return OperationsOutcome(None, None, None)
                 result = _checked(result, index, operation, settings)
             state = result
     except KeyboardInterrupt:
         # The user's: handed to the run's thread, which stops the run.
         return OperationsOutcome(state, None, None, interrupted=True)
     except BaseException as raised:  # every outcome of job code is classified, SystemExit too
-        error = classifier.classify(raised)
+        error = classifier.classify(raised, index)
     return finish(state, error, settings, classifier)
 
 
@@ -100,12 +105,13 @@ def finish(
     state: State, error: StatefnError | None, settings: StepSettings, classifier: Classifier
 ) -> OperationsOutcome:
     """Remove the configured keys, make the state JSON-safe, record a ``fail`` error in
-    ``state["errors"]`` and check the size."""
-    if error is not None and error.severity != "fail":
-        return OperationsOutcome(state, None, error)
+    ``state["errors"]`` and check the size. After a ``crash`` or ``kill`` the state is
+    cleaned the same way, for the step's job-error event."""
     for key in settings.props_to_remove:
         state.pop(key, None)
     encoded, unsafe = _sealed(state, classifier)
+    if error is not None and error.severity != "fail":
+        return OperationsOutcome(state, encoded, error)
     error = error or unsafe
     if error is not None:
         errors = state.get("errors")
@@ -116,7 +122,7 @@ def finish(
     if len(encoded) > settings.limit_bytes:
         mb = settings.limit_bytes / (1024 * 1024)
         too_large = StateTooLargeError(
-            f"State exceeds the limit of {mb:g}mb",
+            f"State exceeds the limit of {mb:.15g}mb",
             step_id=classifier.step_id,
             details={"bytes": len(encoded)},
         )

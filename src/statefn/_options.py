@@ -9,10 +9,17 @@ from typing import Any
 
 from ._errors import InputError
 from ._events import EventHandler
+from ._jobscope import BUILTIN_NAMES
 
 __all__ = ["RunOptions", "parse_options", "silent_logger"]
 
 Resolver = Callable[[str], Any]
+
+DEFAULT_PROPS_TO_REMOVE = ("configuration",)
+
+# Names of job scope the ``globals`` option may not replace: the built-ins, ``S`` and
+# ``console`` (OpenFn likewise keeps its own console, timers and parseInt/parseFloat).
+RESERVED_NAMES = BUILTIN_NAMES | {"S", "console"}
 
 
 def silent_logger(name: str) -> logging.Logger:
@@ -32,9 +39,9 @@ class RunOptions:
     resolve_credential: Resolver | None = None
     globals: dict[str, Any] = field(default_factory=dict)
     immutable_state: bool = False
-    state_props_to_remove: tuple[str, ...] = ("configuration",)
+    state_props_to_remove: tuple[str, ...] = DEFAULT_PROPS_TO_REMOVE
     timeout_ms: float | None = None
-    state_limit_mb: float = 500
+    state_limit_mb: float = 500  # 0: no limit
     concurrency: int | None = None
     linker: dict[str, Any] = field(default_factory=dict)
     default_step_id: str = "job-1"
@@ -78,16 +85,28 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
         _check(isinstance(value, bool), name, "True or False", value)
     extra = options.get("globals")
     _check(extra is None or isinstance(extra, dict), "globals", "a dict of names", extra)
-    props = options.get("state_props_to_remove", ("configuration",))
+    clashes = sorted(set(extra or {}) & RESERVED_NAMES)
+    if clashes:
+        raise InputError(
+            f"run option globals cannot replace the built-in name(s) job code relies on: "
+            f"{', '.join(clashes)}",
+            details={"option": "globals", "names": clashes},
+            fix="Give these globals other names.",
+        )
+    props = options.get("state_props_to_remove")
+    if props is None:
+        props = DEFAULT_PROPS_TO_REMOVE
     _check(
         isinstance(props, list | tuple) and all(isinstance(p, str) for p in props),
         "state_props_to_remove",
         "a list of key names",
         props,
     )
-    for name in ("timeout_ms", "state_limit_mb"):
-        if options.get(name) is not None:
-            _positive(name, options[name])
+    if options.get("timeout_ms") is not None:
+        _positive("timeout_ms", options["timeout_ms"])
+    limit = options.get("state_limit_mb")
+    if limit is not None and limit != 0:  # 0 turns the size check off, as in OpenFn
+        _positive("state_limit_mb", limit)
     if options.get("concurrency") is not None:
         _positive("concurrency", options["concurrency"], integer=True)
     linker = options.get("linker")
@@ -104,7 +123,7 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
         immutable_state=options.get("immutable_state", False),
         state_props_to_remove=tuple(props),
         timeout_ms=options.get("timeout_ms"),
-        state_limit_mb=options.get("state_limit_mb") or 500,
+        state_limit_mb=500 if limit is None else limit,
         concurrency=options.get("concurrency"),
         linker=dict(linker or {}),
         default_step_id=step_id,

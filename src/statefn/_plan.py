@@ -9,13 +9,16 @@ with ids, edges with compiled conditions, the start step. Every problem is a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._errors import CompileError, ValidationError
 from ._sandbox import RestrictedExpression, compile_expression
 
-__all__ = ["SPECIAL_CONDITIONS", "Edge", "Plan", "Retry", "Step", "normalise"]
+__all__ = ["SPECIAL_CONDITIONS", "Condition", "Edge", "Plan", "Retry", "Step", "normalise"]
+
+# Through the Python API a condition may also be a callable of the upstream state.
+Condition = str | bool | Callable[[dict[str, Any]], Any] | None
 
 # Conditions that test the upstream step's error record instead of running Python.
 SPECIAL_CONDITIONS: dict[str, str] = {
@@ -32,7 +35,7 @@ class Edge:
     """An edge to ``target``; followed when ``condition`` holds for the upstream state."""
 
     target: str
-    condition: str | bool | None
+    condition: Condition
     label: str | None = None
     disabled: bool = False
     compiled: RestrictedExpression | None = None
@@ -242,17 +245,18 @@ def _edges(step_id: str, value: Any, path: str) -> list[Edge]:
     edges = []
     for target, raw in value.items():
         edge_path = f"{path}.{target}"
-        condition: str | bool | None
-        if isinstance(raw, bool | str):
+        condition: Condition
+        if isinstance(raw, bool | str) or callable(raw):
             condition, label, disabled = raw, None, False
         elif isinstance(raw, dict):
             condition = raw.get("condition")
-            _expect(
-                condition,
-                (str, bool, type(None)),
-                f"{edge_path}.condition",
-                "a condition string or a boolean",
-            )
+            if not callable(condition):
+                _expect(
+                    condition,
+                    (str, bool, type(None)),
+                    f"{edge_path}.condition",
+                    "a condition string or a boolean",
+                )
             label = _optional_str(raw, "label", edge_path)
             disabled = raw.get("disabled", False)
             _expect(disabled, bool, f"{edge_path}.disabled", "a boolean")
@@ -262,24 +266,37 @@ def _edges(step_id: str, value: Any, path: str) -> list[Edge]:
                 f"got {_type_name(raw)}",
                 details={"path": edge_path},
             )
-        edges.append(
-            Edge(target, condition, label, disabled, _compile_condition(step_id, target, condition))
-        )
+        edges.append(Edge(target, condition, label, disabled))
     return edges
 
 
-def _compile_condition(
-    step_id: str, target: str, condition: str | bool | None
-) -> RestrictedExpression | None:
-    if not isinstance(condition, str) or condition in SPECIAL_CONDITIONS:
-        return None
-    try:
-        return compile_expression(condition, f"<edge {step_id}->{target}>")
-    except CompileError as error:
+def _compile_conditions(steps: dict[str, Step]) -> None:
+    """Compile every condition string; every one that fails is named in one error."""
+    problems: list[dict[str, Any]] = []
+    for step in steps.values():
+        for index, edge in enumerate(step.next):
+            condition = edge.condition
+            if not isinstance(condition, str) or condition in SPECIAL_CONDITIONS:
+                continue
+            try:
+                compiled = compile_expression(condition, f"<edge {step.id}->{edge.target}>")
+            except CompileError as error:
+                problems.append(
+                    {
+                        "message": f"Failed to compile edge condition {step.id}->{edge.target} "
+                        f"({error.message})",
+                        "path": f"{step.id}.next.{edge.target}",
+                        "condition": condition,
+                    }
+                )
+                continue
+            step.next[index] = replace(edge, compiled=compiled)
+    if problems:
+        first = problems[0]
         raise ValidationError(
-            f"Failed to compile edge condition {step_id}->{target} ({error.message})",
-            details={"path": f"{step_id}.next.{target}", "condition": condition},
-        ) from None
+            "\n".join(problem["message"] for problem in problems),
+            details={"path": first["path"], "condition": first["condition"], "problems": problems},
+        )
 
 
 def _step(raw: Any, step_id: str, path: str) -> Step:
@@ -392,6 +409,7 @@ def normalise(plan: Any) -> Plan:
     _expect(options, dict, "options", "an object")
     _optional_str(plan, "id", "plan")
     steps = _steps(workflow)
+    _compile_conditions(steps)
     _check_targets(steps)
     start = _option_step(options.get("start"), steps, "options.start", "start")
     start = start or _option_step(workflow.get("start"), steps, "workflow.start", "start")

@@ -78,7 +78,7 @@ def _resident_bytes() -> int:
 class StepResult:
     """What the walk needs of a finished step."""
 
-    state: State
+    state: State | None  # None: the step produced no state
     targets: list[str]
     encoded: bytes | None
 
@@ -99,7 +99,7 @@ class StepRun:
         state = assemble(state_in, default, configuration, run.plan.credentials, copy_state)
         masker = Masker.for_configuration(state["configuration"])
         console = JobConsole(step.id, run.options.job_logger, run.bus, masker)
-        classifier = Classifier(step.id, run.is_adaptor_file, run.job_sources)
+        classifier = Classifier(step.id, run.is_adaptor_file, run.job_sources, run.job(step))
         settings = StepSettings(
             immutable=run.options.immutable_state,
             props_to_remove=run.options.state_props_to_remove,
@@ -243,9 +243,15 @@ class StepRun:
         targets: list[str] = []
         if error is None or error.severity == "fail":
             try:
-                targets = run.route(step, outcome.state)
+                targets = run.route(step, {} if outcome.state is None else outcome.state)
             except StatefnError as edge_error:
                 error = edge_error
+        if outcome.state is None and targets:
+            run.logger.warning(
+                "Step %s did not return a state object: its next steps start from {}",
+                self.label,
+                extra={"job_id": step.id},
+            )
         duration = elapsed_ms(started)
         state_copy = run.state_for_event(outcome.state, outcome.encoded)
         if error is None:

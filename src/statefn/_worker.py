@@ -18,9 +18,20 @@ from typing import Any, TypeVar
 
 from ._context import RunContext
 
-__all__ = ["StepWorker", "WorkerPool"]
+__all__ = ["StepWorker", "WorkerPool", "end_tasks"]
 
 T = TypeVar("T")
+
+
+def end_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks a stopped loop still holds and run them to their end, so that none
+    is destroyed pending (an abandoned step's task, for one); then close its generators."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
 
 
 class StepWorker:
@@ -37,7 +48,10 @@ class StepWorker:
         try:
             self.loop.run_forever()
         finally:
-            self.loop.close()
+            try:
+                end_tasks(self.loop)
+            finally:
+                self.loop.close()
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
