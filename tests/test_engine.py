@@ -25,11 +25,25 @@ from statefn.engine import Engine, RunOutcome, WorkerStartError
 
 pytestmark = pytest.mark.timeout(60)
 
-PROBE = """
+PROBE = r"""
 import os, signal, socket, time
 
 __all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "sleep", "spawn", "read",
-           "write"]
+           "write", "garbage"]
+
+
+def garbage():
+    def operation(state):
+        import stat
+        for fd in range(3, 64):
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.write(fd, b"\x00\x00\x00\x02\x00\x00\x00\x00[]")
+            except OSError:
+                pass
+        time.sleep(30)
+        return state
+    return operation
 
 
 def read(path):
@@ -403,6 +417,36 @@ def test_a_worker_that_cannot_start_is_reason_exception_and_the_engine_serves_on
     for outcome in outcomes:
         assert outcome.reason == "exception"
         assert outcome.error is not None and outcome.error["name"] == "WorkerStartError"
+
+
+def test_a_worker_that_breaks_the_protocol_ends_only_its_own_run(
+    engine: Engine, probe_dir: Path
+) -> None:
+    outcome = submit_probe(engine, probe_dir, "garbage()")
+    assert outcome.reason == "crash"
+    assert outcome.error is not None
+    assert outcome.error["message"].startswith("The run's worker process broke the protocol")
+    assert engine.submit("fn(lambda s: {**s, 'ok': 1})").result(30).state["ok"] == 1
+
+
+def test_a_run_that_floods_its_log_is_cut_off_with_a_notice(engine: Engine) -> None:
+    job = "fn(lambda state: [print('x' * 2 ** 20) for _ in range(80)] and state)"
+    handle = engine.submit(job)
+    logs = [payload for name, payload in handle.events() if name == "log"]
+    assert handle.result(timeout=30).reason == "success"
+    assert len(logs) == 65
+    assert logs[-1]["message"] == (
+        "The run logged more than 64 MB: its further log lines are dropped"
+    )
+
+
+def test_a_missing_adaptor_repo_is_reason_exception(tmp_path: Path) -> None:
+    with Engine(workers=1, repo_dir=tmp_path / "no-such-repo") as engine:
+        outcome = engine.submit("fn(lambda s: s)").result(timeout=30)
+    assert outcome.reason == "exception"
+    assert outcome.error is not None
+    assert outcome.error["name"] == "WorkerStartError"
+    assert "no-such-repo is not a folder" in outcome.error["message"]
 
 
 # -- events and payloads -----------------------------------------------------------------

@@ -54,7 +54,8 @@ def run_elsewhere(
         run_timeout_ms=args.run_timeout,
         memory_limit_mb=args.memory_limit,
         credentials=credentials,
-        repo_dir=linker.get("repo"),
+        # The default repo may not exist yet; a run that needs it says so when it links.
+        repo_dir=linker["repo"] if os.path.isdir(linker["repo"]) else None,
     )
     with engine:
         handle = engine.submit(plan, state, linker=linker, **options)

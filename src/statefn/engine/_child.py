@@ -204,6 +204,9 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
 
 def _prepare(message: dict[str, Any], settings: dict[str, Any]) -> None:
     """The run's private working directory and, under strict isolation, its namespaces."""
+    repo = message.get("engine_repo")
+    if repo is not None and not os.path.isdir(repo):
+        raise FileNotFoundError(f"the engine's adaptor repo {repo} is not a folder")
     work_dir = message["work_dir"]
     os.makedirs(work_dir, mode=0o700, exist_ok=True)
     os.chdir(work_dir)

@@ -201,6 +201,7 @@ class Engine:
                     "memory_limit_mb": self._settings.memory_limit_mb,
                     "record_inputs": self._recorder is not None,
                     "work_dir": str(self._settings.base_dir / handle.id),
+                    "engine_repo": self._linker.get("repo"),
                 }
             )
         except TypeError as error:
