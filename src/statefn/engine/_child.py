@@ -127,6 +127,19 @@ def _failure(error: BaseException, memory_limit_mb: float | None) -> tuple[str, 
     return "crash", crash.to_dict()
 
 
+def _outcome(
+    reason: str, error: dict[str, Any] | None, duration_ms: float, *, leaves: bool = False
+) -> dict[str, Any]:
+    """The head of the outcome frame; ``leaves``: the result holds several leaves' states."""
+    return {
+        "t": "outcome",
+        "reason": reason,
+        "error": error,
+        "duration_ms": duration_ms,
+        "leaves": leaves,
+    }
+
+
 def execute(channel: Channel, message: dict[str, Any]) -> None:
     """Run the run ``message`` describes through the core, reporting on ``channel``.
 
@@ -190,13 +203,7 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
     except BaseException as error:  # every ending becomes the run's outcome
         reason, record, result = *_failure(error, message["memory_limit_mb"]), None
     duration = (time.perf_counter() - started) * 1000
-    outcome = {
-        "t": "outcome",
-        "reason": reason,
-        "error": record,
-        "duration_ms": duration,
-        "leaves": leaves,
-    }
+    outcome = _outcome(reason, record, duration, leaves=leaves)
     channel.send(outcome, result, has_state=True, whole=True)
     if interrupted:
         raise KeyboardInterrupt
@@ -257,6 +264,6 @@ def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
         _prepare(message, settings)
     except Exception as error:
         problem = WorkerStartError(f"The run's worker could not be prepared: {error}")
-        channel.send({"t": "outcome", "reason": "exception", "error": problem.to_dict()})
+        channel.send(_outcome("exception", problem.to_dict(), 0.0))
         return
     execute(channel, message)
