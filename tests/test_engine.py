@@ -179,6 +179,14 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
+def gone(pid: int, within_s: float = 5.0) -> bool:
+    """Whether ``pid`` is dead, or dies within ``within_s`` (a kill is not instant)."""
+    deadline = time.monotonic() + within_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not alive(pid)
+
+
 # -- outcomes ----------------------------------------------------------------------------
 
 
@@ -363,16 +371,12 @@ def test_each_run_has_its_own_process_group_and_pid(engine: Engine, probe_dir: P
     second = submit_probe(engine, probe_dir, "pid()")
     assert first.state["pid"] != second.state["pid"] != os.getpid()
     assert first.state["pgid"] == first.state["pid"]
-    assert not alive(first.state["pid"])
+    assert gone(first.state["pid"])
 
 
 def test_processes_a_run_starts_die_with_it(engine: Engine, probe_dir: Path) -> None:
     outcome = submit_probe(engine, probe_dir, "spawn()")
-    grandchild = outcome.state["grandchild"]
-    deadline = time.monotonic() + 5
-    while alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(grandchild)
+    assert gone(outcome.state["grandchild"])
 
 
 def test_only_the_named_credentials_reach_the_worker() -> None:
@@ -538,10 +542,7 @@ def test_engine_killed_with_sigkill_leaves_no_worker(probe_dir: Path, tmp_path: 
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [pid for pid in pids if alive(pid)] == []
+    assert [pid for pid in pids if not gone(pid)] == []
 
 
 # -- strict isolation --------------------------------------------------------------------
