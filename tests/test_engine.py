@@ -599,3 +599,20 @@ def test_strict_run_with_an_adaptor_that_needs_the_network_has_it(probe_dir: Pat
     finally:
         listener.close()
     assert outcome.state["connected"] is True
+
+
+def test_strict_limits_hold_from_outside(probe_dir: Path) -> None:
+    try:
+        engine = Engine(
+            workers=1, isolation="strict", repo_dir=probe_dir, run_timeout_ms=500,
+            memory_limit_mb=200,
+        )  # fmt: skip
+    except WorkerStartError as error:
+        pytest.skip(str(error))
+    with engine:
+        timed_out = submit_probe(engine, probe_dir, "sleep(3600)")
+        hog = submit_probe(engine, probe_dir, "hog(50, 40)")
+        after = engine.submit("fn(lambda s: {**s, 'after': 1})").result(timeout=30)
+    assert (timed_out.reason, timed_out.error["name"]) == ("kill", "TimeoutError")
+    assert (hog.reason, hog.error["name"]) == ("kill", "OOMError")
+    assert after.state["after"] == 1

@@ -209,8 +209,9 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
         raise KeyboardInterrupt
 
 
-def _prepare(message: dict[str, Any], settings: dict[str, Any]) -> None:
-    """The run's private working directory and, under strict isolation, its namespaces."""
+def _prepare(message: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """The run's private working directory and, under strict isolation, its namespaces
+    (``True``: the run now goes on in a process of its own, in a new PID namespace)."""
     repo = message.get("engine_repo")
     if repo is not None and not os.path.isdir(repo):
         raise FileNotFoundError(f"the engine's adaptor repo {repo} is not a folder")
@@ -222,6 +223,8 @@ def _prepare(message: dict[str, Any], settings: dict[str, Any]) -> None:
     if settings.get("isolation") == "strict":
         linker = message["options"].get("linker") or {}
         enter_run_namespaces(work_dir, network=needs_network(message["plan"], linker))
+        return True
+    return False
 
 
 class _NoChannel:
@@ -261,7 +264,8 @@ def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
     message = frame.head
     channel = _SocketChannel(sock, message["payload_limit_mb"])
     try:
-        _prepare(message, settings)
+        if _prepare(message, settings):
+            channel.send({"t": "hello"})  # the engine watches this process's memory now
     except Exception as error:
         problem = WorkerStartError(f"The run's worker could not be prepared: {error}")
         channel.send(_outcome("exception", problem.to_dict(), 0.0))

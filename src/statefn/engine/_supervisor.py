@@ -25,6 +25,7 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -49,6 +50,7 @@ _log = logging.getLogger("statefn.engine")
 _WATCH_S = 0.025  # how often busy workers' memory is read
 _RESTART_S = 1.0  # the least time between two attempts to start the template
 _EXIT_WAIT_S = 1.0  # how long a run waits for its dead worker's exit status
+_CREDENTIALS_SPACE = socket.CMSG_SPACE(struct.calcsize("3i"))  # pid, uid, gid
 
 
 @dataclass(slots=True)
@@ -66,9 +68,17 @@ class EngineSettings:
 
 @dataclass(eq=False)
 class Worker:
+    """One worker process, known by three pids. ``pid``: its pid here, the leader of its
+    process group, which murder kills (learnt from the credentials the kernel attaches to
+    what it sends, as the template may live in another PID namespace); ``watched``: the
+    process whose memory is watched (under strict isolation, the run's own process, which
+    introduces itself the same way); ``inner_pid``: its pid as the template reports it."""
+
     token: int
     sock: socket.socket
     pid: int = 0
+    watched: int = 0
+    inner_pid: int = 0
     job: Job | None = None
     reader: FrameReader = field(default_factory=FrameReader)
     status: dict[str, Any] | None = None  # from the template's "exited"
@@ -86,6 +96,8 @@ def _exit_error(status: dict[str, Any] | None) -> ExitError:
 
 def _kill(pid: int) -> None:
     """SIGKILL the worker's process group (it leads its own), or the worker alone."""
+    if pid <= 0:  # not known yet: 0 would be the engine's own process group
+        return
     for kill in (os.killpg, os.kill):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             kill(pid, signal.SIGKILL)
@@ -113,7 +125,7 @@ class Supervisor:
         self._pending: dict[int, Worker] = {}
         self._idle: collections.deque[Worker] = collections.deque()
         self._busy: dict[int, Worker] = {}
-        self._by_pid: dict[int, Worker] = {}
+        self._by_inner_pid: dict[int, Worker] = {}
         self._queued: collections.deque[Job] = collections.deque()
         self._closing = False
         self._next_watch = 0.0
@@ -189,14 +201,12 @@ class Supervisor:
             self._template_ready = True
             self.ready.set()
         elif kind == "forked":
-            worker = self._pending.pop(head["token"], None)
+            worker = self._pending.get(head["token"])
             if worker is not None:
-                worker.pid = head["pid"]
-                self._by_pid[worker.pid] = worker
-                self._idle.append(worker)
-                self._selector.register(worker.sock, selectors.EVENT_READ, worker)
+                worker.inner_pid = head["pid"]
+                self._by_inner_pid[worker.inner_pid] = worker
         elif kind == "exited":
-            worker = self._by_pid.pop(head["pid"], None)
+            worker = self._by_inner_pid.pop(head["pid"], None)
             if worker is not None:
                 worker.status = head
                 if worker.closed_at is not None:
@@ -204,13 +214,19 @@ class Supervisor:
 
     def _read_worker(self, worker: Worker) -> None:
         try:
-            data = worker.sock.recv(4 * MB)
+            data, ancillary, _flags, _address = worker.sock.recvmsg(4 * MB, _CREDENTIALS_SPACE)
         except OSError:
-            data = b""
+            data, ancillary = b"", []
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                sender = struct.unpack_from("i", payload)[0]
+                worker.pid = worker.pid or sender
+                worker.watched = sender
         if not data:
             self._selector.unregister(worker.sock)
             worker.sock.close()
-            if worker.job is None:  # an idle worker died: forget it, fork another
+            if worker.job is None:  # a worker died before its run: forget it, fork another
+                self._pending.pop(worker.token, None)
                 with contextlib.suppress(ValueError):
                     self._idle.remove(worker)
             elif worker.status is not None:
@@ -221,9 +237,12 @@ class Supervisor:
         try:
             for frame in worker.reader.feed(data):
                 job = worker.job
-                if job is None:
-                    return
-                if frame.kind == "outcome":
+                if frame.kind == "hello":
+                    if self._pending.pop(worker.token, None) is not None:
+                        self._idle.append(worker)
+                elif job is None:
+                    raise ValueError(f"a {frame.kind!r} frame from a worker without a run")
+                elif frame.kind == "outcome":
                     self._outcome(job, frame)
                 else:
                     job.on_frame(frame)
@@ -287,7 +306,7 @@ class Supervisor:
         if limit_mb and self._busy and now >= self._next_watch:
             self._next_watch = now + _WATCH_S
             for worker in list(self._busy.values()):
-                resident = resident_bytes(worker.pid)
+                resident = resident_bytes(worker.watched)
                 if worker.job is not None and resident is not None and resident > limit_mb * MB:
                     message = f"Run exceeded the memory limit of {limit_mb:g} MB"
                     self._end(worker.job, "kill", OOMError(message))
@@ -326,7 +345,10 @@ class Supervisor:
             return
         finally:
             theirs.close()
-        self._pending[self._tokens] = Worker(self._tokens, ours)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        worker = Worker(self._tokens, ours)
+        self._pending[self._tokens] = worker
+        self._selector.register(ours, selectors.EVENT_READ, worker)
 
     def _dispatch(self, job: Job, worker: Worker) -> None:
         try:
@@ -440,21 +462,24 @@ class Supervisor:
         self._template_ready = False
         self.ready.set()
         for worker in [*self._pending.values(), *self._idle]:
-            worker.sock.close()
+            self._forget(worker)
         self._pending.clear()
         self._idle.clear()
         for worker in list(self._busy.values()):
             worker.status = {"signal": signal.SIGKILL}
             self._worker_died(worker)
 
-    def _shutdown(self) -> None:
-        for worker in [*self._idle, *self._busy.values()]:
-            _kill(worker.pid)
+    def _forget(self, worker: Worker) -> None:
+        """Kill a worker that has no run, and let go of its socket."""
+        _kill(worker.pid)
+        if worker.sock.fileno() != -1:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(worker.sock)
             worker.sock.close()
-        for worker in self._pending.values():
-            worker.sock.close()
+
+    def _shutdown(self) -> None:
+        for worker in [*self._pending.values(), *self._idle, *self._busy.values()]:
+            self._forget(worker)
         if self._control is not None:
             self._control.close()
         if self._template is not None:

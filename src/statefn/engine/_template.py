@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from ._limits import die_with_parent, limit_resources, not_dumpable
-from ._protocol import decode_packet, encode_frame
+from ._protocol import decode_packet, encode_frame, send_frame
 
 __all__ = ["main"]
 
@@ -64,7 +64,9 @@ def _fork_worker(worker_fd: int, settings: dict[str, Any]) -> int:
         not_dumpable()
         from ._child import serve
 
-        serve(socket.socket(fileno=worker_fd), settings)
+        worker = socket.socket(fileno=worker_fd)
+        send_frame(worker, {"t": "hello"})  # the kernel tells the engine who sent it
+        serve(worker, settings)
         code = 0
     finally:
         os._exit(code)
