@@ -22,6 +22,7 @@ import pytest
 
 from statefn import InputError, ValidationError
 from statefn.engine import Engine, RunOutcome, WorkerStartError
+from statefn.engine._limits import ProcessCap
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,7 +30,27 @@ PROBE = r"""
 import os, signal, socket, time
 
 __all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "sleep", "spawn", "read",
-           "write", "garbage"]
+           "write", "garbage", "fork_many"]
+
+
+def fork_many(count):
+    def operation(state):
+        children, refused = [], None
+        for _ in range(count):
+            try:
+                child = os.fork()
+            except OSError as error:
+                refused = str(error)
+                break
+            if child == 0:
+                time.sleep(30)
+                os._exit(0)
+            children.append(child)
+        for child in children:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        return {**state, "started": len(children), "refused": refused}
+    return operation
 
 
 def garbage():
@@ -616,3 +637,15 @@ def test_strict_limits_hold_from_outside(probe_dir: Path) -> None:
     assert (timed_out.reason, timed_out.error["name"]) == ("kill", "TimeoutError")
     assert (hog.reason, hog.error["name"]) == ("kill", "OOMError")
     assert after.state["after"] == 1
+
+
+def test_a_worker_cannot_start_processes_without_bound(engine: Engine, probe_dir: Path) -> None:
+    probe = ProcessCap(f"statefn-engine-{os.getpid()}-capprobe")
+    bounded = probe.root is not None or os.geteuid() != 0
+    probe.close()
+    if not bounded:
+        pytest.skip("root without a pids cgroup: processes are bounded only by process groups")
+    outcome = submit_probe(engine, probe_dir, "fork_many(400)")
+    assert outcome.reason == "success", outcome.error
+    assert outcome.state["started"] < 400
+    assert outcome.state["refused"].startswith("[Errno 11]")  # EAGAIN from fork

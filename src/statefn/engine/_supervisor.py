@@ -38,7 +38,7 @@ import orjson
 
 from .._errors import ExitError, OOMError, RunTimeoutError, StatefnError, WorkerStartError
 from ._handle import REASONS, RunHandle, RunOutcome
-from ._limits import MB, resident_bytes
+from ._limits import MB, ProcessCap, resident_bytes
 from ._protocol import Frame, FrameReader, decode_packet, encode_frame
 
 if TYPE_CHECKING:
@@ -129,6 +129,7 @@ class Supervisor:
         self._queued: collections.deque[Job] = collections.deque()
         self._closing = False
         self._next_watch = 0.0
+        self._cap = ProcessCap(settings.base_dir.name)
         self._thread = threading.Thread(target=self._main, name="statefn-engine", daemon=True)
         self._thread.start()
 
@@ -239,6 +240,7 @@ class Supervisor:
                 job = worker.job
                 if frame.kind == "hello":
                     if self._pending.pop(worker.token, None) is not None:
+                        self._cap.admit(worker.pid)
                         self._idle.append(worker)
                 elif job is None:
                     raise ValueError(f"a {frame.kind!r} frame from a worker without a run")
@@ -314,6 +316,7 @@ class Supervisor:
     # -- manage ----------------------------------------------------------------------------
 
     def _manage(self) -> None:
+        self._cap.release(0)  # the cgroups of workers that are gone by now
         if self._closing and not self._queued:
             return
         if not self._template_ready:
@@ -395,6 +398,7 @@ class Supervisor:
             worker.job = None
             self._busy.pop(worker.token, None)
             _kill(worker.pid)
+            self._cap.release(worker.pid)
             if worker.closed_at is None and worker.sock.fileno() != -1:
                 self._selector.unregister(worker.sock)
                 worker.sock.close()
@@ -472,6 +476,7 @@ class Supervisor:
     def _forget(self, worker: Worker) -> None:
         """Kill a worker that has no run, and let go of its socket."""
         _kill(worker.pid)
+        self._cap.release(worker.pid)
         if worker.sock.fileno() != -1:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(worker.sock)
@@ -488,6 +493,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self._template.kill()
                 self._template.wait()
+        self._cap.close()
         self._selector.close()
         os.close(self._wake_read)
         os.close(self._wake_write)
