@@ -17,6 +17,8 @@ from ._logs import CliLogs
 
 __all__ = ["ledger_url", "run_elsewhere"]
 
+_STATE_LIMIT_MB = 500  # the runtime's default state limit: no step state is larger
+
 
 def ledger_url(args: argparse.Namespace) -> str | None:
     """The ledger a run is recorded on: ``--ledger``, else ``$STATEFN_LEDGER``, else none."""
@@ -56,6 +58,9 @@ def run_elsewhere(
         credentials=credentials,
         # The default repo may not exist yet; a run that needs it says so when it links.
         repo_dir=linker["repo"] if os.path.isdir(linker["repo"]) else None,
+        # Events bring the step states that --cache-steps and --log debug show; only a
+        # ledger needs states over the usual payload limit withheld.
+        payload_limit_mb=10 if ledger else _STATE_LIMIT_MB,
     )
     with engine:
         handle = engine.submit(plan, state, linker=linker, **options)
