@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from .._api import _as_plan, _run_loop
 from .._errors import OOMError, RuntimeCrash, StatefnError, WorkerStartError
@@ -34,26 +34,14 @@ _LOG_LIMIT = 64 * 1024 * 1024
 _LOG_DROPPED = "The run logged more than 64 MB: its further log lines are dropped"
 
 
-class Channel(Protocol):
-    """Where a run's frames go: the worker's socket, or (in the caller's process) its job."""
+class Channel:
+    """Where a run's frames go: the worker's socket, or (in the caller's process) its job.
 
-    def send(
-        self,
-        head: dict[str, Any],
-        state: Any = None,
-        *,
-        has_state: bool = False,
-        whole: bool = False,
-    ) -> None: ...
+    ``send`` encodes a frame's state as its blob, withheld over the payload limit unless
+    ``whole``; ``deliver`` (of each kind of channel) takes the frame from there."""
 
-
-class _SocketChannel:
-    """The worker's socket, shared by the run's thread and its step workers."""
-
-    def __init__(self, sock: socket.socket, payload_limit_mb: float) -> None:
-        self.sock = sock
+    def __init__(self, payload_limit_mb: float) -> None:
         self.limit = int(payload_limit_mb * MB)
-        self._lock = threading.Lock()
 
     def send(
         self,
@@ -63,12 +51,26 @@ class _SocketChannel:
         has_state: bool = False,
         whole: bool = False,
     ) -> None:
-        """Send a frame; a state over the payload limit is withheld unless ``whole``."""
         blob = None
         if has_state and state is not None:
             blob, withheld = encode_state(state, sys.maxsize if whole else self.limit)
             if withheld:
                 head["withheld"] = withheld
+        self.deliver(head, state, blob)
+
+    def deliver(self, head: dict[str, Any], state: Any, blob: bytes | None) -> None:
+        raise NotImplementedError
+
+
+class _SocketChannel(Channel):
+    """The worker's socket, shared by the run's thread and its step workers."""
+
+    def __init__(self, sock: socket.socket, payload_limit_mb: float) -> None:
+        super().__init__(payload_limit_mb)
+        self.sock = sock
+        self._lock = threading.Lock()
+
+    def deliver(self, head: dict[str, Any], state: Any, blob: bytes | None) -> None:
         with self._lock:
             send_frame(self.sock, head, blob)
 
@@ -227,17 +229,11 @@ def _prepare(message: dict[str, Any], settings: dict[str, Any]) -> bool:
     return False
 
 
-class _NoChannel:
-    def send(
-        self,
-        head: dict[str, Any],
-        state: Any = None,
-        *,
-        has_state: bool = False,
-        whole: bool = False,
-    ) -> None:
-        if has_state and state is not None:
-            encode_state(state, sys.maxsize)
+class _NoChannel(Channel):
+    """The warm-up run's frames: encoded (that is part of warming up), then dropped."""
+
+    def deliver(self, head: dict[str, Any], state: Any, blob: bytes | None) -> None:
+        return None
 
 
 _WARM_UP = {
@@ -257,7 +253,7 @@ def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
     pays for the memory it shares with the template page by page as it first writes to it
     (reference counts are writes), and this pays for the pages every run touches before
     the run arrives, not after. Nothing of the caller's is in it."""
-    execute(_NoChannel(), _WARM_UP)
+    execute(_NoChannel(sys.maxsize), _WARM_UP)
     frame = read_frame(sock)
     if frame is None or frame.kind != "run":
         return

@@ -7,7 +7,6 @@ worker would have told it. The frames a worker would send go straight to the run
 
 from __future__ import annotations
 
-import sys
 import uuid
 from typing import Any
 
@@ -16,11 +15,10 @@ from .._errors import InputError
 from .._options import parse_options
 from ..ledger import Ledger
 from ..ledger import open as open_ledger
-from ._child import execute
+from ._child import Channel, execute
 from ._handle import RunHandle, RunOutcome
 from ._job import Job, Recording, queued_fields
-from ._limits import MB
-from ._protocol import Frame, encode_state
+from ._protocol import Frame
 from ._recorder import Recorder
 
 __all__ = ["run_recorded"]
@@ -28,27 +26,15 @@ __all__ = ["run_recorded"]
 _LOCAL_OPTIONS = ("on_event", "logger", "job_logger")
 
 
-class _JobChannel:
+class _JobChannel(Channel):
     """Frames handed to the run's ``Job`` in this process instead of through a socket."""
 
     def __init__(self, job: Job, payload_limit_mb: float) -> None:
+        super().__init__(payload_limit_mb)
         self.job = job
-        self.limit = int(payload_limit_mb * MB)
         self.outcome: tuple[dict[str, Any], Any, bytes | None] | None = None
 
-    def send(
-        self,
-        head: dict[str, Any],
-        state: Any = None,
-        *,
-        has_state: bool = False,
-        whole: bool = False,
-    ) -> None:
-        blob = None
-        if has_state and state is not None:
-            blob, withheld = encode_state(state, sys.maxsize if whole else self.limit)
-            if withheld:
-                head["withheld"] = withheld
+    def deliver(self, head: dict[str, Any], state: Any, blob: bytes | None) -> None:
         if head["t"] == "outcome":
             self.outcome = (head, state, blob)
         else:
