@@ -291,11 +291,11 @@ def _when(moment: str | None, *, precise: bool = False) -> str:
     return moment[: 23 if precise else 19].replace("T", " ")
 
 
-def _duration(ms: int | None) -> str:
+def _duration(ms: float | None) -> str:
     if ms is None:
         return "-"
     if ms < 1000:
-        return f"{ms} ms"
+        return f"{ms:.3g} ms" if ms < 10 else f"{ms:.0f} ms"
     if ms < 60_000:
         return f"{ms / 1000:.1f} s"
     minutes, seconds = divmod(round(ms / 1000), 60)

@@ -174,7 +174,7 @@ class Ledger(LedgerReader):
         state: bytes | None,
         state_withheld: str | None = None,
         error: dict[str, Any] | None,
-        duration_ms: int | None,
+        duration_ms: float | None,
     ) -> None:
         """Record the run's final ``reason`` (one of ``FINAL_REASONS``), state and error.
 
@@ -231,7 +231,7 @@ class Ledger(LedgerReader):
         output_state: bytes | None,
         output_withheld: str | None = None,
         error: dict[str, Any] | None,
-        duration_ms: int | None,
+        duration_ms: float | None,
         mem: dict[str, Any] | None,
     ) -> None:
         """Record how step run ``key`` ended: ``reason`` (success, fail, crash, kill or

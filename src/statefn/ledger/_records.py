@@ -36,7 +36,7 @@ class StepRecord:
     started_at: str
     finished_at: str | None
     reason: str | None
-    duration_ms: int | None
+    duration_ms: float | None
     error: dict[str, Any] | None
     mem: dict[str, Any] | None
     input_ref: str | None
@@ -62,7 +62,7 @@ class RunRecord:
     submitted_at: str
     started_at: str | None
     finished_at: str | None
-    duration_ms: int | None
+    duration_ms: float | None
     error: dict[str, Any] | None
     input_ref: str | None
     input_withheld: str | None

@@ -43,7 +43,7 @@ MIGRATIONS: tuple[str, ...] = (
         submitted_at    TEXT NOT NULL,
         started_at      TEXT,
         finished_at     TEXT,
-        duration_ms     BIGINT,
+        duration_ms     DOUBLE PRECISION,
         input_ref       TEXT REFERENCES states (hash),
         input_withheld  TEXT,
         state_ref       TEXT REFERENCES states (hash),
@@ -67,7 +67,7 @@ MIGRATIONS: tuple[str, ...] = (
         output_ref       TEXT REFERENCES states (hash),
         output_withheld  TEXT,
         error            TEXT,
-        duration_ms      BIGINT,
+        duration_ms      DOUBLE PRECISION,
         mem              TEXT,
         PRIMARY KEY (run_id, key)
     );
