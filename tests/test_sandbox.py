@@ -109,6 +109,32 @@ def test_type_gives_the_type_of_one_value_only() -> None:
         guards.type_of("X", (), {})
 
 
+def test_type_never_hands_out_a_metaclass() -> None:
+    with pytest.raises(SecurityError, match="type\\(\\) of a class is not allowed"):
+        JobGuards([]).type_of(int)
+
+
+def test_a_class_cannot_derive_from_a_metaclass() -> None:
+    guards = JobGuards([])
+    with pytest.raises(SecurityError, match="deriving from a metaclass"):
+        guards.build_class(lambda: None, "Meta", type)
+    assert len(guards.violations) == 1
+
+
+def test_match_class_guard_checks_the_names_of_match_args() -> None:
+    class Frameish:
+        __match_args__ = ("real", "f_back")
+
+    class Plain:
+        __match_args__ = ("real",)
+
+    guards = JobGuards([])
+    assert guards.match_class(Plain) is Plain
+    assert guards.match_class(int) is int
+    with pytest.raises(SecurityError, match="attribute 'f_back' is not allowed"):
+        guards.match_class(Frameish)
+
+
 # -- str.format ----------------------------------------------------------------------------
 
 

@@ -84,6 +84,30 @@ def internals(attr: str) -> Refused:
     )
 
 
+def hierarchy(attr: str) -> Refused:
+    return Refused(
+        f"attribute '{attr}' is not allowed: job code may not climb or change class hierarchies"
+    )
+
+
+def internals_forbidden(attr: str) -> Forbidden:
+    return Forbidden(internals(attr).message)
+
+
+def unguarded_format(attr: str) -> str:
+    return (
+        f"attribute '{attr}' is not allowed here: str.{attr} can only be reached as "
+        f"x.{attr}, where its template is checked"
+    )
+
+
+TYPE_OF_CLASS = (
+    "type() of a class is not allowed in job code: a metaclass makes classes from a dict of "
+    "names chosen at run time"
+)
+TOO_COMPLEX = "the job cannot be compiled: too deeply nested or too large"
+
+
 def forbidden_builtin(name: str) -> Refused:
     return Refused(f"'{name}' is not allowed in job code")
 
@@ -226,7 +250,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "type-mro-method-then-subclasses",
         "x = type(1).mro()[-1].__subclasses__()",
-        underscore_attribute("__subclasses__"),
+        hierarchy("mro"),
     ),
     (
         "type-three-arguments",
@@ -402,6 +426,232 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
         "match 3:\n    case int(real=r):\n        x = r\nfn(lambda s: {**s, 'r': x})",
         Allowed({"data": {}, "r": 3}),
     ),
+    # match class patterns read attributes the class names at run time (__match_args__)
+    (
+        "match-positional-namedtuple-frame",
+        "import collections\nP = collections.namedtuple('P', ['gi_frame'])\n"
+        "class X(P, collections.UserDict):\n    pass\n"
+        "def g():\n    yield 1\ngen = g()\n"
+        "match gen:\n    case X(fr):\n        found = fr\n",
+        internals_forbidden("gi_frame"),
+    ),
+    (
+        "match-positional-frame-via-abc-register",
+        "import collections\nP = collections.namedtuple('P', ['gi_frame'])\n"
+        "class X(P, collections.UserDict):\n    pass\n"
+        "def g():\n    yield 1\ngen = g()\nX.register(type(gen))\n"
+        "match gen:\n    case X(fr):\n        found = fr\n",
+        hierarchy("register"),
+    ),
+    (
+        "match-positional-namedtuple-f-globals",
+        "import collections\nP = collections.namedtuple('P', 'f_globals')\n"
+        "match P(1):\n    case P(g):\n        x = g",
+        internals_forbidden("f_globals"),
+    ),
+    (
+        "match-positional-namedtuple-f-back-second",
+        "import collections\nP = collections.namedtuple('P', 'a f_back')\n"
+        "match P(1, 2):\n    case P(a, b):\n        x = b",
+        internals_forbidden("f_back"),
+    ),
+    (
+        "match-positional-namedtuple-tb-frame-nested",
+        "import collections\nP = collections.namedtuple('P', 'tb_frame')\n"
+        "match [P(1)]:\n    case [P(t)]:\n        x = t",
+        internals_forbidden("tb_frame"),
+    ),
+    (
+        "match-positional-namedtuple-format",
+        "import collections\nP = collections.namedtuple('P', 'format')\n"
+        "match P(1):\n    case P(f):\n        x = f",
+        Forbidden(unguarded_format("format")),
+    ),
+    (
+        "match-positional-in-or-pattern",
+        "import collections\nP = collections.namedtuple('P', 'co_code')\n"
+        "match 1:\n    case str(c) | P(c):\n        x = c\n    case _:\n        pass",
+        internals_forbidden("co_code"),
+    ),
+    (
+        "match-positional-class-through-attribute",
+        "import collections\nclass NS:\n    pass\nns = NS()\n"
+        "ns.P = collections.namedtuple('P', 'gi_code')\n"
+        "match ns.P(1):\n    case ns.P(c):\n        x = c",
+        internals_forbidden("gi_code"),
+    ),
+    (
+        "match-positional-inside-function",
+        "import collections\nP = collections.namedtuple('P', 'cr_frame')\n"
+        "def peek(v):\n    match v:\n        case P(c):\n            return c\n"
+        "fn(lambda s: {**s, 'x': str(peek(P(1)))})",
+        internals_forbidden("cr_frame"),
+    ),
+    (
+        "match-positional-refused-even-when-caught",
+        "import collections\nP = collections.namedtuple('P', 'ag_frame')\n"
+        "try:\n    match P(1):\n        case P(c):\n            pass\nexcept Exception:\n    pass",
+        internals_forbidden("ag_frame"),
+    ),
+    (
+        "match-keyword-format",
+        "match 'x':\n    case str(format=f):\n        pass",
+        Refused(unguarded_format("format")),
+    ),
+    (
+        "match-keyword-format-map",
+        "match 'x':\n    case str(format_map=f):\n        pass",
+        Refused(unguarded_format("format_map")),
+    ),
+    (
+        "match-keyword-mro",
+        "match int:\n    case type(mro=m):\n        pass",
+        hierarchy("mro"),
+    ),
+    (
+        "match-value-format",
+        "t = '{0.real}'\nmatch 1:\n    case t.format:\n        pass",
+        Refused(unguarded_format("format")),
+    ),
+    (
+        "match-subject-format-guarded",
+        "t = '{0.real}'\nfn(lambda s: [x for x in [1]])\nmatch t.format(1):\n    case _:\n"
+        "        pass",
+        Forbidden(format_field("0.real")),
+    ),
+    (
+        "match-class-from-format-attribute-compiles",
+        "class NS:\n    pass\nns = NS()\nns.format = int\n"
+        "match 5:\n    case ns.format(v):\n        x = v\nfn(lambda s: {**s, 'v': x})",
+        Allowed({"data": {}, "v": 5}),
+    ),
+    (
+        "match-positional-builtin-allowed",
+        "match 5:\n    case int(v):\n        x = v\nfn(lambda s: {**s, 'v': x})",
+        Allowed({"data": {}, "v": 5}),
+    ),
+    (
+        "match-positional-namedtuple-allowed",
+        "import collections\nP = collections.namedtuple('P', 'a b')\n"
+        "match [P(1, 2)]:\n    case [P(a, b)]:\n        x = a + b\nfn(lambda s: {**s, 'v': x})",
+        Allowed({"data": {}, "v": 3}),
+    ),
+    # metaclasses and class factories: classes made from names chosen at run time
+    ("type-of-a-class", "M = type(int)", Forbidden(TYPE_OF_CLASS)),
+    ("type-of-an-abc", "import collections\nM = type(collections.UserDict)", Forbidden(TYPE_OF_CLASS)),
+    ("type-of-an-enum", "import re\nM = type(re.RegexFlag)", Forbidden(TYPE_OF_CLASS)),
+    ("type-of-type-of-value", "M = type(type(1))", Forbidden(TYPE_OF_CLASS)),
+    (
+        "type-of-a-job-class",
+        "class A:\n    pass\nM = type(A)",
+        Forbidden(TYPE_OF_CLASS),
+    ),
+    (
+        "metaclass-call-three-arguments",
+        "import collections\nX = type(collections.UserDict)('X', (), {'__match_args__': ('gi_frame',)})",
+        Forbidden(TYPE_OF_CLASS),
+    ),
+    ("mro-to-enum", "import re\nE = re.RegexFlag.mro()[-2]", hierarchy("mro")),
+    ("mro-to-abc", "import collections\nM = collections.UserDict.mro()[1]", hierarchy("mro")),
+    ("mro-unbound", "import re\nm = type.mro", hierarchy("mro")),
+    (
+        "abc-register-stdlib",
+        "import collections\ncollections.UserString.register(int)",
+        hierarchy("register"),
+    ),
+    (
+        "abc-register-statistics-fraction",
+        "import statistics\nstatistics.Fraction.register(str)",
+        hierarchy("register"),
+    ),
+    ("enum-from-uuid", "from uuid import Enum", Refused("cannot import name 'Enum' from 'uuid'")),
+    (
+        "enum-attribute-of-uuid",
+        "import uuid\nfn(lambda s: uuid.Enum)",
+        Fails(AttributeError, "module 'uuid' has no attribute 'Enum'"),
+    ),
+    (
+        "enum-functional-api-on-populated-enum",
+        "import uuid\nE = uuid.SafeUUID('E', {'__str__': print}, type=ValueError)",
+        Fails(TypeError, "<enum 'E'> cannot extend <enum 'SafeUUID'>"),
+    ),
+    (
+        "metaclass-base-refused",
+        "class M(type(1).mro):\n    pass",
+        hierarchy("mro"),
+    ),
+    # str.format, however obtained, formats the template it checked
+    (
+        "format-user-string-data-flips",
+        "import collections\nclass T(collections.UserString):\n    reads = []\n"
+        "    def get(self):\n        T.reads.append(1)\n"
+        "        return '{0}' if len(T.reads) == 1 else '{0.__class__}'\n"
+        "    def put(self, value):\n        pass\n    data = property(get, put)\n"
+        "fn(lambda s: {**s, 'x': T('a').format(1)})",
+        Allowed({"data": {}, "x": "1"}),
+    ),
+    (
+        "format-map-user-string-data-flips",
+        "import collections\nclass T(collections.UserString):\n    reads = []\n"
+        "    def get(self):\n        T.reads.append(1)\n"
+        "        return '{a}' if len(T.reads) == 1 else '{a.__class__}'\n"
+        "    def put(self, value):\n        pass\n    data = property(get, put)\n"
+        "fn(lambda s: {**s, 'x': T('a').format_map({'a': 1})})",
+        Allowed({"data": {}, "x": "1"}),
+    ),
+    (
+        "format-unbound-user-string-data-flips",
+        "import collections\nclass T(collections.UserString):\n    reads = []\n"
+        "    def get(self):\n        T.reads.append(1)\n"
+        "        return '{0}' if len(T.reads) == 1 else '{0.__class__}'\n"
+        "    def put(self, value):\n        pass\n    data = property(get, put)\n"
+        "fn(lambda s: {**s, 'x': collections.UserString.format(T('a'), 1)})",
+        Allowed({"data": {}, "x": "1"}),
+    ),
+    (
+        "format-super-user-string-data",
+        "import collections\nclass T(collections.UserString):\n"
+        "    def go(self):\n        return super().format(1)\n"
+        "fn(lambda s: {**s, 'x': T('{0.__class__}').go()})",
+        Forbidden(format_field("0.__class__")),
+    ),
+    (
+        "format-str-subclass-own-method-is-job-code",
+        "class T(str):\n    def format(self, *a):\n        return str.format('{0.imag}', 1)\n"
+        "fn(lambda s: {**s, 'x': T('{0}').format(1)})",
+        Forbidden(format_field("0.imag")),
+    ),
+    (
+        "format-str-subclass-format-map-replaced-format-still-guarded",
+        "class T(str):\n    def format_map(self, m):\n        return 'mine'\n"
+        "fn(lambda s: {**s, 'x': T('{0.real}').format(1)})",
+        Forbidden(format_field("0.real")),
+    ),
+    (
+        "format-method-stored-in-class-body",
+        "class T(str):\n    format = str.format\n"
+        "fn(lambda s: {**s, 'x': T('{0}').format('{0.real}', 1)})",
+        Forbidden(format_field("0.real")),
+    ),
+    (
+        "format-mapped-over-templates",
+        "fn(lambda s: {**s, 'x': list(map(str.format, ['{0}', '{0.real}'], [1, 2]))})",
+        Forbidden(format_field("0.real")),
+    ),
+    (
+        "format-sorted-key",
+        "fn(lambda s: {**s, 'x': sorted(['{0.real}'], key=str.format)})",
+        Forbidden(format_field("0.real")),
+    ),
+    # pathological sources compile or are a CompileError
+    (
+        "huge-expression",
+        "x = " + "+".join(["1"] * 200_000),
+        Refused(TOO_COMPLEX),
+    ),
+    ("deep-unary", "x = " + "-" * 100_000 + "1", Refused(TOO_COMPLEX)),
+    ("deep-parentheses", "x = " + "(" * 5000 + "1" + ")" * 5000, Refused("SyntaxError: too many nested parentheses")),
+    ("null-byte", "x = 1\0", Refused("SyntaxError: source code string cannot contain null bytes")),
     # lambda defaults
     ("lambda-default-builtins", "fn(lambda s, b=__builtins__: s)", underscore_name("__builtins__")),
     (

@@ -4,10 +4,14 @@ The sandbox (``_sandbox``) checks job source once, when it compiles, and rewrite
 constructs it cannot judge there into calls of the guards defined here. This module holds
 everything a loaded job (or an edge condition) touches while it runs:
 
-- ``JobGuards``: setting attributes only on objects whose class the job defined, ``type()``
-  with one argument only, and the record of every refusal, so a caught ``SecurityError``
-  still fails the step;
-- ``format_target``: ``str.format``/``format_map`` templates may not read attributes;
+- ``attribute_problem``: the one policy for attribute names, whether job code writes them
+  (``x.name``, ``case C(name=p)``) or a class chooses them at run time (``__match_args__``);
+- ``JobGuards``: setting attributes only on objects whose class the job defined, class
+  patterns whose positional attributes pass the policy, ``type()`` with one argument only
+  and never of a class (no metaclass reaches job code), and the record of every refusal,
+  so a caught ``SecurityError`` still fails the step;
+- ``format_target``: ``str.format``/``format_map`` templates may not read attributes, and
+  the template checked is the exact string formatted;
 - ``job_builtins``: the safe built-ins, with ``print`` sent to a ``LogSink``; ``JobLogger``
   is the ``console`` object;
 - ``module_view``: read-only views of the allowed standard-library modules, without their
@@ -38,12 +42,54 @@ __all__ = [
     "ListSink",
     "LogSink",
     "ModuleView",
+    "attribute_problem",
     "format_field_message",
     "format_field_problem",
     "format_target",
     "job_builtins",
     "module_view",
 ]
+
+
+# -- the attribute policy ----------------------------------------------------------------
+
+# Generators, coroutines, async generators, frames, tracebacks and code objects.
+INTERNAL_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_")
+
+# Climbing to a class's bases hands out Enum (whose functional API makes classes from a dict
+# of names, dunders included) and the standard ABCs; registering a virtual subclass changes
+# what ``isinstance`` answers for every run in the process.
+HIERARCHY_ATTRIBUTES = frozenset({"mro", "register"})
+
+# Reading these is guarded where job code writes ``x.format`` (the template is checked when
+# called); where a name is read with no place for a guard (match patterns), they are refused.
+FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
+
+
+def attribute_problem(attr: str) -> str | None:
+    """Why job code may not read attribute ``attr`` by name, or None when it may."""
+    if attr.startswith("_"):
+        return f"attribute '{attr}' is not allowed: attributes beginning with '_' are reserved"
+    if attr.startswith(INTERNAL_PREFIXES):
+        return (
+            f"attribute '{attr}' is not allowed: the internals of generators, coroutines, "
+            "frames, tracebacks and code objects are not reachable from job code"
+        )
+    if attr in HIERARCHY_ATTRIBUTES:
+        return (
+            f"attribute '{attr}' is not allowed: job code may not climb or change class hierarchies"
+        )
+    return None
+
+
+def unguarded_attribute_problem(attr: str) -> str | None:
+    """``attribute_problem``, where no guard can stand between the read and its use."""
+    if attr in FORMAT_ATTRIBUTES:
+        return (
+            f"attribute '{attr}' is not allowed here: str.{attr} can only be reached as "
+            f"x.{attr}, where its template is checked"
+        )
+    return attribute_problem(attr)
 
 
 # -- guards ----------------------------------------------------------------------------
@@ -68,6 +114,9 @@ class JobGuards:
 
     def build_class(self, func: Callable[..., Any], name: str, *bases: Any, **kw: Any) -> Any:
         """``__build_class__`` of job code: remembers the classes the job defines."""
+        for base in bases:
+            if isinstance(base, type) and issubclass(base, type):
+                self.refuse("a class deriving from a metaclass is not allowed in job code")
         cls = builtins.__build_class__(func, name, *bases, **kw)
         self._classes.add(cls)
         return cls
@@ -82,10 +131,27 @@ class JobGuards:
         )
 
     def type_of(self, value: object, *more: object) -> type:
-        """``type`` for job code: the one-argument form only."""
+        """``type`` for job code: the one-argument form, of anything but a class."""
         if more:
             self.refuse("type() with three arguments is not allowed in job code")
+        if isinstance(value, type):
+            self.refuse(
+                "type() of a class is not allowed in job code: a metaclass makes classes "
+                "from a dict of names chosen at run time"
+            )
         return type(value)
+
+    def match_class(self, cls: Any) -> Any:
+        """``cls`` of a class pattern, once the attributes its positional patterns would
+        read (the names in ``cls.__match_args__``, chosen at run time) pass the policy."""
+        names = getattr(cls, "__match_args__", ())
+        if type(names) is tuple:
+            for name in names:
+                if isinstance(name, str):
+                    problem = unguarded_attribute_problem(str.__str__(name))
+                    if problem is not None:
+                        self.refuse(problem)
+        return cls
 
 
 def _describe(value: Any) -> str:
@@ -143,59 +209,95 @@ def format_field_problem(template: str) -> str | None:
     return None
 
 
-def _check_template(template: object) -> None:
-    text = template.data if isinstance(template, UserString) else template
-    if isinstance(text, str):
-        field = format_field_problem(text)
+def _is_user_string(value: object) -> bool:
+    # By the class's own bases: ``UserString.register`` must not change the answer.
+    return UserString in type(value).__mro__
+
+
+def _exact_template(template: object) -> object:
+    """The exact ``str`` that formatting ``template`` uses, read once (a ``UserString``'s
+    ``data`` may be a property that answers differently each time); other values as they
+    are, for ``str.format`` to refuse."""
+    if type(template) is str:
+        return template
+    if _is_user_string(template):
+        template = getattr(template, "data", template)
+    return str.__str__(template) if isinstance(template, str) else template
+
+
+def _checked_template(template: object) -> object:
+    exact = _exact_template(template)
+    if type(exact) is str:
+        field = format_field_problem(exact)
         if field is not None:
             raise SecurityError(format_field_message(field))
+    return exact
+
+
+_STRING_FORMATS = frozenset({str.format, str.format_map, UserString.format, UserString.format_map})
+
+
+def _is_string_type(cls: type) -> bool:
+    return issubclass(cls, str) or UserString in cls.__mro__
+
+
+def _replaced(cls: type, name: str) -> bool:
+    """Whether a class the job defined replaced ``cls``'s built-in ``format``/``format_map``
+    (its own method is job code, and runs as such)."""
+    return getattr(cls, name, None) not in _STRING_FORMATS
 
 
 class _FormatGuard:
-    """Stands for a string while its ``format``/``format_map`` is looked up."""
-
-    __slots__ = ("_subject", "_template")
-
-    def __init__(self, subject: Any, template: object) -> None:
-        self._subject = subject
-        self._template = template
-
-    def format(self, *args: Any, **kwargs: Any) -> Any:
-        _check_template(self._template)
-        return self._subject.format(*args, **kwargs)
-
-    def format_map(self, mapping: Any) -> Any:
-        _check_template(self._template)
-        return self._subject.format_map(mapping)
-
-
-class _UnboundFormatGuard:
-    """Stands for ``str`` (or a subclass) while ``str.format`` is looked up on it."""
+    """Stands for a string while its ``format``/``format_map`` is looked up: the built-in
+    methods format the very template they checked, read once."""
 
     __slots__ = ("_subject",)
 
-    def __init__(self, subject: Any) -> None:
+    def __init__(self, subject: object) -> None:
+        self._subject = subject
+
+    def format(self, *args: Any, **kwargs: Any) -> Any:
+        if _replaced(type(self._subject), "format"):
+            return self._subject.format(*args, **kwargs)  # type: ignore[attr-defined]
+        return str.format(_checked_template(self._subject), *args, **kwargs)  # type: ignore[arg-type]
+
+    def format_map(self, mapping: Any) -> Any:
+        if _replaced(type(self._subject), "format_map"):
+            return self._subject.format_map(mapping)  # type: ignore[attr-defined]
+        return str.format_map(_checked_template(self._subject), mapping)  # type: ignore[arg-type]
+
+
+class _UnboundFormatGuard:
+    """Stands for ``str`` (a subclass, ``UserString``) while its ``format`` is looked up."""
+
+    __slots__ = ("_subject",)
+
+    def __init__(self, subject: type) -> None:
         self._subject = subject
 
     def format(self, template: object, /, *args: Any, **kwargs: Any) -> Any:
-        _check_template(template)
-        return self._subject.format(template, *args, **kwargs)
+        if _replaced(self._subject, "format"):
+            return self._subject.format(template, *args, **kwargs)  # type: ignore[attr-defined]
+        return str.format(_checked_template(template), *args, **kwargs)  # type: ignore[arg-type]
 
     def format_map(self, template: object, mapping: Any) -> Any:
-        _check_template(template)
-        return self._subject.format_map(template, mapping)
+        if _replaced(self._subject, "format_map"):
+            return self._subject.format_map(template, mapping)  # type: ignore[attr-defined]
+        return str.format_map(_checked_template(template), mapping)  # type: ignore[arg-type]
 
 
 def format_target(value: Any) -> Any:
-    """What ``value.format`` is looked up on: a guard when ``value`` is a string or ``str``."""
-    # ``super().format`` is ``str.format`` bound to ``super().__self__``.
-    subject = getattr(value, "__self__", None) if isinstance(value, super) else value
-    if isinstance(subject, type):
-        if issubclass(subject, str | UserString):
-            return _UnboundFormatGuard(value)
-        return value
-    if isinstance(subject, str | UserString):
-        return _FormatGuard(value, subject)
+    """What ``value.format`` is looked up on: a guard when ``value`` is a string or a
+    string type."""
+    if isinstance(value, super):
+        # ``super().format`` skips the job class's own method: the built-in one, bound to
+        # ``super().__self__`` (``UserString``'s formats its ``data``).
+        exact = _exact_template(getattr(value, "__self__", None))
+        return _FormatGuard(exact) if type(exact) is str else value
+    if isinstance(value, type):
+        return _UnboundFormatGuard(value) if _is_string_type(value) else value
+    if _is_string_type(type(value)):
+        return _FormatGuard(value)
     return value
 
 
@@ -305,13 +407,16 @@ def _printer(sink: LogSink) -> Callable[..., None]:
 # Attributes of allowed modules that reach outside the job: processes (uuid's node lookup
 # may run system tools), the clock's sleep (a job must not block its thread on purpose),
 # process- and system-wide settings (time zone search path, TZ, the system clock, the
-# decimal context of a shared thread) and string.Formatter, whose fields read attributes.
+# decimal context of a shared thread), the file system (the time zone search path and the
+# directories under it), string.Formatter, whose fields read attributes, Enum, whose
+# functional API makes classes from a dict of names, and datetime's C API capsule.
 _HIDDEN_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "datetime": frozenset({"datetime_CAPI"}),
     "decimal": frozenset({"setcontext"}),
     "string": frozenset({"Formatter"}),
     "time": frozenset({"sleep", "tzset", "clock_settime", "clock_settime_ns"}),
-    "uuid": frozenset({"getnode", "uuid1"}),
-    "zoneinfo": frozenset({"reset_tzpath"}),
+    "uuid": frozenset({"getnode", "uuid1", "Enum"}),
+    "zoneinfo": frozenset({"reset_tzpath", "available_timezones", "TZPATH"}),
 }
 
 
