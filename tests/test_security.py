@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import statefn
 from statefn import AdaptorImportError, CompileError, SecurityError
 from statefn._compile import JobEnvironment, compile_job, load_job
 from statefn._jobscope import ListSink
@@ -716,3 +717,143 @@ def test_every_problem_of_a_hostile_job_is_reported() -> None:
     with pytest.raises(CompileError) as caught:
         compile_job(source)
     assert [(p.line, p.column) for p in caught.value.problems] == [(1, 8), (2, 5), (3, 1)]
+
+
+# -- job objects crossing into the runtime ----------------------------------------------------
+#
+# After an operation returns, the runtime touches only exact built-in JSON types: no method a
+# job class defines runs for it, on the step's worker or on the run's own thread.
+
+SECRETS = {"token": "s3cret-token-value", "base_url": "https://real.example"}
+
+
+def _exact_json(value: Any) -> bool:
+    if type(value) is dict:
+        return all(type(k) is str and _exact_json(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_exact_json(item) for item in value)
+    return value is None or type(value) in (str, int, float, bool)
+
+
+KEEP_CONFIGURATION = """
+class Keep(dict):
+    def pop(self, *args):
+        return None
+fn(lambda s: Keep(s))
+"""
+
+
+def test_a_dict_subclass_cannot_keep_configuration_in_the_output() -> None:
+    result = statefn.run(KEEP_CONFIGURATION, {"data": {}, "configuration": SECRETS})
+    assert result == {"data": {}}
+    assert type(result) is dict
+
+
+REDIRECT_CREDENTIALS = """
+class Redirect(dict):
+    def get(self, key, default=None):
+        if key == 'configuration':
+            return {'base_url': 'https://attacker.example'}
+        return default
+fn(lambda s: Redirect(s))
+"""
+
+
+def test_an_upstream_dict_subclass_cannot_redirect_downstream_credentials() -> None:
+    plan = {
+        "workflow": {
+            "credentials": {"base_url": "https://real.example"},
+            "steps": [
+                {"id": "a", "expression": REDIRECT_CREDENTIALS, "next": "b"},
+                {"id": "b", "expression": "fn(lambda s: {**s, 'seen': s['configuration']})"},
+            ],
+        }
+    }
+    result = statefn.run(plan)
+    assert result["seen"] == {"base_url": "https://real.example"}
+
+
+LOG_FROM_GET = """
+class Loud(dict):
+    def get(self, key, default=None):
+        print('job code ran in the runtime')
+        return default
+    def items(self):
+        print('job code ran in the runtime')
+        return []
+fn(lambda s: Loud(s))
+"""
+
+
+def test_methods_of_a_returned_dict_never_run_after_the_operation() -> None:
+    lines: list[tuple[str, Any]] = []
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": LOG_FROM_GET, "next": {"b": "state.get('data') == {}"}},
+                {"id": "b", "expression": "fn(lambda s: s)"},
+            ]
+        }
+    }
+    result = statefn.run(plan, on_event=lambda name, payload: lines.append((name, payload)))
+    assert result == {"data": {}}
+    assert [p for name, p in lines if name == "log"] == []
+
+
+NESTED_SUBCLASSES = """
+import re
+class Rows(list):
+    def copy(self):
+        return ['forged']
+class Text(str):
+    def upper(self):
+        return 'forged'
+fn(lambda s: {**s, 'data': {'rows': Rows([1, Text('x')]), Text('k'): Text('v'),
+                            'flag': re.IGNORECASE, 'pair': (Text('a'), 2.5)}})
+"""
+
+
+def test_nested_subclasses_leave_a_step_as_exact_json_types() -> None:
+    result = statefn.run(NESTED_SUBCLASSES)
+    assert result == {"data": {"rows": [1, "x"], "k": "v", "flag": 2, "pair": ["a", 2.5]}}
+    assert _exact_json(result)
+
+
+FORGED_ISOFORMAT = """
+import datetime
+class When(datetime.datetime):
+    def isoformat(self, *args):
+        return 'forged'
+fn(lambda s: {**s, 'when': When(2020, 1, 2)})
+"""
+
+
+def test_a_datetime_subclass_is_written_by_the_runtime_not_by_its_own_method() -> None:
+    assert statefn.run(FORGED_ISOFORMAT) == {"data": {}, "when": "2020-01-02T00:00:00"}
+
+
+FORGED_ERROR = """
+try:
+    import no_such_adaptor
+except Exception as caught:
+    Base = type(caught)
+class Quiet(Base):
+    severity = 'fail'
+    name = 'Forged'
+    def to_dict(self):
+        return {'source': 'runtime', 'name': 'Forged', 'severity': 'fail', 'message': 'x'}
+def boom(state):
+    error = Quiet('raised by the job')
+    error.message = 'forged message'
+    raise error
+fn(boom)
+"""
+
+
+def test_an_error_class_made_by_the_job_is_classified_as_job_code() -> None:
+    result = statefn.run(FORGED_ERROR)
+    record = result["errors"]["job-1"]
+    assert record["name"] == "JobError"
+    assert record["message"] == "raised by the job"
+    assert record["severity"] == "fail"
+    assert _exact_json(result)

@@ -4,6 +4,11 @@ Which code raised decides between job and adaptor errors: the innermost tracebac
 that belongs to job code (job source, or an operation given as a Python callable) or to an
 adaptor; frames of the standard library, third-party packages and statefn itself are
 skipped. Job code errors then follow the table of the contract, section 4.
+
+Classifying calls no method job code defined: an error class the job made (even one
+deriving from a statefn error, which job code reaches as ``type(caught)``) is job code's
+exception like any other, read with the built-in ``__str__``, and the fields of statefn's
+own errors that job code could have filled are copied as exact JSON values.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ._compile import JOB_FILENAME_PREFIX
+from ._compile import JOB_FILENAME_PREFIX, JOB_MODULE
 from ._errors import AdaptorError, JobError, JobRuntimeError, RuntimeCrash, StatefnError
 from ._state import copy_state
 
@@ -88,8 +93,10 @@ class Classifier:
     def classify(self, error: BaseException) -> StatefnError:
         """The ``StatefnError`` that stands for ``error``, raised by an operation."""
         origin, pos = self._origin(error)
-        if isinstance(error, StatefnError):
+        if isinstance(error, StatefnError) and type(error).__module__ != JOB_MODULE:
             classified = error
+            classified.details = _json_or_none(error.details)
+            classified.pos = _json_or_none(error.pos)
         elif origin == "adaptor":
             classified = AdaptorError(
                 _message(error), subtype=type(error).__name__, details=_json_fields(error)
@@ -103,9 +110,22 @@ class Classifier:
         return classified
 
 
-def _text(error: BaseException) -> str:
-    """``str(error)``, or its ``repr`` when its ``__str__`` itself raises."""
+def _json_or_none(value: Any) -> Any:
+    if value is None:
+        return None
     try:
+        return copy_state(value)
+    except StatefnError:
+        return None
+
+
+def _text(error: BaseException) -> str:
+    """``str(error)``, or its ``repr`` when its ``__str__`` itself raises. A job's class
+    deriving from a statefn error gets the built-in ``__str__``: statefn's reads
+    ``message``, which the job's class may define."""
+    try:
+        if isinstance(error, StatefnError):
+            return BaseException.__str__(error)
         return str(error)
     except Exception:
         try:

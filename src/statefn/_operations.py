@@ -50,7 +50,9 @@ def _checked(
         )
         return {}
     if isinstance(result, dict):
-        return result
+        # A job's own dict class stops here: what the runtime holds is a built-in dict,
+        # copied by the built-in method (no method the job defined runs).
+        return dict.copy(result)
     raise JobRuntimeError(
         f"TypeError: operation {index + 1} ({_describe(operation)}) returned "
         f"{type(result).__name__}, not a state dict",
