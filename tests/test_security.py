@@ -857,3 +857,69 @@ def test_an_error_class_made_by_the_job_is_classified_as_job_code() -> None:
     assert record["message"] == "raised by the job"
     assert record["severity"] == "fail"
     assert _exact_json(result)
+
+
+# -- shared library state: each run gets its own ------------------------------------------------
+
+LOOSEN_DEFAULT_CONTEXT = """
+import decimal
+decimal.DefaultContext.traps[decimal.DivisionByZero] = False
+cleared = decimal.BasicContext.clear_traps()
+fn(lambda s: s)
+"""
+
+
+def test_a_run_cannot_change_the_decimal_default_contexts_of_the_process() -> None:
+    import decimal
+
+    statefn.run(LOOSEN_DEFAULT_CONTEXT)
+    assert decimal.DefaultContext.traps[decimal.DivisionByZero]
+    assert decimal.BasicContext.traps[decimal.Overflow]
+
+
+LOOSEN_CURRENT_CONTEXT = """
+import decimal
+decimal.getcontext().traps[decimal.DivisionByZero] = False
+fn(lambda s: {**s, 'x': str(decimal.Decimal(1) / 0)})
+"""
+
+DIVIDE_BY_ZERO = "import decimal\nfn(lambda s: {**s, 'x': str(decimal.Decimal(1) / 0)})"
+
+
+def test_a_run_cannot_change_the_current_decimal_context_of_the_host_or_later_runs() -> None:
+    import decimal
+
+    host = decimal.getcontext()
+    assert statefn.run(LOOSEN_CURRENT_CONTEXT)["x"] == "Infinity"
+    assert decimal.getcontext() is host
+    assert host.traps[decimal.DivisionByZero]
+    later = statefn.run(DIVIDE_BY_ZERO)
+    assert later["errors"]["job-1"]["subtype"] == "DivisionByZero"
+
+
+SEED_SHARED_GENERATOR = """
+import random
+seeded = random.seed(7)
+fn(lambda s: s)
+"""
+
+
+def test_a_run_cannot_seed_the_random_generator_of_the_process() -> None:
+    import random
+
+    statefn.run(SEED_SHARED_GENERATOR)
+    assert random.random() != random.Random(7).random()
+
+
+def test_two_runs_do_not_share_a_random_generator() -> None:
+    seeded = "import random\nx = random.seed(7)\nfn(lambda s: s)"
+    draw = "import random\nfn(lambda s: {**s, 'x': random.random()})"
+    plan = {"workflow": {"steps": [{"id": "a", "expression": seeded, "next": "b"},
+                                   {"id": "b", "expression": draw}]}}
+    assert statefn.run(plan)["x"] != random_after_seed(7)
+
+
+def random_after_seed(seed: int) -> float:
+    import random
+
+    return random.Random(seed).random()

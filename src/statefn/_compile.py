@@ -25,7 +25,7 @@ from types import CodeType
 from typing import Any
 
 from ._errors import AdaptorImportError, CompileError, Diagnostic, SecurityError
-from ._jobscope import JobGuards, JobLogger, LogSink, module_view
+from ._jobscope import JobGuards, JobLogger, LogSink, job_module
 from ._lazy import S
 from ._sandbox import (
     ALLOWED_MODULES,
@@ -270,7 +270,7 @@ def _namespace(env: JobEnvironment) -> dict[str, Any]:
     guards = JobGuards(env.violations)
 
     def import_module(name: str) -> Any:
-        return module_view(name) if name in ALLOWED_MODULES else env.import_adaptor(name)
+        return job_module(name) if name in ALLOWED_MODULES else env.import_adaptor(name)
 
     def import_names(module: str, names: tuple[str, ...]) -> tuple[Any, ...]:
         source = import_module(module)

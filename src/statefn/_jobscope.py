@@ -15,7 +15,9 @@ everything a loaded job (or an edge condition) touches while it runs:
 - ``job_builtins``: the safe built-ins, with ``print`` sent to a ``LogSink``; ``JobLogger``
   is the ``console`` object;
 - ``module_view``: read-only views of the allowed standard-library modules, without their
-  submodules or the attributes that reach outside the job.
+  submodules or the attributes that reach outside the job; ``job_module`` gives each
+  import its own copy of the mutable objects a module shares (``decimal``'s contexts,
+  ``random``'s generator).
 
 It does not decide what source is allowed, which modules may be imported or how guards are
 wired into the compiled code: that is the static policy in ``_sandbox``.
@@ -47,6 +49,7 @@ __all__ = [
     "format_field_problem",
     "format_target",
     "job_builtins",
+    "job_module",
     "module_view",
 ]
 
@@ -467,4 +470,42 @@ def module_view(name: str) -> ModuleView:
         for attr, value in vars(module).items()
         if not attr.startswith("_") and attr not in hidden and not isinstance(value, ModuleType)
     }
+    return ModuleView(name, attributes)
+
+
+def _own_decimal_contexts() -> dict[str, Any]:
+    import decimal
+
+    names = ("DefaultContext", "BasicContext", "ExtendedContext")
+    return {name: getattr(decimal, name).copy() for name in names}
+
+
+def _own_random_generator() -> dict[str, Any]:
+    import random
+
+    shared, own = random.random.__self__, random.Random()  # type: ignore[attr-defined]
+    return {
+        name: getattr(own, name)
+        for name, value in vars(random).items()
+        if getattr(value, "__self__", None) is shared and not name.startswith("_")
+    }
+
+
+# Module-level objects that hold state and that job code can change without setting an
+# attribute (a context's traps, a generator's seed): each import gets its own.
+_OWN_OBJECTS: dict[str, Callable[[], dict[str, Any]]] = {
+    "decimal": _own_decimal_contexts,
+    "random": _own_random_generator,
+}
+
+
+def job_module(name: str) -> ModuleView:
+    """What ``import name`` gives one job: the shared view, or a copy of it with the
+    module's stateful objects replaced by the job's own."""
+    view = module_view(name)
+    own = _OWN_OBJECTS.get(name)
+    if own is None:
+        return view
+    attributes = {attr: value for attr, value in vars(view).items() if attr != "_name"}
+    attributes.update(own())
     return ModuleView(name, attributes)

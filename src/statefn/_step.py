@@ -11,6 +11,7 @@ while a step runs, so its steps run inline on the run's own loop and skip the ha
 from __future__ import annotations
 
 import asyncio
+import decimal
 import resource
 import sys
 import time
@@ -312,7 +313,10 @@ def _abandoned(worker: StepWorker | None) -> bool:
 
 
 async def _within(run: Run, console: JobConsole, work: Any) -> Any:
-    """Run ``work`` with the run and the step's console visible to adaptor code."""
+    """Run ``work`` with the run and the step's console visible to adaptor code, and a
+    decimal context of its own: what job code does to ``decimal.getcontext()`` stays in
+    the step, whichever thread (the host's own, inline) it runs on."""
     enter_run(run.context)
     step_console.set(console)
-    return await work
+    with decimal.localcontext(decimal.Context()):
+        return await work
