@@ -923,3 +923,44 @@ def random_after_seed(seed: int) -> float:
     import random
 
     return random.Random(seed).random()
+
+
+# -- masking: every form a secret takes when printed ------------------------------------------
+
+HOSTILE_SECRETS = [
+    "it's-a-\"secret\"",
+    "back\\slash-secret",
+    "tab\tand\nnewline-secret",
+    "pässwörd-sécret",
+    "emoji-\U0001f511-secret",
+]
+
+SHOWN = {
+    "dict-repr": "print(s['configuration'])",
+    "repr": "print(repr(s['configuration']['token']))",
+    "ascii": "print(ascii(s['configuration']))",
+    "json": "print(json.dumps(s['configuration']))",
+    "json-unicode": "print(json.dumps(s['configuration'], ensure_ascii=False))",
+    "bytes-repr": "print(s['configuration']['token'].encode())",
+    "base64": "print(base64.b64encode(s['configuration']['token'].encode()).decode())",
+    "base64-urlsafe": "print(base64.urlsafe_b64encode(s['configuration']['token'].encode()))",
+    "list-repr": "print([s['configuration']['token']])",
+    "console-warn": "console.warn(s['configuration'])",
+}
+
+
+@pytest.mark.parametrize("secret", HOSTILE_SECRETS)
+@pytest.mark.parametrize("shown", SHOWN.values(), ids=SHOWN.keys())
+def test_a_printed_secret_is_masked_in_every_form(secret: str, shown: str) -> None:
+    job = f"import json\nimport base64\nfn(lambda s: {shown} or s)"
+    messages: list[str] = []
+    statefn.run(
+        job,
+        {"data": {}, "configuration": {"token": secret}},
+        on_event=lambda name, payload: messages.append(payload["message"]) if name == "log" else None,
+    )
+    assert len(messages) == 1
+    assert "***" in messages[0]
+    for part in secret.split("-"):
+        if len(part) >= 6:
+            assert part not in messages[0]
