@@ -653,6 +653,35 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     ("deep-unary", "x = " + "-" * 100_000 + "1", Refused(TOO_COMPLEX)),
     ("deep-parentheses", "x = " + "(" * 5000 + "1" + ")" * 5000, Refused("SyntaxError: too many nested parentheses")),
     ("null-byte", "x = 1\0", Refused("SyntaxError: source code string cannot contain null bytes")),
+    # the file system through allowed modules
+    (
+        "zoneinfo-available-timezones",
+        "from zoneinfo import available_timezones",
+        Refused("cannot import name 'available_timezones' from 'zoneinfo'"),
+    ),
+    (
+        "zoneinfo-tzpath",
+        "import zoneinfo\nfn(lambda s: {**s, 'p': zoneinfo.TZPATH})",
+        Fails(AttributeError, "module 'zoneinfo' has no attribute 'TZPATH'"),
+    ),
+    (
+        "zoneinfo-key-traversal",
+        "import zoneinfo\nz = zoneinfo.ZoneInfo('../../../etc/passwd')",
+        Fails(
+            ValueError,
+            "ZoneInfo keys must refer to subdirectories of TZPATH, got: ../../../etc/passwd",
+        ),
+    ),
+    (
+        "zoneinfo-absolute-key",
+        "import zoneinfo\nz = zoneinfo.ZoneInfo('/etc/passwd')",
+        Fails(ValueError, "ZoneInfo keys may not be absolute paths, got: /etc/passwd"),
+    ),
+    (
+        "datetime-capsule",
+        "import datetime\nfn(lambda s: datetime.datetime_CAPI)",
+        Fails(AttributeError, "module 'datetime' has no attribute 'datetime_CAPI'"),
+    ),
     # lambda defaults
     ("lambda-default-builtins", "fn(lambda s, b=__builtins__: s)", underscore_name("__builtins__")),
     (
@@ -964,3 +993,24 @@ def test_a_printed_secret_is_masked_in_every_form(secret: str, shown: str) -> No
     for part in secret.split("-"):
         if len(part) >= 6:
             assert part not in messages[0]
+
+
+# -- information leaks ---------------------------------------------------------------------------
+
+TLS_PROBE = """
+fn(lambda s: {**s, 'configuration': {'base_url': 'https://127.0.0.1:9',
+                                     'tls': {'verify': s['data']['path']}}})
+get('/x')
+"""
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/ca.pem", "/etc/hostname", "/etc", "/proc/self/environ"])
+def test_http_tls_paths_do_not_tell_whether_a_file_exists(path: str) -> None:
+    plan = {"workflow": {"steps": [{"id": "probe", "adaptors": ["http"], "expression": TLS_PROBE}]}}
+    result = statefn.run(plan, {"data": {"path": path}})
+    record = result["errors"]["probe"]
+    assert record["message"] == (
+        "Could not load the TLS files named in configuration tls: each must be a readable "
+        "PEM file"
+    )
+    assert "details" not in record or path not in str(record["details"])
