@@ -1014,3 +1014,26 @@ def test_http_tls_paths_do_not_tell_whether_a_file_exists(path: str) -> None:
         "PEM file"
     )
     assert "details" not in record or path not in str(record["details"])
+
+
+# -- work that outlives its budget -------------------------------------------------------------
+
+SLOW_CONDITION = "any(x < 0 for x in range(10**8))"
+
+
+def test_an_edge_condition_counts_against_its_steps_timeout() -> None:
+    import time
+
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": "fn(lambda s: s)", "next": {"b": SLOW_CONDITION}},
+                {"id": "b", "expression": "fn(lambda s: s)"},
+            ]
+        },
+        "options": {"timeout": 300},
+    }
+    started = time.perf_counter()
+    with pytest.raises(statefn.StepTimeoutError, match="Job took longer than 300ms"):
+        statefn.run(plan)
+    assert time.perf_counter() - started < 2

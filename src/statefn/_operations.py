@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._classify import Classifier
@@ -23,12 +23,14 @@ __all__ = ["OperationsOutcome", "StepSettings", "finish", "run_operations"]
 
 @dataclass(slots=True)
 class OperationsOutcome:
-    """What running a step's operations left: the state, its JSON, and any error."""
+    """What running a step's operations left: the state, its JSON, any error, and the
+    targets of the edges it follows (evaluated with the step's work, within its time)."""
 
     state: State
     encoded: bytes | None
     error: StatefnError | None
     interrupted: bool = False
+    targets: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
