@@ -10,9 +10,12 @@ hostile code must keep working).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import CodeType, FrameType, ModuleType, TracebackType
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import statefn
 from statefn import AdaptorImportError, CompileError, SecurityError
@@ -1037,3 +1040,92 @@ def test_an_edge_condition_counts_against_its_steps_timeout() -> None:
     with pytest.raises(statefn.StepTimeoutError, match="Job took longer than 300ms"):
         statefn.run(plan)
     assert time.perf_counter() - started < 2
+
+
+# -- property: no combination of allowed constructs reaches the interpreter ----------------
+
+_NAMES = [
+    "gi_frame", "gi_code", "f_back", "f_globals", "f_builtins", "tb_frame", "co_code",
+    "cr_frame", "ag_frame", "mro", "register", "format", "format_map", "real", "args",
+    "__class__", "__globals__", "__self__", "__dict__", "__subclasses__", "__bases__",
+    "__builtins__", "__closure__", "__func__", "__code__", "__traceback__",
+]
+_SUBJECTS = [
+    "gen", "(lambda: 0)", "fn", "print", "console", "S", "json", "int", "''", "'{0}'",
+    "Exception()", "type(gen)", "decimal.getcontext()", "collections.UserString('x')",
+    "re.compile('a')", "datetime.datetime(2020, 1, 1)", "iter([1])",
+]
+_TEMPLATES = ["{0!s:.1}", "{0.__class__}", "{0.gi_frame}", "{0[0]}", "{x.real}", "{0:{1.real}}"]
+_PRELUDE = (
+    "import json\nimport re\nimport decimal\nimport datetime\nimport collections\n"
+    "def make():\n    yield 1\ngen = make()\nfound = []\n"
+)
+
+
+def _step(draw: Any) -> str:
+    subject = draw(st.sampled_from(_SUBJECTS))
+    name = draw(st.sampled_from(_NAMES))
+    template = draw(st.sampled_from(_TEMPLATES))
+    fields = draw(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=3, unique=True))
+    return draw(
+        st.sampled_from(
+            [
+                f"x = {subject}.{name}",
+                f"x = type({subject})",
+                f"x = type({subject})('X', (), {{'__match_args__': ('{name}',)}})",
+                f"x = {template!r}.format({subject}, {subject}, x={subject})",
+                f"t = {template!r}\nx = t.format({subject}, {subject}, x={subject})",
+                f"x = str.format({template!r}, {subject}, {subject}, x={subject})",
+                f"P = collections.namedtuple('P', {fields!r})\n"
+                f"match {subject}:\n    case P(*rest):\n        x = rest\n    case _:\n        x = 0",
+                f"P = collections.namedtuple('P', {fields!r})\n"
+                "class X(P, collections.UserDict):\n    pass\n"
+                f"X.register(type({subject}))\n"
+                f"match {subject}:\n    case X(*rest):\n        x = rest\n    case _:\n        x = 0",
+                f"match {subject}:\n    case object({name}=v):\n        x = v\n    case _:\n"
+                "        x = 0",
+                f"x = [{subject}][0].{name}",
+                f"x = (lambda o: o.{name})({subject})",
+                f"x = {subject}.mro()",
+            ]
+        )
+    )
+
+
+@st.composite
+def hostile_jobs(draw: Any) -> str:
+    steps = draw(st.lists(st.composite(_step)(), min_size=1, max_size=3))
+    body = "\n".join(f"try:\n    {line.replace(chr(10), chr(10) + '    ')}\n"
+                     "    found.append(x)\nexcept Exception:\n    pass" for line in steps)
+    return _PRELUDE + body + "\nfn(lambda s: {**s, 'found': found})\n"
+
+
+def _reaches_the_interpreter(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, FrameType | CodeType | TracebackType | ModuleType):
+        return True
+    if isinstance(value, type) and issubclass(value, type):
+        return True
+    if isinstance(value, dict) and ("__builtins__" in value or "__import__" in value):
+        return True
+    if value in _INTERPRETER_FUNCTIONS:
+        return True
+    if depth < 4 and isinstance(value, list | tuple):
+        return any(_reaches_the_interpreter(item, depth + 1) for item in value)
+    return False
+
+
+_INTERPRETER_FUNCTIONS = [eval, exec, compile, open, getattr, setattr, __import__, globals]
+# What an attribute field of a format template would print, had it read one of them.
+_INTERPRETER_MARKS = ("<frame", "<code", "<module", "<traceback", "mappingproxy", "<class")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_jobs())
+def test_no_combination_of_allowed_constructs_reaches_the_interpreter(source: str) -> None:
+    outcome = outcome_of(source)
+    assert isinstance(outcome, Refused | Forbidden | Fails | Allowed)
+    if isinstance(outcome, Allowed):
+        found = outcome.state["found"]
+        assert not _reaches_the_interpreter(found), (source, found)
+        printed = " ".join(item for item in found if isinstance(item, str))
+        assert not any(mark in printed for mark in _INTERPRETER_MARKS), (source, printed)
