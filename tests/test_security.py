@@ -109,6 +109,10 @@ TYPE_OF_CLASS = (
     "type() of a class is not allowed in job code: a metaclass makes classes from a dict of "
     "names chosen at run time"
 )
+SURROGATE_NAME = (
+    "the job cannot be compiled: 'utf-8' codec can't encode character '\\ud800' in "
+    "position 0: surrogates not allowed"
+)
 TOO_COMPLEX = "the job cannot be compiled: too deeply nested or too large"
 
 
@@ -620,6 +624,17 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
         Forbidden(format_field("0.__class__")),
     ),
     (
+        "format-unbound-through-super-of-a-class",
+        "class T(str):\n    pass\nf = super(T, T).format\nfn(lambda s: {**s, 'x': f('{0.real}', 1)})",
+        Forbidden(format_field("0.real")),
+    ),
+    (
+        "format-unbound-through-super-in-classmethod",
+        "class T(str):\n    @classmethod\n    def go(cls):\n        return super().format_map\n"
+        "fn(lambda s: {**s, 'x': T.go()('{a.real}', {'a': 1})})",
+        Forbidden(format_field("a.real")),
+    ),
+    (
         "format-str-subclass-own-method-is-job-code",
         "class T(str):\n    def format(self, *a):\n        return str.format('{0.imag}', 1)\n"
         "fn(lambda s: {**s, 'x': T('{0}').format(1)})",
@@ -656,6 +671,15 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     ("deep-unary", "x = " + "-" * 100_000 + "1", Refused(TOO_COMPLEX)),
     ("deep-parentheses", "x = " + "(" * 5000 + "1" + ")" * 5000, Refused("SyntaxError: too many nested parentheses")),
     ("null-byte", "x = 1\0", Refused("SyntaxError: source code string cannot contain null bytes")),
+    (
+        "lone-surrogate",
+        "x = '\ud800'",
+        Refused(
+            "the job cannot be compiled: 'utf-8' codec can't encode character '\\ud800' in "
+            "position 5: surrogates not allowed"
+        ),
+    ),
+    ("lone-surrogate-name", "\ud800 = 1", Refused(SURROGATE_NAME)),
     # the file system through allowed modules
     (
         "zoneinfo-available-timezones",

@@ -187,7 +187,8 @@ def load_globals(job: CompiledJob, env: JobEnvironment) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _compile(source: str, adaptors: tuple[str, ...], kind: str) -> CompiledJob:
-    digest = hashlib.blake2b(source.encode(), digest_size=6).hexdigest()
+    # A lone surrogate is CPython's to refuse (a CompileError), not the digest's.
+    digest = hashlib.blake2b(source.encode(errors="surrogatepass"), digest_size=6).hexdigest()
     filename = f"<statefn-{kind}-{digest}>"
     lines = split_lines(source)
     tree = parse(source, filename, "exec", lines)

@@ -294,8 +294,12 @@ def format_target(value: Any) -> Any:
     string type."""
     if isinstance(value, super):
         # ``super().format`` skips the job class's own method: the built-in one, bound to
-        # ``super().__self__`` (``UserString``'s formats its ``data``).
-        exact = _exact_template(getattr(value, "__self__", None))
+        # ``super().__self__`` (``UserString``'s formats its ``data``), or unbound when
+        # that is a class (``super(T, T)``, ``super()`` in a classmethod).
+        subject = getattr(value, "__self__", None)
+        if isinstance(subject, type):
+            return _UnboundFormatGuard(str) if _is_string_type(subject) else value
+        exact = _exact_template(subject)
         return _FormatGuard(exact) if type(exact) is str else value
     if isinstance(value, type):
         return _UnboundFormatGuard(value) if _is_string_type(value) else value
