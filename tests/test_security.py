@@ -1086,7 +1086,8 @@ _PRELUDE = (
 )
 
 
-def _step(draw: Any) -> str:
+@st.composite
+def job_steps(draw: Any) -> str:
     subject = draw(st.sampled_from(_SUBJECTS))
     name = draw(st.sampled_from(_NAMES))
     template = draw(st.sampled_from(_TEMPLATES))
@@ -1118,7 +1119,7 @@ def _step(draw: Any) -> str:
 
 @st.composite
 def hostile_jobs(draw: Any) -> str:
-    steps = draw(st.lists(st.composite(_step)(), min_size=1, max_size=3))
+    steps = draw(st.lists(job_steps(), min_size=1, max_size=3))
     body = "\n".join(f"try:\n    {line.replace(chr(10), chr(10) + '    ')}\n"
                      "    found.append(x)\nexcept Exception:\n    pass" for line in steps)
     return _PRELUDE + body + "\nfn(lambda s: {**s, 'found': found})\n"
@@ -1153,3 +1154,17 @@ def test_no_combination_of_allowed_constructs_reaches_the_interpreter(source: st
         assert not _reaches_the_interpreter(found), (source, found)
         printed = " ".join(item for item in found if isinstance(item, str))
         assert not any(mark in printed for mark in _INTERPRETER_MARKS), (source, printed)
+
+
+TOP_LEVEL_KEY_SUBCLASS = """
+class Text(str):
+    def startswith(self, *args):
+        return True
+fn(lambda s: {**s, Text('k'): Text('v')})
+"""
+
+
+def test_a_top_level_key_of_a_job_string_class_leaves_as_a_built_in_string() -> None:
+    result = statefn.run(TOP_LEVEL_KEY_SUBCLASS)
+    assert result == {"data": {}, "k": "v"}
+    assert _exact_json(result)

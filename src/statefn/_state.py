@@ -186,9 +186,13 @@ def seal(state: State) -> bytes:
     except (_NotPlainJson, TypeError, RecursionError):
         pass
     try:
-        _convert(state, "state", set(), copy=False)
+        converted = _convert(state, "state", set(), copy=False)
     except RecursionError:
         raise _unsafe("state", "nested too deeply to be JSON") from None
+    if converted is not state:
+        # Keys of a job's string class: the dict was rebuilt, ``state`` stays the one given.
+        state.clear()
+        state.update(converted)
     return _dumps(state)
 
 
