@@ -559,6 +559,17 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
         "import collections\nX = type(collections.UserDict)('X', (), {'__match_args__': ('gi_frame',)})",
         Forbidden(TYPE_OF_CLASS),
     ),
+    ("metaclass-subclass", "class M(type(int)):\n    pass", Forbidden(TYPE_OF_CLASS)),
+    (
+        "enum-functional-api-on-regex-flag",
+        "import re\nE = re.RegexFlag('E', {'__match_args__': ('gi_frame',)})",
+        Fails(TypeError, "<enum 'E'> cannot extend <flag 'RegexFlag'>"),
+    ),
+    (
+        "type-of-an-enum-member-allowed",
+        "import re\nfn(lambda s: {**s, 'x': type(re.IGNORECASE) is re.RegexFlag})",
+        Allowed({"data": {}, "x": True}),
+    ),
     ("mro-to-enum", "import re\nE = re.RegexFlag.mro()[-2]", hierarchy("mro")),
     ("mro-to-abc", "import collections\nM = collections.UserDict.mro()[1]", hierarchy("mro")),
     ("mro-unbound", "import re\nm = type.mro", hierarchy("mro")),
