@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ast
 import copy
-from collections import UserString
-from typing import Any
 
 import pytest
 
@@ -14,7 +12,6 @@ from statefn._jobscope import (
     JobGuards,
     JobLogger,
     ListSink,
-    format_target,
     job_builtins,
     module_view,
 )
@@ -133,31 +130,6 @@ def test_match_class_guard_checks_the_names_of_match_args() -> None:
     assert guards.match_class(int) is int
     with pytest.raises(SecurityError, match="attribute 'f_back' is not allowed"):
         guards.match_class(Frameish)
-
-
-# -- str.format ----------------------------------------------------------------------------
-
-
-def test_format_guard_passes_templates_without_attribute_fields() -> None:
-    assert format_target("{0}-{x[k]}-{1:>{2}}").format(1, "b", 3, x={"k": "v"}) == "1-v-  b"
-    assert format_target(str).format_map("{a}", {"a": 1}) == "1"
-
-
-@pytest.mark.parametrize(
-    "template", ["{0.real}", "{x.y}", "{0[a].b}", "{0:{1.imag}}", UserString("{0.real}")]
-)
-def test_format_guard_refuses_attribute_fields(template: Any) -> None:
-    with pytest.raises(SecurityError, match=r"is not allowed: fields of str\.format"):
-        format_target(template).format(1, 2, x=1)
-
-
-def test_format_guard_leaves_other_objects_alone() -> None:
-    class Report:
-        def format(self) -> str:
-            return "report"
-
-    report = Report()
-    assert format_target(report) is report
 
 
 # -- built-ins and output ------------------------------------------------------------------

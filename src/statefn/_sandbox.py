@@ -19,7 +19,8 @@ at run time, so that job code that uses nothing forbidden runs as plain Python:
 Edge conditions (``compile_expression``) are compiled under the same policy.
 
 The guards those rewritten calls reach, the built-ins and the module views job code sees
-while it runs live in ``_jobscope``; this module only decides and rewrites. What neither
+while it runs live in ``_jobscope`` (and the format guard in ``_formatting``); this module
+only decides and rewrites. What neither
 stops (CPU or memory exhaustion, endless loops) is the job of the step timeout and of
 process isolation; see ``docs/job-language.md``.
 """
@@ -32,14 +33,16 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ._errors import CompileError, Diagnostic
-from ._jobscope import (
+from ._formatting import (
     FORMAT_ATTRIBUTES,
-    JobGuards,
-    LogSink,
-    attribute_problem,
     format_field_message,
     format_field_problem,
     format_target,
+)
+from ._jobscope import (
+    JobGuards,
+    LogSink,
+    attribute_problem,
     job_builtins,
     module_view,
     unguarded_attribute_problem,
