@@ -113,6 +113,7 @@ SURROGATE_NAME = (
     "the job cannot be compiled: 'utf-8' codec can't encode character '\\ud800' in "
     "position 0: surrogates not allowed"
 )
+RE_DEBUG = "re.DEBUG is not allowed in job code: it prints to the process's standard output"
 TOO_COMPLEX = "the job cannot be compiled: too deeply nested or too large"
 
 
@@ -691,6 +692,20 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
         ),
     ),
     ("lone-surrogate-name", "\ud800 = 1", Refused(SURROGATE_NAME)),
+    # the process's own output through allowed modules
+    ("re-debug-flag", "import re\nx = re.compile('a', re.DEBUG)", Forbidden(RE_DEBUG)),
+    ("re-debug-as-number", "import re\nx = re.search('a', 'a', 128)", Forbidden(RE_DEBUG)),
+    (
+        "re-debug-keyword-combined",
+        "import re\nx = re.sub('a', 'b', 'a', flags=re.DEBUG | re.I)",
+        Forbidden(RE_DEBUG),
+    ),
+    ("re-debug-split-position", "import re\nx = re.split('a', 'a', 0, 128)", Forbidden(RE_DEBUG)),
+    (
+        "re-flags-allowed",
+        "import re\nfn(lambda s: {**s, 'x': re.sub('A', 'b', 'a', flags=re.I)})",
+        Allowed({"data": {}, "x": "b"}),
+    ),
     # the file system through allowed modules
     (
         "zoneinfo-available-timezones",

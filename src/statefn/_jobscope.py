@@ -328,7 +328,52 @@ def module_view(name: str) -> ModuleView:
         for attr, value in vars(module).items()
         if not attr.startswith("_") and attr not in hidden and not isinstance(value, ModuleType)
     }
+    attributes.update(_REPLACED.get(name, dict)())
     return ModuleView(name, attributes)
+
+
+# The position of ``flags`` among the arguments of re's functions that compile a pattern.
+_RE_FLAGS_POSITION = {
+    "compile": 1,
+    "template": 1,
+    "search": 2,
+    "match": 2,
+    "fullmatch": 2,
+    "findall": 2,
+    "finditer": 2,
+    "split": 3,
+    "sub": 4,
+    "subn": 4,
+}
+
+
+def _re_without_debug() -> dict[str, Any]:
+    """re's functions that compile a pattern, refusing ``re.DEBUG``: with it, compiling
+    prints the parsed pattern to the process's standard output (the command line's JSON)."""
+    import re
+
+    def refusing(function: Callable[..., Any], position: int) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            flags = args[position] if len(args) > position else kwargs.get("flags", 0)
+            if isinstance(flags, int) and flags & re.DEBUG:
+                raise SecurityError(
+                    "re.DEBUG is not allowed in job code: it prints to the process's "
+                    "standard output"
+                )
+            return function(*args, **kwargs)
+
+        return call
+
+    return {
+        name: refusing(getattr(re, name), position)
+        for name, position in _RE_FLAGS_POSITION.items()
+        if hasattr(re, name)
+    }
+
+
+# Functions of an allowed module that job code gets in a guarded form.
+_REPLACED: dict[str, Callable[[], dict[str, Any]]] = {"re": _re_without_debug}
 
 
 def _own_decimal_contexts() -> dict[str, Any]:
