@@ -1194,3 +1194,27 @@ def test_a_top_level_key_of_a_job_string_class_leaves_as_a_built_in_string() -> 
     result = statefn.run(TOP_LEVEL_KEY_SUBCLASS)
     assert result == {"data": {}, "k": "v"}
     assert _exact_json(result)
+
+
+STRING_ERROR = """
+import collections
+class Loud(collections.UserString, Exception):
+    def get(self):
+        print('job code ran while the error was classified')
+        return 'forged'
+    def put(self, value):
+        pass
+    data = property(get, put)
+def boom(state):
+    raise Loud('raised by the job')
+fn(boom)
+"""
+
+
+def test_an_error_class_with_a_library_str_is_read_without_job_code() -> None:
+    lines: list[Any] = []
+    result = statefn.run(
+        STRING_ERROR, on_event=lambda name, payload: lines.append(payload) if name == "log" else None
+    )
+    assert result["errors"]["job-1"]["message"] == "raised by the job"
+    assert lines == []

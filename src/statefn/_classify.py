@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from ._compile import JOB_FILENAME_PREFIX, JOB_MODULE
 from ._errors import AdaptorError, JobError, JobRuntimeError, RuntimeCrash, StatefnError
@@ -120,12 +120,17 @@ def _json_or_none(value: Any) -> Any:
 
 
 def _text(error: BaseException) -> str:
-    """``str(error)``, or its ``repr`` when its ``__str__`` itself raises. A job's class
-    deriving from a statefn error gets the built-in ``__str__``: statefn's reads
-    ``message``, which the job's class may define."""
+    """``str(error)``, or its ``repr`` when its ``__str__`` itself raises.
+
+    An error of a class the job defined is shown by the ``__str__`` of the nearest built-in
+    exception class among its bases: a library base's own (a statefn error's reads
+    ``message``, ``UserString``'s reads ``data``) would read what the job's class defines.
+    """
+    kind = type(error)
     try:
-        if isinstance(error, StatefnError):
-            return BaseException.__str__(error)
+        if kind.__module__ == JOB_MODULE:
+            builtin = next(c for c in kind.__mro__ if c.__module__ == "builtins")
+            return str(cast(Callable[[BaseException], object], builtin.__str__)(error))
         return str(error)
     except Exception:
         try:
