@@ -665,6 +665,11 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
         Forbidden(format_field("0.real")),
     ),
     (
+        "format-refused-even-when-caught",
+        "t = '{0.real}'\ntry:\n    x = t.format(1)\nexcept Exception:\n    pass",
+        Forbidden(format_field("0.real")),
+    ),
+    (
         "format-mapped-over-templates",
         "fn(lambda s: {**s, 'x': list(map(str.format, ['{0}', '{0.real}'], [1, 2]))})",
         Forbidden(format_field("0.real")),
@@ -694,6 +699,11 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     ("lone-surrogate-name", "\ud800 = 1", Refused(SURROGATE_NAME)),
     # the process's own output through allowed modules
     ("re-debug-flag", "import re\nx = re.compile('a', re.DEBUG)", Forbidden(RE_DEBUG)),
+    (
+        "re-debug-refused-even-when-caught",
+        "import re\ntry:\n    x = re.compile('a', re.DEBUG)\nexcept Exception:\n    pass",
+        Forbidden(RE_DEBUG),
+    ),
     ("re-debug-as-number", "import re\nx = re.search('a', 'a', 128)", Forbidden(RE_DEBUG)),
     (
         "re-debug-keyword-combined",

@@ -271,7 +271,7 @@ def _namespace(env: JobEnvironment) -> dict[str, Any]:
     guards = JobGuards(env.violations)
 
     def import_module(name: str) -> Any:
-        return job_module(name) if name in ALLOWED_MODULES else env.import_adaptor(name)
+        return job_module(name, guards) if name in ALLOWED_MODULES else env.import_adaptor(name)
 
     def import_names(module: str, names: tuple[str, ...]) -> tuple[Any, ...]:
         source = import_module(module)

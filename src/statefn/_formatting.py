@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import string
 from collections import UserString
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from ._errors import SecurityError
 
@@ -80,12 +81,19 @@ def _exact_template(template: object) -> object:
     return str.__str__(template) if isinstance(template, str) else template
 
 
-def _checked_template(template: object) -> object:
+Refuse = Callable[[str], NoReturn]
+
+
+def _raise(message: str) -> NoReturn:
+    raise SecurityError(message)
+
+
+def _checked_template(template: object, refuse: Refuse) -> object:
     exact = _exact_template(template)
     if type(exact) is str:
         field = format_field_problem(exact)
         if field is not None:
-            raise SecurityError(format_field_message(field))
+            refuse(format_field_message(field))
     return exact
 
 
@@ -106,55 +114,58 @@ class _FormatGuard:
     """Stands for a string while its ``format``/``format_map`` is looked up: the built-in
     methods format the very template they checked, read once."""
 
-    __slots__ = ("_subject",)
+    __slots__ = ("_refuse", "_subject")
 
-    def __init__(self, subject: object) -> None:
+    def __init__(self, subject: object, refuse: Refuse) -> None:
         self._subject = subject
+        self._refuse = refuse
 
     def format(self, *args: Any, **kwargs: Any) -> Any:
         if _replaced(type(self._subject), "format"):
             return self._subject.format(*args, **kwargs)  # type: ignore[attr-defined]
-        return str.format(_checked_template(self._subject), *args, **kwargs)  # type: ignore[arg-type]
+        return str.format(_checked_template(self._subject, self._refuse), *args, **kwargs)  # type: ignore[arg-type]
 
     def format_map(self, mapping: Any) -> Any:
         if _replaced(type(self._subject), "format_map"):
             return self._subject.format_map(mapping)  # type: ignore[attr-defined]
-        return str.format_map(_checked_template(self._subject), mapping)  # type: ignore[arg-type]
+        return str.format_map(_checked_template(self._subject, self._refuse), mapping)  # type: ignore[arg-type]
 
 
 class _UnboundFormatGuard:
     """Stands for ``str`` (a subclass, ``UserString``) while its ``format`` is looked up."""
 
-    __slots__ = ("_subject",)
+    __slots__ = ("_refuse", "_subject")
 
-    def __init__(self, subject: type) -> None:
+    def __init__(self, subject: type, refuse: Refuse) -> None:
         self._subject = subject
+        self._refuse = refuse
 
     def format(self, template: object, /, *args: Any, **kwargs: Any) -> Any:
         if _replaced(self._subject, "format"):
             return self._subject.format(template, *args, **kwargs)  # type: ignore[attr-defined]
-        return str.format(_checked_template(template), *args, **kwargs)  # type: ignore[arg-type]
+        return str.format(_checked_template(template, self._refuse), *args, **kwargs)  # type: ignore[arg-type]
 
     def format_map(self, template: object, mapping: Any) -> Any:
         if _replaced(self._subject, "format_map"):
             return self._subject.format_map(template, mapping)  # type: ignore[attr-defined]
-        return str.format_map(_checked_template(template), mapping)  # type: ignore[arg-type]
+        return str.format_map(_checked_template(template, self._refuse), mapping)  # type: ignore[arg-type]
 
 
-def format_target(value: Any) -> Any:
+def format_target(value: Any, refuse: Refuse = _raise) -> Any:
     """What ``value.format`` is looked up on: a guard when ``value`` is a string or a
-    string type."""
+    string type. ``refuse`` raises the ``SecurityError`` of a refused template (a job's
+    guards record it)."""
     if isinstance(value, super):
         # ``super().format`` skips the job class's own method: the built-in one, bound to
         # ``super().__self__`` (``UserString``'s formats its ``data``), or unbound when
         # that is a class (``super(T, T)``, ``super()`` in a classmethod).
         subject = getattr(value, "__self__", None)
         if isinstance(subject, type):
-            return _UnboundFormatGuard(str) if _is_string_type(subject) else value
+            return _UnboundFormatGuard(str, refuse) if _is_string_type(subject) else value
         exact = _exact_template(subject)
-        return _FormatGuard(exact) if type(exact) is str else value
+        return _FormatGuard(exact, refuse) if type(exact) is str else value
     if isinstance(value, type):
-        return _UnboundFormatGuard(value) if _is_string_type(value) else value
+        return _UnboundFormatGuard(value, refuse) if _is_string_type(value) else value
     if _is_string_type(type(value)):
-        return _FormatGuard(value)
+        return _FormatGuard(value, refuse)
     return value

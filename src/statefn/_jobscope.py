@@ -328,7 +328,6 @@ def module_view(name: str) -> ModuleView:
         for attr, value in vars(module).items()
         if not attr.startswith("_") and attr not in hidden and not isinstance(value, ModuleType)
     }
-    attributes.update(_REPLACED.get(name, dict)())
     return ModuleView(name, attributes)
 
 
@@ -347,7 +346,7 @@ _RE_FLAGS_POSITION = {
 }
 
 
-def _re_without_debug() -> dict[str, Any]:
+def _re_without_debug(guards: JobGuards) -> dict[str, Any]:
     """re's functions that compile a pattern, refusing ``re.DEBUG``: with it, compiling
     prints the parsed pattern to the process's standard output (the command line's JSON)."""
     import re
@@ -357,7 +356,7 @@ def _re_without_debug() -> dict[str, Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             flags = args[position] if len(args) > position else kwargs.get("flags", 0)
             if isinstance(flags, int) and flags & re.DEBUG:
-                raise SecurityError(
+                guards.refuse(
                     "re.DEBUG is not allowed in job code: it prints to the process's "
                     "standard output"
                 )
@@ -372,18 +371,14 @@ def _re_without_debug() -> dict[str, Any]:
     }
 
 
-# Functions of an allowed module that job code gets in a guarded form.
-_REPLACED: dict[str, Callable[[], dict[str, Any]]] = {"re": _re_without_debug}
-
-
-def _own_decimal_contexts() -> dict[str, Any]:
+def _own_decimal_contexts(guards: JobGuards) -> dict[str, Any]:
     import decimal
 
     names = ("DefaultContext", "BasicContext", "ExtendedContext")
     return {name: getattr(decimal, name).copy() for name in names}
 
 
-def _own_random_generator() -> dict[str, Any]:
+def _own_random_generator(guards: JobGuards) -> dict[str, Any]:
     import random
 
     shared, own = random.random.__self__, random.Random()  # type: ignore[attr-defined]
@@ -394,21 +389,23 @@ def _own_random_generator() -> dict[str, Any]:
     }
 
 
-# Module-level objects that hold state and that job code can change without setting an
-# attribute (a context's traps, a generator's seed): each import gets its own.
-_OWN_OBJECTS: dict[str, Callable[[], dict[str, Any]]] = {
+# What one job's import of a module replaces in the shared view: the module-level objects
+# that hold state and that job code can change without setting an attribute (a context's
+# traps, a generator's seed), and functions guarded with the job's guards.
+_OWN_OBJECTS: dict[str, Callable[[JobGuards], dict[str, Any]]] = {
     "decimal": _own_decimal_contexts,
     "random": _own_random_generator,
+    "re": _re_without_debug,
 }
 
 
-def job_module(name: str) -> ModuleView:
+def job_module(name: str, guards: JobGuards) -> ModuleView:
     """What ``import name`` gives one job: the shared view, or a copy of it with the
-    module's stateful objects replaced by the job's own."""
+    module's stateful objects and guarded functions its own."""
     view = module_view(name)
     own = _OWN_OBJECTS.get(name)
     if own is None:
         return view
     attributes = {attr: value for attr, value in vars(view).items() if attr != "_name"}
-    attributes.update(own())
+    attributes.update(own(guards))
     return ModuleView(name, attributes)

@@ -28,6 +28,7 @@ process isolation; see ``docs/job-language.md``.
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any, cast
@@ -493,6 +494,6 @@ def guarded_scope(guards: JobGuards, sink: LogSink | None) -> dict[str, Any]:
     return {
         "__builtins__": job_builtins(guards, sink),
         WRITE_GUARD: guards.write,
-        FORMAT_GUARD: format_target,
+        FORMAT_GUARD: functools.partial(format_target, refuse=guards.refuse),
         MATCH_CLASS: guards.match_class,
     }
