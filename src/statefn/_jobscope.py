@@ -37,7 +37,6 @@ from ._errors import SecurityError
 from ._formatting import FORMAT_ATTRIBUTES
 
 __all__ = [
-    "INTERNAL_PREFIXES",
     "JobGuards",
     "JobLogger",
     "ListSink",
