@@ -426,7 +426,7 @@ def test_refused_connection_is_an_error_with_a_fix() -> None:
 def test_missing_tls_ca_file_is_an_error(server: HTTPServer) -> None:
     state = state_for(server, tls={"verify": "/nonexistent/ca.pem"})
     error = failure(http.get("/x"), state)
-    assert error.message.startswith("Could not load the TLS files: ")
+    assert error.message.startswith("Could not load the TLS files named in configuration tls")
 
 
 # --- parsing ---------------------------------------------------------------------------------

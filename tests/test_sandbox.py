@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ast
 import copy
-from collections import UserString
-from typing import Any
 
 import pytest
 
@@ -14,7 +12,6 @@ from statefn._jobscope import (
     JobGuards,
     JobLogger,
     ListSink,
-    format_target,
     job_builtins,
     module_view,
 )
@@ -109,29 +106,30 @@ def test_type_gives_the_type_of_one_value_only() -> None:
         guards.type_of("X", (), {})
 
 
-# -- str.format ----------------------------------------------------------------------------
+def test_type_never_hands_out_a_metaclass() -> None:
+    with pytest.raises(SecurityError, match="type\\(\\) of a class is not allowed"):
+        JobGuards([]).type_of(int)
 
 
-def test_format_guard_passes_templates_without_attribute_fields() -> None:
-    assert format_target("{0}-{x[k]}-{1:>{2}}").format(1, "b", 3, x={"k": "v"}) == "1-v-  b"
-    assert format_target(str).format_map("{a}", {"a": 1}) == "1"
+def test_a_class_cannot_derive_from_a_metaclass() -> None:
+    guards = JobGuards([])
+    with pytest.raises(SecurityError, match="deriving from a metaclass"):
+        guards.build_class(lambda: None, "Meta", type)
+    assert len(guards.violations) == 1
 
 
-@pytest.mark.parametrize(
-    "template", ["{0.real}", "{x.y}", "{0[a].b}", "{0:{1.imag}}", UserString("{0.real}")]
-)
-def test_format_guard_refuses_attribute_fields(template: Any) -> None:
-    with pytest.raises(SecurityError, match=r"is not allowed: fields of str\.format"):
-        format_target(template).format(1, 2, x=1)
+def test_match_class_guard_checks_the_names_of_match_args() -> None:
+    class Frameish:
+        __match_args__ = ("real", "f_back")
 
+    class Plain:
+        __match_args__ = ("real",)
 
-def test_format_guard_leaves_other_objects_alone() -> None:
-    class Report:
-        def format(self) -> str:
-            return "report"
-
-    report = Report()
-    assert format_target(report) is report
+    guards = JobGuards([])
+    assert guards.match_class(Plain) is Plain
+    assert guards.match_class(int) is int
+    with pytest.raises(SecurityError, match="attribute 'f_back' is not allowed"):
+        guards.match_class(Frameish)
 
 
 # -- built-ins and output ------------------------------------------------------------------

@@ -4,6 +4,11 @@ Which code raised decides between job and adaptor errors: the innermost tracebac
 that belongs to job code (job source, or an operation given as a Python callable) or to an
 adaptor; frames of the standard library, third-party packages and statefn itself are
 skipped. Job code errors then follow the table of the contract, section 4.
+
+Classifying calls no method job code defined: an error class the job made (even one
+deriving from a statefn error, which job code reaches as ``type(caught)``) is job code's
+exception like any other, read with the built-in ``__str__``, and the fields of statefn's
+own errors that job code could have filled are copied as exact JSON values.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
-from ._compile import JOB_FILENAME_PREFIX, CompiledJob
+from ._compile import JOB_FILENAME_PREFIX, JOB_MODULE, CompiledJob
 from ._errors import AdaptorError, JobError, JobRuntimeError, RuntimeCrash, StatefnError
 from ._state import copy_state
 
@@ -102,8 +107,10 @@ class Classifier:
         origin, pos = self._origin(error)
         if origin == "adaptor" and pos is None:
             pos = self._operation_position(operation)
-        if isinstance(error, StatefnError):
+        if isinstance(error, StatefnError) and type(error).__module__ != JOB_MODULE:
             classified = error
+            classified.details = _json_or_none(error.details)
+            classified.pos = _json_or_none(error.pos)
         elif origin == "adaptor":
             details = _json_fields(error) or {}
             details.setdefault("message", _text(error))
@@ -121,9 +128,27 @@ class Classifier:
         return classified
 
 
-def _text(error: BaseException) -> str:
-    """``str(error)``, or its ``repr`` when its ``__str__`` itself raises."""
+def _json_or_none(value: Any) -> Any:
+    if value is None:
+        return None
     try:
+        return copy_state(value)
+    except StatefnError:
+        return None
+
+
+def _text(error: BaseException) -> str:
+    """``str(error)``, or its ``repr`` when its ``__str__`` itself raises.
+
+    An error of a class the job defined is shown by the ``__str__`` of the nearest built-in
+    exception class among its bases: a library base's own (a statefn error's reads
+    ``message``, ``UserString``'s reads ``data``) would read what the job's class defines.
+    """
+    kind = type(error)
+    try:
+        if kind.__module__ == JOB_MODULE:
+            builtin = next(c for c in kind.__mro__ if c.__module__ == "builtins")
+            return str(cast(Callable[[BaseException], object], builtin.__str__)(error))
         return str(error)
     except Exception:
         try:

@@ -25,23 +25,23 @@ from types import CodeType
 from typing import Any
 
 from ._errors import AdaptorImportError, CompileError, Diagnostic, SecurityError
-from ._jobscope import JobGuards, JobLogger, LogSink, format_target, job_builtins, module_view
+from ._jobscope import JobGuards, JobLogger, LogSink, job_module
 from ._lazy import S
 from ._sandbox import (
     ALLOWED_MODULES,
-    FORMAT_GUARD,
     IMPORT,
     IMPORT_NAMES,
-    WRITE_GUARD,
+    compile_source,
+    guarded_scope,
     parse,
     restrict,
     split_lines,
-    syntax_diagnostic,
 )
 from .adaptor import is_operation_factory
 
 __all__ = [
     "JOB_FILENAME_PREFIX",
+    "JOB_MODULE",
     "CompiledJob",
     "JobEnvironment",
     "OperationInfo",
@@ -52,6 +52,8 @@ __all__ = [
 ]
 
 JOB_FILENAME_PREFIX = "<statefn-job"
+# The ``__name__`` of job code, so the ``__module__`` of every class it defines.
+JOB_MODULE = "statefn_job"
 
 # The names the top-level rewrite calls (job code cannot name anything beginning with "_").
 _OPERATION = "_sf_operation"
@@ -185,7 +187,8 @@ def load_globals(job: CompiledJob, env: JobEnvironment) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _compile(source: str, adaptors: tuple[str, ...], kind: str) -> CompiledJob:
-    digest = hashlib.blake2b(source.encode(), digest_size=6).hexdigest()
+    # A lone surrogate is CPython's to refuse (a CompileError), not the digest's.
+    digest = hashlib.blake2b(source.encode(errors="surrogatepass"), digest_size=6).hexdigest()
     filename = f"<statefn-{kind}-{digest}>"
     lines = split_lines(source)
     tree = parse(source, filename, "exec", lines)
@@ -194,10 +197,7 @@ def _compile(source: str, adaptors: tuple[str, ...], kind: str) -> CompiledJob:
     if problems:
         raise CompileError(problems)
     operations = _mark_operations(tree, lines) if kind == "job" else []
-    try:
-        code = compile(tree, filename, "exec", dont_inherit=True)
-    except SyntaxError as error:
-        raise CompileError([syntax_diagnostic(error, lines)]) from None
+    code = compile_source(tree, filename, "exec", lines)
     return CompiledJob(source, filename, lines, operations, adaptors, code)
 
 
@@ -271,7 +271,7 @@ def _namespace(env: JobEnvironment) -> dict[str, Any]:
     guards = JobGuards(env.violations)
 
     def import_module(name: str) -> Any:
-        return module_view(name) if name in ALLOWED_MODULES else env.import_adaptor(name)
+        return job_module(name, guards) if name in ALLOWED_MODULES else env.import_adaptor(name)
 
     def import_names(module: str, names: tuple[str, ...]) -> tuple[Any, ...]:
         source = import_module(module)
@@ -284,14 +284,12 @@ def _namespace(env: JobEnvironment) -> dict[str, Any]:
         return tuple(values)
 
     namespace = dict(env.names)
+    namespace.update(guarded_scope(guards, env.console))
     namespace.update(
         {
-            "__builtins__": job_builtins(guards, env.console),
-            "__name__": "statefn_job",
+            "__name__": JOB_MODULE,
             "S": S,
             "console": JobLogger(env.console),
-            WRITE_GUARD: guards.write,
-            FORMAT_GUARD: format_target,
             IMPORT: import_module,
             IMPORT_NAMES: import_names,
         }

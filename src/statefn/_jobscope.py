@@ -4,17 +4,22 @@ The sandbox (``_sandbox``) checks job source once, when it compiles, and rewrite
 constructs it cannot judge there into calls of the guards defined here. This module holds
 everything a loaded job (or an edge condition) touches while it runs:
 
-- ``JobGuards``: setting attributes only on objects whose class the job defined, ``type()``
-  with one argument only, and the record of every refusal, so a caught ``SecurityError``
-  still fails the step;
-- ``format_target``: ``str.format``/``format_map`` templates may not read attributes;
+- ``attribute_problem``: the one policy for attribute names, whether job code writes them
+  (``x.name``, ``case C(name=p)``) or a class chooses them at run time (``__match_args__``);
+- ``JobGuards``: setting attributes only on objects whose class the job defined, class
+  patterns whose positional attributes pass the policy, ``type()`` with one argument only
+  and never of a class (no metaclass reaches job code), and the record of every refusal,
+  so a caught ``SecurityError`` still fails the step;
 - ``job_builtins``: the safe built-ins, with ``print`` sent to a ``LogSink``; ``JobLogger``
   is the ``console`` object;
 - ``module_view``: read-only views of the allowed standard-library modules, without their
-  submodules or the attributes that reach outside the job.
+  submodules or the attributes that reach outside the job; ``job_module`` gives each
+  import its own copy of the mutable objects a module shares (``decimal``'s contexts,
+  ``random``'s generator).
 
 It does not decide what source is allowed, which modules may be imported or how guards are
-wired into the compiled code: that is the static policy in ``_sandbox``.
+wired into the compiled code: that is the static policy in ``_sandbox``. The guard of
+``str.format`` templates is in ``_formatting``.
 """
 
 from __future__ import annotations
@@ -22,15 +27,14 @@ from __future__ import annotations
 import builtins
 import functools
 import importlib
-import string
 import weakref
-from collections import UserString
 from collections.abc import Callable, Iterable
 from types import MappingProxyType, ModuleType
 from typing import Any, NoReturn, Protocol
 
 from ._console import LogLevel
 from ._errors import SecurityError
+from ._formatting import FORMAT_ATTRIBUTES
 
 __all__ = [
     "BUILTIN_NAMES",
@@ -39,12 +43,49 @@ __all__ = [
     "ListSink",
     "LogSink",
     "ModuleView",
-    "format_field_message",
-    "format_field_problem",
-    "format_target",
+    "attribute_problem",
     "job_builtins",
+    "job_module",
     "module_view",
+    "unguarded_attribute_problem",
 ]
+
+
+# -- the attribute policy ----------------------------------------------------------------
+
+# Generators, coroutines, async generators, frames, tracebacks and code objects.
+INTERNAL_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_")
+
+# Climbing to a class's bases hands out Enum (whose functional API makes classes from a dict
+# of names, dunders included) and the standard ABCs; registering a virtual subclass changes
+# what ``isinstance`` answers for every run in the process.
+HIERARCHY_ATTRIBUTES = frozenset({"mro", "register"})
+
+
+def attribute_problem(attr: str) -> str | None:
+    """Why job code may not read attribute ``attr`` by name, or None when it may."""
+    if attr.startswith("_"):
+        return f"attribute '{attr}' is not allowed: attributes beginning with '_' are reserved"
+    if attr.startswith(INTERNAL_PREFIXES):
+        return (
+            f"attribute '{attr}' is not allowed: the internals of generators, coroutines, "
+            "frames, tracebacks and code objects are not reachable from job code"
+        )
+    if attr in HIERARCHY_ATTRIBUTES:
+        return (
+            f"attribute '{attr}' is not allowed: job code may not climb or change class hierarchies"
+        )
+    return None
+
+
+def unguarded_attribute_problem(attr: str) -> str | None:
+    """``attribute_problem``, where no guard can stand between the read and its use."""
+    if attr in FORMAT_ATTRIBUTES:
+        return (
+            f"attribute '{attr}' is not allowed here: str.{attr} can only be reached as "
+            f"x.{attr}, where its template is checked"
+        )
+    return attribute_problem(attr)
 
 
 # -- guards ----------------------------------------------------------------------------
@@ -69,6 +110,9 @@ class JobGuards:
 
     def build_class(self, func: Callable[..., Any], name: str, *bases: Any, **kw: Any) -> Any:
         """``__build_class__`` of job code: remembers the classes the job defines."""
+        for base in bases:
+            if isinstance(base, type) and issubclass(base, type):
+                self.refuse("a class deriving from a metaclass is not allowed in job code")
         cls = builtins.__build_class__(func, name, *bases, **kw)
         self._classes.add(cls)
         return cls
@@ -83,10 +127,27 @@ class JobGuards:
         )
 
     def type_of(self, value: object, *more: object) -> type:
-        """``type`` for job code: the one-argument form only."""
+        """``type`` for job code: the one-argument form, of anything but a class."""
         if more:
             self.refuse("type() with three arguments is not allowed in job code")
+        if isinstance(value, type):
+            self.refuse(
+                "type() of a class is not allowed in job code: a metaclass makes classes "
+                "from a dict of names chosen at run time"
+            )
         return type(value)
+
+    def match_class(self, cls: Any) -> Any:
+        """``cls`` of a class pattern, once the attributes its positional patterns would
+        read (the names in ``cls.__match_args__``, chosen at run time) pass the policy."""
+        names = getattr(cls, "__match_args__", ())
+        if type(names) is tuple:
+            for name in names:
+                if isinstance(name, str):
+                    problem = unguarded_attribute_problem(str.__str__(name))
+                    if problem is not None:
+                        self.refuse(problem)
+        return cls
 
 
 def _describe(value: Any) -> str:
@@ -99,105 +160,6 @@ def _describe(value: Any) -> str:
     if callable(value) and hasattr(value, "__name__"):
         return f"function '{value.__name__}'"
     return f"a '{type(value).__name__}' object"
-
-
-# -- format strings --------------------------------------------------------------------
-
-_FORMATTER = string.Formatter()
-
-
-def format_field_message(field: str) -> str:
-    """The problem with ``field``, a format field that reads an attribute."""
-    return (
-        f"format field '{{{field}}}' is not allowed: fields of str.format and "
-        "str.format_map may not read attributes"
-    )
-
-
-def _reads_attribute(field: str) -> bool:
-    # A field is ``arg_name ("." attribute | "[" key "]")*``; a dot inside brackets is
-    # part of a key, which is an item lookup like any subscript in job code.
-    in_key = False
-    for char in field:
-        if char == "[":
-            in_key = True
-        elif char == "]":
-            in_key = False
-        elif char == "." and not in_key:
-            return True
-    return False
-
-
-def format_field_problem(template: str) -> str | None:
-    """The first field of a ``str.format`` template that reads an attribute, else None."""
-    try:
-        parts = list(_FORMATTER.parse(template))
-    except ValueError:
-        return None  # str.format raises the same error when called
-    for _literal, field, spec, _conversion in parts:
-        if field is not None and _reads_attribute(field):
-            return field
-        if spec and "{" in spec:
-            nested = format_field_problem(spec)
-            if nested is not None:
-                return nested
-    return None
-
-
-def _check_template(template: object) -> None:
-    text = template.data if isinstance(template, UserString) else template
-    if isinstance(text, str):
-        field = format_field_problem(text)
-        if field is not None:
-            raise SecurityError(format_field_message(field))
-
-
-class _FormatGuard:
-    """Stands for a string while its ``format``/``format_map`` is looked up."""
-
-    __slots__ = ("_subject", "_template")
-
-    def __init__(self, subject: Any, template: object) -> None:
-        self._subject = subject
-        self._template = template
-
-    def format(self, *args: Any, **kwargs: Any) -> Any:
-        _check_template(self._template)
-        return self._subject.format(*args, **kwargs)
-
-    def format_map(self, mapping: Any) -> Any:
-        _check_template(self._template)
-        return self._subject.format_map(mapping)
-
-
-class _UnboundFormatGuard:
-    """Stands for ``str`` (or a subclass) while ``str.format`` is looked up on it."""
-
-    __slots__ = ("_subject",)
-
-    def __init__(self, subject: Any) -> None:
-        self._subject = subject
-
-    def format(self, template: object, /, *args: Any, **kwargs: Any) -> Any:
-        _check_template(template)
-        return self._subject.format(template, *args, **kwargs)
-
-    def format_map(self, template: object, mapping: Any) -> Any:
-        _check_template(template)
-        return self._subject.format_map(template, mapping)
-
-
-def format_target(value: Any) -> Any:
-    """What ``value.format`` is looked up on: a guard when ``value`` is a string or ``str``."""
-    # ``super().format`` is ``str.format`` bound to ``super().__self__``.
-    subject = getattr(value, "__self__", None) if isinstance(value, super) else value
-    if isinstance(subject, type):
-        if issubclass(subject, str | UserString):
-            return _UnboundFormatGuard(value)
-        return value
-    if isinstance(subject, str | UserString):
-        return _FormatGuard(value, subject)
-    return value
 
 
 # -- built-ins and the console ---------------------------------------------------------
@@ -309,13 +271,16 @@ def _printer(sink: LogSink) -> Callable[..., None]:
 # Attributes of allowed modules that reach outside the job: processes (uuid's node lookup
 # may run system tools), the clock's sleep (a job must not block its thread on purpose),
 # process- and system-wide settings (time zone search path, TZ, the system clock, the
-# decimal context of a shared thread) and string.Formatter, whose fields read attributes.
+# decimal context of a shared thread), the file system (the time zone search path and the
+# directories under it), string.Formatter, whose fields read attributes, Enum, whose
+# functional API makes classes from a dict of names, and datetime's C API capsule.
 _HIDDEN_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "datetime": frozenset({"datetime_CAPI"}),
     "decimal": frozenset({"setcontext"}),
     "string": frozenset({"Formatter"}),
     "time": frozenset({"sleep", "tzset", "clock_settime", "clock_settime_ns"}),
-    "uuid": frozenset({"getnode", "uuid1"}),
-    "zoneinfo": frozenset({"reset_tzpath"}),
+    "uuid": frozenset({"getnode", "uuid1", "Enum"}),
+    "zoneinfo": frozenset({"reset_tzpath", "available_timezones", "TZPATH"}),
 }
 
 
@@ -366,4 +331,84 @@ def module_view(name: str) -> ModuleView:
         for attr, value in vars(module).items()
         if not attr.startswith("_") and attr not in hidden and not isinstance(value, ModuleType)
     }
+    return ModuleView(name, attributes)
+
+
+# The position of ``flags`` among the arguments of re's functions that compile a pattern.
+_RE_FLAGS_POSITION = {
+    "compile": 1,
+    "template": 1,
+    "search": 2,
+    "match": 2,
+    "fullmatch": 2,
+    "findall": 2,
+    "finditer": 2,
+    "split": 3,
+    "sub": 4,
+    "subn": 4,
+}
+
+
+def _re_without_debug(guards: JobGuards) -> dict[str, Any]:
+    """re's functions that compile a pattern, refusing ``re.DEBUG``: with it, compiling
+    prints the parsed pattern to the process's standard output (the command line's JSON)."""
+    import re
+
+    def refusing(function: Callable[..., Any], position: int) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            flags = args[position] if len(args) > position else kwargs.get("flags", 0)
+            if isinstance(flags, int) and flags & re.DEBUG:
+                guards.refuse(
+                    "re.DEBUG is not allowed in job code: it prints to the process's "
+                    "standard output"
+                )
+            return function(*args, **kwargs)
+
+        return call
+
+    return {
+        name: refusing(getattr(re, name), position)
+        for name, position in _RE_FLAGS_POSITION.items()
+        if hasattr(re, name)
+    }
+
+
+def _own_decimal_contexts(guards: JobGuards) -> dict[str, Any]:
+    import decimal
+
+    names = ("DefaultContext", "BasicContext", "ExtendedContext")
+    return {name: getattr(decimal, name).copy() for name in names}
+
+
+def _own_random_generator(guards: JobGuards) -> dict[str, Any]:
+    import random
+
+    shared, own = random.random.__self__, random.Random()  # type: ignore[attr-defined]
+    return {
+        name: getattr(own, name)
+        for name, value in vars(random).items()
+        if getattr(value, "__self__", None) is shared and not name.startswith("_")
+    }
+
+
+# What one job's import of a module replaces in the shared view: the module-level objects
+# that hold state and that job code can change without setting an attribute (a context's
+# traps, a generator's seed), and functions guarded with the job's guards.
+_OWN_OBJECTS: dict[str, Callable[[JobGuards], dict[str, Any]]] = {
+    "decimal": _own_decimal_contexts,
+    "random": _own_random_generator,
+    "re": _re_without_debug,
+}
+
+
+def job_module(name: str, guards: JobGuards) -> ModuleView:
+    """What ``import name`` gives one job: the shared view, or a copy of it with the
+    module's stateful objects and guarded functions its own."""
+    view = module_view(name)
+    own = _OWN_OBJECTS.get(name)
+    if own is None:
+        return view
+    attributes = {attr: value for attr, value in vars(view).items() if attr != "_name"}
+    attributes.update(own(guards))
     return ModuleView(name, attributes)

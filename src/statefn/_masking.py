@@ -1,8 +1,13 @@
 """Masking: credential values never appear in logs, events or error records.
 
 Every string value of 4 or more characters in a step's configuration (nested too) is a
-secret, and so is the base64 of ``username:password``. Each secret is also masked in its
-URL-encoded and JSON-escaped forms.
+secret, and so is the base64 of ``username:password``. Each secret is also masked in every
+form printing or encoding it whole gives: ``repr`` and ``ascii`` (how a dict or a list of
+it prints), the ``repr`` of its UTF-8 bytes, URL-encoded, JSON-escaped and base64 (standard
+and URL-safe, with or without padding).
+
+What masking cannot catch is a secret transformed: a part of it, its hash, its letters
+reordered, or its base64 inside the base64 of a longer text.
 """
 
 from __future__ import annotations
@@ -34,11 +39,18 @@ def _forms(secret: str) -> Iterable[str]:
     # Imported here: only steps with secrets need it, and it costs ~3 ms at start-up.
     from urllib.parse import quote, quote_plus
 
+    raw = secret.encode()
     yield secret
+    yield repr(secret)[1:-1]
+    yield ascii(secret)[1:-1]
+    yield repr(raw)[2:-1]
     yield quote(secret, safe="")
     yield quote_plus(secret, safe="")
     yield json.dumps(secret)[1:-1]
     yield json.dumps(secret, ensure_ascii=False)[1:-1]
+    for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        yield encoded
+        yield encoded.rstrip("=")
 
 
 class Masker:
@@ -78,8 +90,8 @@ class Masker:
             return value
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, Mapping):
-            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in dict.items(value)}
         if isinstance(value, list | tuple):
             return [self.value(item) for item in value]
         return value

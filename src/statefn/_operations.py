@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._classify import Classifier
@@ -24,12 +24,14 @@ __all__ = ["OperationsOutcome", "StepSettings", "finish", "run_operations"]
 @dataclass(slots=True)
 class OperationsOutcome:
     """What running a step's operations left: the state (None when the last operation
-    returned None: the step produced no state), its JSON, and any error."""
+    returned None: the step produced no state), its JSON, any error, and the targets of the
+    edges it follows (evaluated with the step's work, within its time)."""
 
     state: State | None
     encoded: bytes | None
     error: StatefnError | None
     interrupted: bool = False
+    targets: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -51,7 +53,9 @@ def _checked(
         )
         return {}
     if isinstance(result, dict):
-        return result
+        # A job's own dict class stops here: what the runtime holds is a built-in dict,
+        # copied by the built-in method (no method the job defined runs).
+        return dict.copy(result)
     raise JobRuntimeError(
         f"TypeError: operation {index + 1} ({_describe(operation)}) returned "
         f"{type(result).__name__}, not a state dict",

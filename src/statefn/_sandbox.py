@@ -10,13 +10,17 @@ at run time, so that job code that uses nothing forbidden runs as plain Python:
   job code may only change objects whose class it defined;
 - reading ``format``/``format_map`` from anything but a string literal goes through
   ``_sf_format``, which checks the template when it is called (a literal is checked now);
+- the class of every ``match`` class pattern is looked up once, before the ``match``, through
+  ``_sf_match_class``: positional patterns read the attributes the class lists in
+  ``__match_args__``, names chosen at run time that must pass the same policy as ``x.name``;
 - imports become calls of the loader's import functions, which hand out read-only views
   of the allowed standard-library modules and the adaptors the linker finds.
 
 Edge conditions (``compile_expression``) are compiled under the same policy.
 
 The guards those rewritten calls reach, the built-ins and the module views job code sees
-while it runs live in ``_jobscope``; this module only decides and rewrites. What neither
+while it runs live in ``_jobscope`` (and the format guard in ``_formatting``); this module
+only decides and rewrites. What neither
 stops (CPU or memory exhaustion, endless loops) is the job of the step timeout and of
 process isolation; see ``docs/job-language.md``.
 """
@@ -24,18 +28,25 @@ process isolation; see ``docs/job-language.md``.
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any, cast
 
 from ._errors import CompileError, Diagnostic
-from ._jobscope import (
-    JobGuards,
+from ._formatting import (
+    FORMAT_ATTRIBUTES,
     format_field_message,
     format_field_problem,
     format_target,
+)
+from ._jobscope import (
+    JobGuards,
+    LogSink,
+    attribute_problem,
     job_builtins,
     module_view,
+    unguarded_attribute_problem,
 )
 from ._linker import is_installed_adaptor
 
@@ -44,10 +55,12 @@ __all__ = [
     "FORMAT_GUARD",
     "IMPORT",
     "IMPORT_NAMES",
+    "MATCH_CLASS",
     "WRITE_GUARD",
     "RestrictedExpression",
     "compile_expression",
     "diagnostic",
+    "guarded_scope",
     "parse",
     "restrict",
     "split_lines",
@@ -69,14 +82,12 @@ FORBIDDEN_NAMES = _words(
     "help exit quit __import__"
 )
 
-# Generators, coroutines, async generators, frames, tracebacks and code objects.
-INTERNAL_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_")
-
 # The names the rewritten tree calls. They begin with "_", so job code cannot name them.
 WRITE_GUARD = "_sf_write"
 FORMAT_GUARD = "_sf_format"
 IMPORT = "_sf_import"
 IMPORT_NAMES = "_sf_import_names"
+MATCH_CLASS = "_sf_match_class"
 
 _ALLOWED_NODES = _words(
     # statements
@@ -98,13 +109,16 @@ _NOT_CHILDREN = frozenset(
     {"ctx", "op", "ops", "id", "attr", "name", "names", "asname", "module", "level", "arg"}
     | {"kwd_attrs", "rest", "type_comment", "kind", "conversion", "is_async"}
 )
+# A class pattern's class is walked where it is hoisted to, before its ``match``.
+_HOISTED: dict[type[ast.AST], frozenset[str]] = {ast.MatchClass: frozenset({"cls"})}
 
 
 def _children_table() -> dict[type[ast.AST], tuple[str, ...]]:
     table: dict[type[ast.AST], tuple[str, ...]] = {}
     for node_name in _ALLOWED_NODES:
         node_type: type[ast.AST] = getattr(ast, node_name)
-        fields = tuple(f for f in node_type._fields if f not in _NOT_CHILDREN)
+        skipped = _NOT_CHILDREN | _HOISTED.get(node_type, frozenset())
+        fields = tuple(f for f in node_type._fields if f not in skipped)
         table[node_type] = () if node_type in (ast.Constant, ast.MatchSingleton) else fields
     return table
 
@@ -128,6 +142,7 @@ def _syntax_name(node: ast.AST) -> str:
 
 
 _IMPORTS = (ast.Import, ast.ImportFrom)
+_REWRITTEN_STATEMENTS = (*_IMPORTS, ast.Match)
 _STATEMENT_LISTS = frozenset({"body", "orelse", "finalbody"})
 
 
@@ -148,11 +163,31 @@ def diagnostic(message: str, line: int, byte_offset: int, lines: list[str]) -> D
 
 def parse(source: str, filename: str, mode: str, lines: list[str]) -> ast.AST:
     """Parse ``source``; a syntax error is a ``CompileError`` with its position."""
+    return cast(ast.AST, compile_source(source, filename, mode, lines, ast.PyCF_ONLY_AST))
+
+
+def compile_source(
+    source: str | ast.Module | ast.Expression,
+    filename: str,
+    mode: str,
+    lines: list[str],
+    flags: int = 0,
+) -> Any:
+    """CPython's ``compile``; whatever it refuses is a ``CompileError``, never a raw error.
+
+    Pathological sources (a 200,000-term expression, 100,000 nested operators, a null
+    byte) make the parser or the compiler raise ``RecursionError``, ``MemoryError`` or
+    ``ValueError`` rather than ``SyntaxError``.
+    """
     try:
-        tree: ast.AST = compile(source, filename, mode, ast.PyCF_ONLY_AST, dont_inherit=True)
+        return compile(source, filename, mode, flags, dont_inherit=True)
     except SyntaxError as error:
         raise CompileError([syntax_diagnostic(error, lines)]) from None
-    return tree
+    except (RecursionError, MemoryError, ValueError) as error:
+        reason = str(error) if isinstance(error, ValueError) else "too deeply nested or too large"
+        raise CompileError(
+            [Diagnostic(f"the job cannot be compiled: {reason}", 1, 1, "")]
+        ) from None
 
 
 def syntax_diagnostic(error: SyntaxError, lines: list[str]) -> Diagnostic:
@@ -175,17 +210,6 @@ def restrict(tree: ast.AST, lines: list[str], adaptors: frozenset[str]) -> list[
     return sorted(restrictor.problems, key=lambda problem: (problem.line, problem.column))
 
 
-def _internal_attribute_message(attr: str) -> str | None:
-    if attr.startswith("_"):
-        return f"attribute '{attr}' is not allowed: attributes beginning with '_' are reserved"
-    if attr.startswith(INTERNAL_PREFIXES):
-        return (
-            f"attribute '{attr}' is not allowed: the internals of generators, coroutines, "
-            "frames, tracebacks and code objects are not reachable from job code"
-        )
-    return None
-
-
 def _call(name: str, args: list[ast.expr], like: ast.AST) -> ast.Call:
     """A call of one of the sandbox's functions, placed where ``like`` is."""
     func = ast.Name(id=name, ctx=ast.Load())
@@ -203,6 +227,7 @@ class _Restrictor:
         self.problems: list[Diagnostic] = []
         self._lines = lines
         self._adaptors = adaptors
+        self._hoisted = 0
         self._handlers: dict[type[ast.AST], Callable[[Any], None]] = {
             ast.Name: self._name,
             ast.Attribute: self._attribute,
@@ -218,6 +243,7 @@ class _Restrictor:
             ast.MatchStar: self._match_capture,
             ast.MatchMapping: self._match_mapping,
             ast.MatchClass: self._match_class,
+            ast.MatchValue: self._match_value,
         }
 
     def walk(self, root: ast.AST) -> None:
@@ -259,8 +285,10 @@ class _Restrictor:
         elif name in FORBIDDEN_NAMES:
             self._report(node, f"'{name}' is not allowed in job code")
 
-    def _check_attribute(self, node: Any, attr: str) -> None:
-        message = _internal_attribute_message(attr)
+    def _check_attribute(
+        self, node: Any, attr: str, policy: Callable[[str], str | None] = attribute_problem
+    ) -> None:
+        message = policy(attr)
         if message is None:
             return
         if isinstance(node, ast.Attribute) and node.end_lineno and node.end_col_offset:
@@ -279,7 +307,7 @@ class _Restrictor:
         self._check_attribute(node, node.attr)
         if not isinstance(node.ctx, ast.Load):
             node.value = _call(WRITE_GUARD, [node.value, ast.Constant(node.attr)], node.value)
-        elif node.attr in ("format", "format_map"):
+        elif node.attr in FORMAT_ATTRIBUTES:
             receiver = node.value
             if isinstance(receiver, ast.Constant) and isinstance(receiver.value, str):
                 field = format_field_problem(receiver.value)
@@ -320,23 +348,56 @@ class _Restrictor:
             self._check_name(node, node.rest)
 
     def _match_class(self, node: ast.MatchClass) -> None:
-        # Keyword patterns read attributes: ``case C(__class__=x)`` is ``x = subject.__class__``.
+        # Keyword patterns read attributes: ``case C(__class__=x)`` is ``x = subject.__class__``,
+        # with no place for the format guard between the read and the binding.
         for attr in node.kwd_attrs:
-            self._check_attribute(node, attr)
+            self._check_attribute(node, attr, unguarded_attribute_problem)
+
+    def _match_value(self, node: ast.MatchValue) -> None:
+        # A value pattern is a dotted name that CPython looks up as it is: no guard fits.
+        value = node.value
+        while isinstance(value, ast.Attribute):
+            if value.attr in FORMAT_ATTRIBUTES:
+                self._check_attribute(value, value.attr, unguarded_attribute_problem)
+            value = value.value
 
     # imports
 
     def _statements(self, statements: list[Any]) -> list[Any]:
-        """Rewrite the imports of a statement list in place; the other statements, to walk."""
-        if not any(type(statement) in _IMPORTS for statement in statements):
+        """Rewrite the imports and ``match`` statements of a statement list in place; the
+        nodes the policy must walk (the job's own, not the rewrite's guard calls)."""
+        if not any(type(statement) in _REWRITTEN_STATEMENTS for statement in statements):
             return statements
-        original = []
-        for index, statement in enumerate(statements):
+        rewritten: list[Any] = []
+        to_walk: list[Any] = []
+        for statement in statements:
             if type(statement) in _IMPORTS:
-                statements[index] = self._import(statement)
-            else:
-                original.append(statement)
-        return original
+                rewritten.append(self._import(statement))
+                continue
+            if type(statement) is ast.Match:
+                for hoisted in self._hoist_classes(statement):
+                    rewritten.append(hoisted)
+                    to_walk.append(hoisted.value.args[0])
+            rewritten.append(statement)
+            to_walk.append(statement)
+        statements[:] = rewritten
+        return to_walk
+
+    def _hoist_classes(self, node: ast.Match) -> list[Any]:
+        """``case C(p)`` -> ``_sf_class_N = _sf_match_class(C)`` before the ``match``, and
+        ``case _sf_class_N(p)``: the guard sees the class before its patterns read anything."""
+        assignments = []
+        for case in node.cases:
+            for pattern in ast.walk(case.pattern):
+                if isinstance(pattern, ast.MatchClass):
+                    name = f"_sf_class_{self._hoisted}"
+                    self._hoisted += 1
+                    value = _call(MATCH_CLASS, [pattern.cls], pattern.cls)
+                    assignment = ast.Assign(targets=[ast.Name(name, ast.Store())], value=value)
+                    assignments.append(ast.copy_location(assignment, node))
+                    ast.copy_location(assignment.targets[0], node)
+                    pattern.cls = ast.copy_location(ast.Name(name, ast.Load()), pattern.cls)
+        return assignments
 
     def _import(self, node: ast.Import | ast.ImportFrom) -> ast.stmt:
         """``import a as b`` -> ``b = _sf_import("a")``; ``from a import x`` -> ``x, = ...``."""
@@ -408,11 +469,8 @@ class RestrictedExpression:
 
     def evaluate(self, names: dict[str, Any]) -> Any:
         """The expression's value, with the safe built-ins and ``names`` in scope."""
-        guards = JobGuards([])
         scope: dict[str, Any] = dict(names)
-        scope["__builtins__"] = job_builtins(guards, None)
-        scope[WRITE_GUARD] = guards.write
-        scope[FORMAT_GUARD] = format_target
+        scope.update(guarded_scope(JobGuards([]), None))
         return eval(self.code, scope)
 
     def __repr__(self) -> str:
@@ -427,8 +485,15 @@ def compile_expression(source: str, filename: str) -> RestrictedExpression:
     problems = restrict(tree, lines, frozenset())
     if problems:
         raise CompileError(problems)
-    try:
-        code = compile(cast(ast.Expression, tree), filename, "eval", dont_inherit=True)
-    except SyntaxError as error:
-        raise CompileError([syntax_diagnostic(error, lines)]) from None
+    code = compile_source(cast(ast.Expression, tree), filename, "eval", lines)
     return RestrictedExpression(source, filename, code)
+
+
+def guarded_scope(guards: JobGuards, sink: LogSink | None) -> dict[str, Any]:
+    """The names the rewritten code calls, and the built-ins, for one job or condition."""
+    return {
+        "__builtins__": job_builtins(guards, sink),
+        WRITE_GUARD: guards.write,
+        FORMAT_GUARD: functools.partial(format_target, refuse=guards.refuse),
+        MATCH_CLASS: guards.match_class,
+    }

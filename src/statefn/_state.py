@@ -8,9 +8,15 @@ state handed from one step to its single next step moves without a copy, since n
 else holds it.
 
 ``seal`` makes a step's output JSON-safe in place and measures it. Its fast path is one
-orjson encode (which also rejects sets, bytes, objects, non-string keys and cycles) and
-one walk that accepts only exact JSON types; anything else falls to a slower walk that
-converts tuples and dates and reports the path of any value JSON cannot hold.
+orjson encode (which also rejects sets, bytes, objects, non-string keys, cycles and
+subclasses of the built-in types) and one walk that accepts only exact JSON types;
+anything else falls to a slower walk that converts tuples and dates and reports the path
+of any value JSON cannot hold.
+
+What leaves ``seal`` or ``copy_state`` holds exact built-in types only: a subclass of
+``dict``, ``list``, ``str``, ``int``, ``float`` or a date type, which job code may define,
+is replaced by the built-in value it stands for, read with the built-in type's own
+methods. The runtime then never calls a method job code defined on what it hands on.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import json
 import math
 from collections.abc import Callable
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -40,7 +46,11 @@ def _refuse(value: Any) -> Any:
     raise _NotPlainJson
 
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 def encode(value: Any) -> bytes:
@@ -105,37 +115,60 @@ def _unsafe(path: str, problem: str) -> JobRuntimeError:
     )
 
 
-def _convert(value: Any, path: str, ancestors: set[int], copy: bool) -> Any:
-    """The JSON-safe form of ``value``: tuples made lists, dates made ISO strings; raises
-    with the path of a value JSON cannot hold. Lists and dicts are converted in place,
-    or into new containers when ``copy`` is set."""
-    if isinstance(value, str | bool | int) or value is None:
-        return value
+def _scalar(value: Any) -> Any:
+    """The exact built-in value of a string, number or date (of a subclass too, read with
+    the built-in type's methods, not the subclass's); ``_NotPlainJson`` for anything else."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
     if isinstance(value, float):
-        if not _isfinite(value):
+        return float.__float__(value)
+    if isinstance(value, datetime):
+        return datetime.isoformat(value)
+    if isinstance(value, date):
+        return date.isoformat(value)
+    if isinstance(value, time):
+        return time.isoformat(value)
+    raise _NotPlainJson
+
+
+def _convert(value: Any, path: str, ancestors: set[int], copy: bool) -> Any:
+    """The JSON-safe form of ``value``: tuples made lists, dates made ISO strings,
+    subclasses made their built-in types; raises with the path of a value JSON cannot
+    hold. Exact lists and dicts are converted in place, or into new containers when
+    ``copy`` is set."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if not isinstance(value, dict | list | tuple):
+        try:
+            value = _scalar(value)
+        except _NotPlainJson:
+            raise _unsafe(path, _describe(value)) from None
+        if type(value) is float and not _isfinite(value):
             raise _unsafe(path, _describe(value))
         return value
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if not isinstance(value, dict | list | tuple):
-        raise _unsafe(path, _describe(value))
     if id(value) in ancestors:
         raise _unsafe(path, "a circular reference, which JSON cannot hold")
     ancestors.add(id(value))
     try:
         if isinstance(value, dict):
-            target: dict[str, Any] = {} if copy else value
-            for key, item in list(value.items()):
+            items = list(dict.items(value))
+            in_place = not copy and kind is dict and all(type(key) is str for key, _ in items)
+            target: dict[str, Any] = value if in_place else {}
+            for key, item in items:
                 if not isinstance(key, str):
                     raise _unsafe(
                         path, f"an object with the non-string key {key!r}, which JSON cannot hold"
                     )
+                key = str.__str__(key)
                 target[key] = _convert(item, f"{path}.{key}", ancestors, copy)
             return target
-        items = list(value) if copy or isinstance(value, tuple) else value
-        for index, item in enumerate(items):
-            items[index] = _convert(item, f"{path}[{index}]", ancestors, copy)
-        return items
+        elements = cast(list[Any], value) if not copy and kind is list else [*value]
+        for index, item in enumerate(elements):
+            elements[index] = _convert(item, f"{path}[{index}]", ancestors, copy)
+        return elements
     finally:
         ancestors.discard(id(value))
 
@@ -153,9 +186,13 @@ def seal(state: State) -> bytes:
     except (_NotPlainJson, TypeError, RecursionError):
         pass
     try:
-        _convert(state, "state", set(), copy=False)
+        converted = _convert(state, "state", set(), copy=False)
     except RecursionError:
         raise _unsafe("state", "nested too deeply to be JSON") from None
+    if converted is not state:
+        # Keys of a job's string class: the dict was rebuilt, ``state`` stays the one given.
+        state.clear()
+        state.update(converted)
     return _dumps(state)
 
 

@@ -1,9 +1,11 @@
 """One step's life: inputs, init, attempts, events and log lines.
 
 The step's work (linking adaptors and loading the job, then the operations and the sealing
-of the output state, in ``_operations``) runs on a step worker (see ``_worker``) in one
-hand-off; the run's thread meanwhile waits with the step's deadline, delivers events and
-evaluates edges. A run with no timeout and one branch at a time has nothing to wait for
+of the output state, in ``_operations``, then its edge conditions) runs on a step worker
+(see ``_worker``) in one hand-off; the run's thread meanwhile waits with the step's
+deadline and delivers events. Edge conditions are code from the plan, evaluated on the
+step's output: they run within the step's time, so a condition that never ends is the
+step's timeout. A run with no timeout and one branch at a time has nothing to wait for
 while a step runs, so its steps run inline on the run's own loop and skip the hand-off
 (about 0.1 ms a step).
 """
@@ -11,6 +13,7 @@ while a step runs, so its steps run inline on the run's own loop and skip the ha
 from __future__ import annotations
 
 import asyncio
+import decimal
 import resource
 import sys
 import time
@@ -116,7 +119,7 @@ class StepRun:
         run.bus.emit(Event.INIT_START, events.init_start(step.id))
         run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
         worker = run.pool.acquire() if run.uses_workers else None
-        work = self._work(worker, state, console, classifier, settings, started)
+        work = self._routed(self._work(worker, state, console, classifier, settings, started))
         try:
             if worker is None:
                 outcome = await _within(run, console, work)
@@ -176,6 +179,19 @@ class StepRun:
         self._announced = True
         self.run.bus.emit(Event.INIT_COMPLETE, events.init_complete(self.step.id, init_ms))
         self.run.bus.emit(Event.JOB_START, events.job_start(self.step.id))
+
+    async def _routed(self, work: Any) -> OperationsOutcome:
+        """``work``'s outcome with the targets of the edges it follows; a condition that
+        raises is the step's error."""
+        outcome: OperationsOutcome = await work
+        error = outcome.error
+        if not outcome.interrupted and (error is None or error.severity == "fail"):
+            try:
+                state = {} if outcome.state is None else outcome.state
+                outcome.targets = self.run.route(self.step, state)
+            except StatefnError as edge_error:
+                outcome.error = edge_error
+        return outcome
 
     async def _work(
         self,
@@ -239,13 +255,7 @@ class StepRun:
     ) -> StepResult:
         """Evaluate the edges, send job-complete or job-error, log; raise crash and kill."""
         run, step = self.run, self.step
-        error = outcome.error
-        targets: list[str] = []
-        if error is None or error.severity == "fail":
-            try:
-                targets = run.route(step, {} if outcome.state is None else outcome.state)
-            except StatefnError as edge_error:
-                error = edge_error
+        error, targets = outcome.error, outcome.targets
         if outcome.state is None and targets:
             run.logger.warning(
                 "Step %s did not return a state object: its next steps start from {}",
@@ -318,7 +328,10 @@ def _abandoned(worker: StepWorker | None) -> bool:
 
 
 async def _within(run: Run, console: JobConsole, work: Any) -> Any:
-    """Run ``work`` with the run and the step's console visible to adaptor code."""
+    """Run ``work`` with the run and the step's console visible to adaptor code, and a
+    decimal context of its own: what job code does to ``decimal.getcontext()`` stays in
+    the step, whichever thread (the host's own, inline) it runs on."""
     enter_run(run.context)
     step_console.set(console)
-    return await work
+    with decimal.localcontext(decimal.Context()):
+        return await work

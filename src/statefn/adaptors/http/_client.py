@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -99,11 +98,7 @@ def _ssl_context(tls: dict[str, Any]) -> ssl.SSLContext | bool:
         return True
     try:
         if isinstance(verify, str):
-            location = Path(verify)
-            context = ssl.create_default_context(
-                cafile=None if location.is_dir() else verify,
-                capath=verify if location.is_dir() else None,
-            )
+            context = ssl.create_default_context(cafile=verify)
         elif isinstance(verify, bool):
             context = ssl.create_default_context()
             if not verify:
@@ -117,6 +112,12 @@ def _ssl_context(tls: dict[str, Any]) -> ssl.SSLContext | bool:
             context.load_cert_chain(cert[0], cert[1])
         elif cert is not None:
             raise AdaptorError("tls cert must be a path or [cert path, key path]", fix=_TLS_FIX)
-    except (OSError, ssl.SSLError) as exc:
-        raise AdaptorError(f"Could not load the TLS files: {exc}", fix=_TLS_FIX) from exc
+    except (OSError, ssl.SSLError):
+        # One message whatever the cause: job code can put any path in its state's
+        # configuration, and must not learn which files exist or what they hold.
+        raise AdaptorError(
+            "Could not load the TLS files named in configuration tls: each must be a "
+            "readable PEM file",
+            fix=_TLS_FIX,
+        ) from None
     return context
