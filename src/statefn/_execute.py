@@ -227,17 +227,25 @@ class Run:
             return bool(edge.compiled.evaluate({"state": state, "upstream_step_id": step.id}))
         except StatefnError as error:
             if error.severity == "fail":
-                raise self._edge_error(step, edge, error.message) from None
+                raise self._edge_error(step, edge, state, error.message) from None
             raise
         except Exception as error:
-            raise self._edge_error(step, edge, f"{type(error).__name__}: {error}") from None
+            message = f"{type(error).__name__}: {error}"
+            raise self._edge_error(step, edge, state, message) from None
 
     @staticmethod
-    def _edge_error(step: Step, edge: Edge, message: str) -> EdgeConditionError:
+    def _edge_error(step: Step, edge: Edge, state: State, message: str) -> EdgeConditionError:
+        raised = f"{step.id}->{edge.target} raised {message}"
+        # A condition usually breaks on the state of a step that failed: its error comes first.
+        errors = state.get("errors") if isinstance(state, dict) else None
+        failure = errors.get(step.id) if isinstance(errors, dict) else None
+        if isinstance(failure, dict):
+            cause = f"{failure.get('name', 'Error')}: {failure.get('message', '')}"
+            text = f"Step {step.id} failed with {cause}; then its edge condition {raised}"
+        else:
+            text = f"Edge condition {raised}"
         return EdgeConditionError(
-            f"Edge condition {step.id}->{edge.target} raised {message}",
-            step_id=step.id,
-            details={"condition": edge.condition, "target": edge.target},
+            text, step_id=step.id, details={"condition": edge.condition, "target": edge.target}
         )
 
     async def _step(self, step: Step, state: State) -> StepResult:
