@@ -271,6 +271,13 @@ class StepRun:
             _source_excerpt(error.pos),
             extra={"job_id": step.id},
         )
+        if error.__cause__ is not None:
+            run.logger.debug(
+                "Traceback of step %s",
+                self.label,
+                exc_info=error.__cause__,
+                extra={"job_id": step.id},
+            )
         if error.severity != "fail":
             raise error
         return StepResult(outcome.state, targets, outcome.encoded)

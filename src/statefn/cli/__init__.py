@@ -74,7 +74,7 @@ def _common_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group("output")
     group.add_argument(
-        "--log", choices=list(LOG_LEVELS), default="info", metavar="LEVEL",
+        "--log", choices=list(LOG_LEVELS), default="info", metavar="LEVEL", type=str.lower,
         help="how much to log on stderr: none, error, warn, info (default), debug",
     )  # fmt: skip
     group.add_argument("--log-json", action="store_true", help="log JSON objects, one a line")
@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     args = build_parser().parse_args(argv)
-    logs = CliLogs(sys.stderr, args.log, json_lines=args.log_json)
+    logs = CliLogs(sys.stderr, args.log, json_lines=args.log_json, tracebacks=args.debug)
     try:
         return int(_dispatch(args, logs))
     except CliError as error:

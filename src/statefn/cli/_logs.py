@@ -9,6 +9,7 @@ State objects appear in logs only as ``--sanitize`` allows.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -67,12 +68,13 @@ def _not_a_step_error(record: logging.LogRecord) -> bool:
 class _TextFormatter(logging.Formatter):
     """``[component step] level: message``; the level only for warnings and errors."""
 
-    def __init__(self, colour: bool) -> None:
+    def __init__(self, interactive: bool, colour: bool) -> None:
         super().__init__()
+        self._interactive = interactive
         self._colour = colour
 
     def format(self, record: logging.LogRecord) -> str:
-        if self._colour and getattr(record, "progress", False):
+        if self._interactive and getattr(record, "progress", False):
             # Progress marks (▸ ✔ ✘) speak for themselves on a terminal.
             return record.getMessage()
         level = _level_name(record)
@@ -113,12 +115,22 @@ class _JsonFormatter(logging.Formatter):
 class CliLogs:
     """The ``cli``, ``runtime`` and ``job`` loggers of one command, writing to ``stream``."""
 
-    def __init__(self, stream: TextIO, level: str = "info", *, json_lines: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        level: str = "info",
+        *,
+        json_lines: bool = False,
+        tracebacks: bool = False,
+    ) -> None:
         self.stream = stream
         self.json_lines = json_lines
         self.interactive = not json_lines and stream.isatty()
+        # https://no-color.org: a NO_COLOR that is set and not empty turns colour off.
+        self.colour = self.interactive and not os.environ.get("NO_COLOR")
         handler = logging.StreamHandler(stream)
-        handler.setFormatter(_JsonFormatter() if json_lines else _TextFormatter(self.interactive))
+        formatter = _TextFormatter(self.interactive, self.colour)
+        handler.setFormatter(_JsonFormatter() if json_lines else formatter)
         self._masking = _MaskingFilter()
         handler.addFilter(self._masking)
         self.level = LOG_LEVELS[level]
@@ -130,6 +142,11 @@ class CliLogs:
             # --log debug. Its other warnings and errors are shown as they are.
             self.runtime.setLevel(max(self.level, logging.WARNING))
             self.runtime.addFilter(_not_a_step_error)
+        if tracebacks:
+            # The runtime logs the traceback behind a step's error at debug level.
+            shown = self.runtime.level
+            self.runtime.setLevel(logging.DEBUG)
+            self.runtime.addFilter(lambda record: record.levelno >= shown or bool(record.exc_info))
         self.job = self._logger("job", handler)
 
     def _logger(self, name: str, handler: logging.Handler) -> logging.Logger:
@@ -139,6 +156,10 @@ class CliLogs:
         logger.addHandler(handler)
         logger.propagate = False
         return logger
+
+    def paint(self, text: str, colour: str) -> str:
+        """``text`` in ``colour`` (an ANSI escape code) when colour is on."""
+        return f"{colour}{text}{_RESET}" if self.colour else text
 
     def mask(self, masker: Masker) -> None:
         """Mask ``masker``'s secrets in every line from now on."""

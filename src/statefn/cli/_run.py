@@ -30,6 +30,7 @@ from ._select import find_step
 __all__ = ["RunReporter", "render_step_error", "run_command", "write_state"]
 
 _PROGRESS = {"progress": True}
+_CYAN, _GREEN, _RED, _DIM = "\x1b[36m", "\x1b[32m", "\x1b[31m", "\x1b[2m"
 
 
 def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
@@ -195,16 +196,15 @@ class RunReporter:
     def _on_job_start(self, payload: dict[str, Any]) -> None:
         step_id = payload["job_id"]
         if self._logs.interactive:
-            self._logs.cli.info(f"\x1b[36m▸\x1b[0m {step_id}", extra=_PROGRESS)
+            self._logs.cli.info(f"{self._logs.paint('▸', _CYAN)} {step_id}", extra=_PROGRESS)
         else:
             self._logs.cli.info("started", extra={"job_id": step_id})
 
     def _on_job_complete(self, payload: dict[str, Any]) -> None:
         step_id, duration = payload["job_id"], _duration(payload.get("duration_ms"))
         if self._logs.interactive:
-            self._logs.cli.info(
-                f"\x1b[32m✔\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m", extra=_PROGRESS
-            )
+            mark, took = self._logs.paint("✔", _GREEN), self._logs.paint(duration, _DIM)
+            self._logs.cli.info(f"{mark} {step_id} {took}", extra=_PROGRESS)
         else:
             self._logs.cli.info(f"completed in {duration}", extra={"job_id": step_id})
         self._keep(step_id, payload.get("state"))
@@ -214,7 +214,8 @@ class RunReporter:
         error = payload.get("error") or {}
         summary = f"{error.get('name', 'Error')}: {error.get('message', '')}"
         if self._logs.interactive:
-            text = f"\x1b[31m✘\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m  {summary}"
+            mark, took = self._logs.paint("✘", _RED), self._logs.paint(duration, _DIM)
+            text = f"{mark} {step_id} {took}  {summary}"
             self._logs.cli.info(text, extra=_PROGRESS)
         else:
             self._logs.cli.warning(f"failed in {duration}: {summary}", extra={"job_id": step_id})

@@ -1,0 +1,76 @@
+"""The command line as a new user meets it: messages in the user's words, suggestions for
+typos, flags that do what their help says (issue 12). Every test runs the real command."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import test_cli
+from test_cli import Run, write
+
+statefn = test_cli.statefn  # the fixture that runs the real command
+
+FAILING_JOB = "def divide(state):\n    return 1 / 0\n\nfn(divide)\n"
+
+
+def test_debug_shows_the_traceback_behind_a_step_error(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "bad.py", FAILING_JOB)
+    result = statefn("run", "bad.py", "--debug")
+    assert result.returncode == 1
+    assert "[runtime bad] Traceback of step bad\nTraceback (most recent call last):" in (
+        result.stderr
+    )
+    assert "line 2, in divide\nZeroDivisionError: division by zero" in result.stderr
+    assert "During handling" not in result.stderr
+
+
+def test_without_debug_no_traceback_is_shown(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "bad.py", FAILING_JOB)
+    result = statefn("run", "bad.py")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_log_level_is_case_insensitive(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: state)\n")
+    for level in ("INFO", "Warn", "DEBUG"):
+        result = statefn("run", "job.py", "--log", level)
+        assert result.returncode == 0, result.stderr
+    assert "Finished in" in statefn("run", "job.py", "--log", "INFO").stderr
+    assert statefn("run", "job.py", "--log", "WARN").stderr == ""
+
+
+def terminal_output(tmp_path: Path, env: dict[str, str]) -> str:
+    """What ``statefn run job.py`` writes to a terminal."""
+    write(tmp_path / "job.py", "fn(lambda state: state)\n")
+    controller, terminal = pty.openpty()
+    result = subprocess.run(
+        [sys.executable, "-m", "statefn", "run", "job.py", "-o", "out.json"],
+        cwd=tmp_path, stderr=terminal, stdout=subprocess.PIPE, timeout=60,
+        env={**os.environ, **env},
+    )  # fmt: skip
+    os.close(terminal)
+    seen = b""
+    try:
+        while chunk := os.read(controller, 4096):
+            seen += chunk
+    except OSError:
+        pass
+    os.close(controller)
+    assert result.returncode == 0
+    return seen.decode()
+
+
+def test_no_color_turns_colour_off_on_a_terminal(tmp_path: Path) -> None:
+    text = terminal_output(tmp_path, {"NO_COLOR": "1"})
+    assert "✔ job" in text
+    assert "\x1b[" not in text
+
+
+def test_colour_is_on_on_a_terminal_without_no_color(tmp_path: Path) -> None:
+    text = terminal_output(tmp_path, {"NO_COLOR": ""})
+    assert "\x1b[32m✔\x1b[0m job" in text
