@@ -74,3 +74,63 @@ def test_no_color_turns_colour_off_on_a_terminal(tmp_path: Path) -> None:
 def test_colour_is_on_on_a_terminal_without_no_color(tmp_path: Path) -> None:
     text = terminal_output(tmp_path, {"NO_COLOR": ""})
     assert "\x1b[32m✔\x1b[0m job" in text
+
+
+def test_misspelt_command_suggests_the_command(statefn: Run) -> None:
+    result = statefn("rn", "job.py")
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "statefn: error: argument COMMAND: invalid choice: 'rn'; did you mean 'run'? "
+        "(choose from run, compile, validate, repo, docs, test)\n"
+    )
+
+
+def test_misspelt_flag_suggests_the_flag(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: state)\n")
+    result = statefn("run", "job.py", "--outptu", "out.json")
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "statefn run: error: unrecognized arguments: --outptu out.json; did you mean '--output'?\n"
+    )
+
+
+def test_misspelt_flag_before_the_command_is_named_as_such(statefn: Run) -> None:
+    result = statefn("--verison")
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "statefn: error: unrecognized arguments: --verison; did you mean '--version'?\n"
+    )
+
+
+def test_missing_command_is_a_usage_error(statefn: Run) -> None:
+    result = statefn()
+    assert result.returncode == 2
+    assert result.stderr.endswith("statefn: error: the following arguments are required: COMMAND\n")
+
+
+def test_misspelt_choice_suggests_the_value(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: state)\n")
+    result = statefn("run", "job.py", "--log", "infoo")
+    assert result.returncode == 2
+    assert "argument --log: invalid choice: 'infoo'; did you mean 'info'?" in result.stderr
+
+
+def test_misspelt_step_suggests_the_step(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "flow.json", {"steps": [{"id": "summarize", "expression": "fn(lambda s: s)"}]})
+    result = statefn("run", "flow.json", "--only", "sumary")
+    assert result.returncode == 3
+    assert result.stderr == (
+        "--only 'sumary' matches no step. Did you mean 'summarize'? The steps are:\n  summarize\n"
+    )
+
+
+def test_misspelt_adaptor_suggests_the_adaptor(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: state)\n")
+    result = statefn("run", "job.py", "-a", "htp")
+    assert result.returncode == 4
+    assert (
+        f'Adaptor "htp" was not found in the repo {tmp_path / "repo"} or the installed '
+        "packages; did you mean 'http'?\n"
+        "  fix: Run: statefn repo install htp, or give its folder (linker.modules.htp.path; "
+        "on the command line, -a htp=PATH)"
+    ) in result.stderr

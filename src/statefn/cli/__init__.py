@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 from ._exits import CliError, ExitCode
 from ._logs import LOG_LEVELS, SANITIZE_MODES, CliLogs
@@ -68,6 +69,44 @@ examples:
   statefn docs common                            every operation of common
   statefn docs common each                       the documentation of one operation
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors suggest the command, flag or value the user meant."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        flags = [
+            extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and extra != "-"
+        ]
+        if flags:
+            # Compared without their dashes, which every flag shares.
+            known = {
+                option.lstrip("-"): option
+                for action in self._actions
+                for option in action.option_strings
+            }
+            match = _closest(flags[0].lstrip("-"), known)
+            hint = f"; did you mean {known[match]!r}?" if match else ""
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed, extras
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        if action.choices is not None and value not in action.choices:
+            match = _closest(str(value), [str(choice) for choice in action.choices])
+            hint = f"; did you mean {match!r}?" if match else ""
+            choices = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}{hint} (choose from {choices})"
+            )
+
+
+def _closest(word: str, choices: Iterable[str]) -> str | None:
+    from statefn._suggest import closest
+
+    return closest(word, choices)
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -213,12 +252,17 @@ def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="statefn", description=_DESCRIPTION, epilog=_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--version", action=_VersionAction)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required here: an unknown flag before the command is reported as such (main
+    # reports a missing command). Every subparser is a _Parser, as its parent is.
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND"),
+    )
     _add_run(commands)
     _add_checks(commands)
     _add_repo(commands)
@@ -234,7 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("the following arguments are required: COMMAND")
     logs = CliLogs(sys.stderr, args.log, json_lines=args.log_json, tracebacks=args.debug)
     try:
         return int(_dispatch(args, logs))
