@@ -3,6 +3,7 @@ typos, flags that do what their help says (issue 12). Every test runs the real c
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
@@ -134,3 +135,93 @@ def test_misspelt_adaptor_suggests_the_adaptor(statefn: Run, tmp_path: Path) -> 
         "  fix: Run: statefn repo install htp, or give its folder (linker.modules.htp.path; "
         "on the command line, -a htp=PATH)"
     ) in result.stderr
+
+
+def test_plan_of_an_unsupported_type_says_so(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "plan.txt", '{"steps": []}')
+    result = statefn("run", "plan.txt")
+    assert result.returncode == 3
+    assert result.stderr == "plan.txt: unsupported file type (.json, .yaml, .yml, .py)\n"
+
+
+def test_every_unknown_plan_key_is_listed_by_validate(statefn: Run, tmp_path: Path) -> None:
+    steps = [{"id": "a", "expresion": "fn(lambda s: s)", "nxt": "b"}, {"id": "b"}]
+    write(tmp_path / "flow.json", {"stepz": [], "steps": steps})
+    result = statefn("validate", "flow.json")
+    assert result.returncode == 3
+    assert result.stderr == (
+        "Invalid plan flow.json:\n"
+        "  workflow.stepz: unknown key; did you mean 'steps'?\n"
+        "  workflow.steps[0].expresion: unknown key; did you mean 'expression'?\n"
+        "  workflow.steps[0].nxt: unknown key; did you mean 'next'?\n"
+    )
+
+
+def test_misspelt_steps_key_is_named(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "flow.yaml", "workflow:\n  stepz:\n    - expression: 'fn(lambda s: s)'\n")
+    result = statefn("run", "flow.yaml")
+    assert result.returncode == 3
+    assert result.stderr == (
+        "Invalid plan flow.yaml: workflow.stepz: unknown key; did you mean 'steps'?\n"
+    )
+
+
+def test_validate_counts_triggers_apart_from_compiled_jobs(statefn: Run, tmp_path: Path) -> None:
+    steps = [{"id": "start", "next": "work"}, {"id": "work", "expression": "fn(lambda s: s)"}]
+    write(tmp_path / "flow.json", {"steps": steps})
+    result = statefn("validate", "flow.json")
+    assert result.returncode == 0
+    assert result.stdout == (
+        "flow.json: valid (2 steps: 1 job compiled (work), 1 trigger (start))\n"
+    )
+
+
+def test_compile_finds_a_top_level_print_without_running(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: state)\nprint('done')\n")
+    result = statefn("compile", "job.py")
+    assert result.returncode == 3
+    assert result.stderr.startswith(
+        "job.py:2:1: this top-level expression makes the result of the built-in print(), "
+        "not an operation"
+    )
+
+
+def test_unwritable_output_is_found_before_the_run(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: state)\n")
+    write(tmp_path / "taken", "a file, not a folder")
+    result = statefn("run", "job.py", "-o", "taken/out.json")
+    assert result.returncode == 3
+    assert result.stderr == "Cannot write the output to taken/out.json: taken is not a folder\n"
+    folder = statefn("run", "job.py", "-o", ".")
+    assert folder.returncode == 3
+    assert folder.stderr == "Cannot write the output to .: it is a folder\n"
+
+
+def test_adaptor_project_folder_is_accepted(statefn: Run, tmp_path: Path) -> None:
+    project = test_cli.FIXTURES / "greet-project"
+    write(tmp_path / "job.py", "fn(lambda state: {'data': {'text': hello('Ada')}})\n")
+    result = statefn("run", "job.py", "-a", f"greet={project}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["data"]["text"] == "hello Ada from the project"
+    docs = statefn("docs", f"greet={project}")
+    assert docs.returncode == 0
+    assert "  hello(name: str) -> str\n" in docs.stdout
+
+
+def test_docs_and_run_agree_on_a_path_that_is_no_adaptor(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: state)\n")
+    (tmp_path / "empty").mkdir()
+    expected = (
+        f"Adaptor http: {tmp_path / 'empty'} is not an adaptor: give its package folder "
+        "(holding __init__.py), its module file (.py) or its project folder (holding "
+        "pyproject.toml and one package)\n"
+    )
+    for args in (("run", "job.py", "-a", "http=./empty"), ("docs", "http=./empty")):
+        result = statefn(*args)
+        assert (result.returncode, result.stderr) == (3, expected)
+
+
+def test_repo_install_help_describes_its_arguments(statefn: Run) -> None:
+    result = statefn("repo", "install", "--help")
+    assert result.returncode == 0
+    assert "SPEC            NAME@VERSION (the distribution statefn-adaptor-NAME" in result.stdout

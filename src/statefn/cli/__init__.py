@@ -223,16 +223,29 @@ def _add_repo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "install",
         parents=common,
         help="install adaptors: NAME@VERSION, a project folder or a wheel",
+        description="Install adaptors into the repo, each as its own NAME@VERSION folder.",
     )
-    install.add_argument("specs", nargs="+", metavar="SPEC")
-    actions.add_parser("list", parents=common, help="list the installed adaptors")
+    install.add_argument(
+        "specs", nargs="+", metavar="SPEC",
+        help="NAME@VERSION (the distribution statefn-adaptor-NAME from the package index), "
+        "a local project folder (holding pyproject.toml) or a wheel file (.whl)",
+    )  # fmt: skip
+    actions.add_parser(
+        "list", parents=common, help="list the installed adaptors",
+        description="List the installed adaptors: NAME@VERSION and folder, one a line.",
+    )  # fmt: skip
     clean = actions.add_parser(
-        "clean", parents=common, help="remove every adaptor, or those matching SPEC"
-    )
+        "clean", parents=common, help="remove every adaptor, or those matching SPEC",
+        description="Remove adaptors from the repo: every one, or those matching SPEC.",
+    )  # fmt: skip
     clean.add_argument(
         "spec", nargs="?", metavar="SPEC", help="NAME (every version) or NAME@VERSION"
     )
-    actions.add_parser("dir", parents=common, help="print the repo folder")
+    actions.add_parser(
+        "dir", parents=common, help="print the repo folder",
+        description="Print the repo folder (--repo-dir, else $STATEFN_REPO_DIR, else "
+        "~/.statefn/repo).",
+    )  # fmt: skip
 
 
 def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -247,7 +260,10 @@ def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "adaptor", metavar="ADAPTOR", type=parse_adaptor_spec,
         help="NAME, NAME@VERSION or NAME=PATH (a local folder)",
     )  # fmt: skip
-    docs.add_argument("operation", nargs="?", metavar="OPERATION")
+    docs.add_argument(
+        "operation", nargs="?", metavar="OPERATION",
+        help="an operation of the adaptor: show its documentation instead of the list",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._exits import CliError, ExitCode
 from ._logs import CliLogs
-from ._plans import AdaptorSpec, linker_option
+from ._plans import AdaptorSpec, check_adaptor_paths, linker_option
 from ._repo import repo_dir
 
 __all__ = ["docs_command", "signature_of"]
@@ -25,6 +25,7 @@ def docs_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     from statefn._errors import StatefnError
     from statefn._linker import Linker
 
+    check_adaptor_paths([spec])
     try:
         linker = Linker.from_option(linker_option([spec], repo_dir(args.repo_dir)))
         adaptor = linker.load(spec.reference)

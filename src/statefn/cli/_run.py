@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +37,8 @@ _CYAN, _GREEN, _RED, _DIM = "\x1b[36m", "\x1b[32m", "\x1b[31m", "\x1b[2m"
 def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     """Run the plan or job at ``args.path`` with the options of ``statefn run``."""
     loaded = load_plan(Path(args.path), args.adaptor)
+    if args.output is not None:
+        _check_writable(Path(args.output))
     credentials = _read_credentials(args.credentials)
     check_credentials(loaded, credentials)
     _mask_secrets(logs, loaded, credentials)
@@ -133,6 +136,19 @@ def write_state(state: Any, output: str | None, logs: CliLogs) -> None:
     except OSError as error:
         raise CliError(f"Cannot write the output to {output}: {error}") from None
     logs.cli.info(f"Wrote the final state to {output}")
+
+
+def _check_writable(target: Path) -> None:
+    """Fail before the run when ``-o`` names a file that could not be written after it."""
+    if target.is_dir():
+        raise CliError(f"Cannot write the output to {target}: it is a folder")
+    existing = target if target.exists() else target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() and existing != target:
+        raise CliError(f"Cannot write the output to {target}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise CliError(f"Cannot write the output to {target}: permission denied")
 
 
 def _read_credentials(path: str | None) -> dict[str, Any] | None:
