@@ -225,3 +225,24 @@ def test_repo_install_help_describes_its_arguments(statefn: Run) -> None:
     result = statefn("repo", "install", "--help")
     assert result.returncode == 0
     assert "SPEC            NAME@VERSION (the distribution statefn-adaptor-NAME" in result.stdout
+
+
+def test_docs_lists_operations_then_helpers_and_no_classes(statefn: Run) -> None:
+    result = statefn("docs", "http")
+    assert result.returncode == 0
+    listing = result.stdout.split("\noperations:\n", 1)[1]
+    assert "BodyStream" not in result.stdout
+    operations, helpers = listing.split("\nhelpers:\n")
+    assert "  get(path: Lazy[str]" in operations
+    assert "  page_number(" in helpers
+    assert "  page_number(" not in operations
+
+
+def test_docs_wraps_long_signatures_under_the_open_parenthesis(statefn: Run) -> None:
+    result = statefn("docs", "http")
+    lines = result.stdout.split("\noperations:\n", 1)[1].splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("  get(")))
+    signature = lines[start : start + 7]
+    assert all(line.startswith("      headers: ") for line in signature[1:2])  # under "path"
+    assert signature[-1].endswith(" -> Operation")
+    assert max(len(line) for line in signature) <= 88
