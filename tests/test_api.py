@@ -30,8 +30,10 @@ def test_all_is_sorted() -> None:
 def test_all_is_complete() -> None:
     public = {
         name
-        for name, value in vars(statefn).items()
-        if not name.startswith("_") and not inspect.ismodule(value) and name not in {"annotations"}
+        for name in dir(statefn)
+        if not name.startswith("_")
+        and not inspect.ismodule(getattr(statefn, name))
+        and name != "annotations"
     }
     assert set(statefn.__all__) == public
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import test_cli
 from test_cli import Run, write
 
@@ -246,3 +248,26 @@ def test_docs_wraps_long_signatures_under_the_open_parenthesis(statefn: Run) -> 
     assert signature[1].startswith("      headers: ")  # under the first parameter
     assert signature[-1].endswith(" -> Operation")
     assert max(len(line) for line in signature) <= 88
+
+
+MODULES_AFTER = """
+import sys
+from statefn.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_runtime(flag: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", MODULES_AFTER, flag], capture_output=True, text=True, timeout=60
+    )
+    imported = set(result.stdout.splitlines()[-1].split())  # after what the flag printed
+    heavy = {"asyncio", "logging", "orjson", "pathlib", "concurrent.futures", "statefn._api",
+             "statefn._compile", "statefn._execute", "statefn.cli._logs", "statefn.cli._plans"}  # fmt: skip
+    assert "statefn.cli" in imported
+    assert heavy & imported == set()

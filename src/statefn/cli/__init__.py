@@ -11,11 +11,14 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
+from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
 from ._exits import CliError, ExitCode
-from ._logs import LOG_LEVELS, SANITIZE_MODES, CliLogs
-from ._plans import parse_adaptor_spec
+
+if TYPE_CHECKING:
+    from ._logs import CliLogs
+    from ._plans import AdaptorSpec
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -113,7 +116,7 @@ def _common_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group("output")
     group.add_argument(
-        "--log", choices=list(LOG_LEVELS), default="info", metavar="LEVEL", type=str.lower,
+        "--log", choices=LOG_LEVEL_NAMES, default="info", metavar="LEVEL", type=str.lower,
         help="how much to log on stderr: none, error, warn, info (default), debug",
     )  # fmt: skip
     group.add_argument("--log-json", action="store_true", help="log JSON objects, one a line")
@@ -134,7 +137,7 @@ def _repo_option() -> argparse.ArgumentParser:
 
 def _adaptor_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-a", "--adaptor", action="append", default=[], type=parse_adaptor_spec,
+        "-a", "--adaptor", action="append", default=[], type=_adaptor_spec,
         metavar="SPEC",
         help="an adaptor for a .py job: NAME, NAME@VERSION or NAME=PATH (a local folder); "
         "on a workflow, NAME@VERSION overrides that adaptor's version and NAME=PATH its "
@@ -257,7 +260,7 @@ def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         parents=[_common_options(), _repo_option()],
     )  # fmt: skip
     docs.add_argument(
-        "adaptor", metavar="ADAPTOR", type=parse_adaptor_spec,
+        "adaptor", metavar="ADAPTOR", type=_adaptor_spec,
         help="NAME, NAME@VERSION or NAME=PATH (a local folder)",
     )  # fmt: skip
     docs.add_argument(
@@ -298,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.error("the following arguments are required: COMMAND")
+    from ._logs import LOG_LEVELS, CliLogs
+
     logs = CliLogs(sys.stderr, args.log, json_lines=args.log_json, tracebacks=args.debug)
     try:
         return int(_dispatch(args, logs))
@@ -347,6 +352,13 @@ def _dispatch(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     return selftest_command(args, logs)
 
 
+def _adaptor_spec(text: str) -> AdaptorSpec:
+    """``-a``'s type; the module that parses it is imported only once a command runs."""
+    from ._plans import parse_adaptor_spec
+
+    return parse_adaptor_spec(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -358,17 +370,14 @@ def _positive_int(text: str) -> int:
 
 
 class _VersionAction(argparse.Action):
-    """``--version``; the version is looked up only when asked for (the lookup is slow)."""
+    """``--version``: the version pyproject.toml is built from, read without package metadata
+    (looking that up costs more than starting the interpreter)."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
         super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        from importlib.metadata import PackageNotFoundError, version
+        from statefn._version import __version__
 
-        try:
-            found = version("statefn")
-        except PackageNotFoundError:
-            found = "unknown"
-        print(f"statefn {found}")
+        print(f"statefn {__version__}")
         parser.exit()

@@ -17,16 +17,18 @@ import orjson
 
 from statefn._masking import Masker
 
+from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
+
 __all__ = ["LOG_LEVELS", "SANITIZE_MODES", "CliLogs", "describe_state"]
 
-LOG_LEVELS: dict[str, int] = {
-    "none": logging.CRITICAL + 10,
-    "error": logging.ERROR,
-    "warn": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-}
-SANITIZE_MODES = ("none", "obfuscate", "remove", "summarize")
+# The names of LOG_LEVEL_NAMES, in their order, with the logging levels they stand for.
+LOG_LEVELS: dict[str, int] = dict(
+    zip(
+        LOG_LEVEL_NAMES,
+        (logging.CRITICAL + 10, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG),
+        strict=True,
+    )
+)
 SanitizeMode = Literal["none", "obfuscate", "remove", "summarize"]
 
 _LEVEL_NAMES = {
