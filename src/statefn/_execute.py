@@ -338,10 +338,13 @@ class Run:
     def is_adaptor_file(self, filename: str) -> bool:
         return self._linker is not None and self._linker.is_adaptor_file(filename)
 
-    def state_for_event(self, state: State, encoded: bytes | None) -> State | None:
-        """A copy of ``state`` for an event payload, made only when someone listens."""
+    def state_for_event(self, state: State, encoded: bytes | None) -> State | bytes | None:
+        """A copy of ``state`` for an event payload, made only when someone listens; its
+        JSON as it is with the ``event_states="json"`` option."""
         if not self.bus.listening or encoded is None:
             return None
+        if self.options.event_states == "json":
+            return encoded
         return self._copy(state, encoded)
 
 

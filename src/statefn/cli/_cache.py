@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ._exits import CliError
 from ._files import read_data
 
@@ -49,13 +47,13 @@ class StepCache:
             for cached in self.directory.glob("*.json"):
                 cached.unlink()
 
-    def write(self, step_id: str, state: Any) -> Path:
-        """Keep ``state`` as the output of ``step_id``; returns the file written."""
+    def write(self, step_id: str, state: bytes) -> Path:
+        """Keep ``state`` (its JSON) as the output of ``step_id``; returns the file written."""
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(step_id)
         # Write then rename, so an interrupted run never leaves half a file to read back.
         partial = target.with_suffix(".json.partial")
-        partial.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
+        partial.write_bytes(state)
         partial.replace(target)
         return target
 

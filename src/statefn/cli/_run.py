@@ -66,6 +66,9 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         # same lines (and the runtime's retry warnings, which the runtime logger shows).
         "job_logger": logs.job,
         "on_event": reporter,
+        # States reach the reporter as JSON: decoded only for --log debug, written to the
+        # step cache as they are, and not copied at all otherwise.
+        "event_states": "json",
         "immutable_state": args.immutable,
         "linker": linker_option(args.adaptor, repo_dir(args.repo_dir)),
     }
@@ -246,9 +249,9 @@ class RunReporter:
     def _on_workflow_complete(self, payload: dict[str, Any]) -> None:
         self._logs.cli.info(f"Finished in {_duration(payload.get('duration_ms'))}")
 
-    def _keep(self, step_id: str, state: Any) -> None:
-        if self._logs.level <= logging.DEBUG:
-            described = describe_state(state, self._sanitize)
+    def _keep(self, step_id: str, state: bytes | None) -> None:
+        if self._logs.level <= logging.DEBUG and state is not None:
+            described = describe_state(orjson.loads(state), self._sanitize)
             if described is not None:
                 self._logs.cli.debug(f"output state: {described}", extra={"job_id": step_id})
         if self._cache is not None and state is not None:
