@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -271,3 +272,27 @@ def test_help_and_version_import_no_runtime(flag: str) -> None:
              "statefn._compile", "statefn._execute", "statefn.cli._logs", "statefn.cli._plans"}  # fmt: skip
     assert "statefn.cli" in imported
     assert heavy & imported == set()
+
+
+def test_docs_error_example_is_what_the_quick_start_prints(statefn: Run, tmp_path: Path) -> None:
+    docs = (test_cli.ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    example = docs.split("the line and a caret:\n\n```\n", 1)[1].split("```", 1)[0]
+    shutil.copytree(test_cli.QUICKSTART, tmp_path / "examples" / "quickstart")
+    clean = tmp_path / "examples" / "quickstart" / "clean.py"
+    clean.write_text(clean.read_text().replace('row["name"]', 'row["nmae"]'))
+    result = statefn("run", "examples/quickstart/workflow.yaml", "-o", "out.json")
+    assert result.returncode == 1
+    assert example in result.stderr
+
+
+def test_only_takes_the_cached_file_the_quick_start_names(statefn: Run, tmp_path: Path) -> None:
+    readme = (test_cli.QUICKSTART / "README.md").read_text(encoding="utf-8")
+    assert "here\n`.statefn-cache/quickstart/clean.json`" in readme
+    shutil.copytree(test_cli.QUICKSTART, tmp_path / "quickstart")
+    assert (
+        statefn("run", "quickstart/workflow.yaml", "--cache-steps", "-o", "a.json").returncode == 0
+    )
+    result = statefn("run", "quickstart/workflow.yaml", "--only", "summ", "-o", "b.json")
+    assert result.returncode == 0
+    cached = Path("quickstart/.statefn-cache/quickstart/clean.json")
+    assert f"Input of summarize: the cached output in {cached}" in result.stderr
