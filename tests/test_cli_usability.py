@@ -296,3 +296,36 @@ def test_only_takes_the_cached_file_the_quick_start_names(statefn: Run, tmp_path
     assert result.returncode == 0
     cached = Path("quickstart/.statefn-cache/quickstart/clean.json")
     assert f"Input of summarize: the cached output in {cached}" in result.stderr
+
+
+def test_name_an_installed_adaptor_exports_says_which_adaptor_to_add(
+    statefn: Run, tmp_path: Path
+) -> None:
+    write(tmp_path / "job.py", "get('https://example.org')\n")
+    result = statefn("run", "job.py")
+    assert result.returncode == 4
+    assert (
+        "job.py:1:1: RuntimeCrash in step job: NameError: name 'get' is not defined\n"
+        "    get('https://example.org')\n"
+        "    ^\n"
+        "  fix: get is an operation of the adaptor http: add the adaptor to the step "
+        '(-a http for a job, "adaptors": ["http"] in a plan)\n'
+    ) in result.stderr
+
+
+def test_name_no_adaptor_exports_gets_no_adaptor_hint(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: no_such_name)\n")
+    result = statefn("run", "job.py")
+    assert result.returncode == 4
+    assert "NameError: name 'no_such_name' is not defined" in result.stderr
+    assert "fix:" not in result.stderr
+
+
+def test_attribute_the_sandbox_removed_says_so(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "import time\nfn(lambda state: time.sleep(1) or state)\n")
+    result = statefn("run", "job.py", "-o", "out.json")
+    assert result.returncode == 1
+    assert (
+        "RuntimeError in step job: AttributeError: module 'time' has no attribute 'sleep': "
+        "the sandbox removes it from jobs"
+    ) in result.stderr

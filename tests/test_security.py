@@ -320,7 +320,10 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "string-formatter-hidden",
         "import string\nfn(lambda s: string.Formatter)",
-        Fails(AttributeError, "module 'string' has no attribute 'Formatter'"),
+        Fails(
+            AttributeError,
+            "module 'string' has no attribute 'Formatter': the sandbox removes it from jobs",
+        ),
     ),
     (
         "time-sleep-hidden",

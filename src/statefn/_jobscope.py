@@ -326,7 +326,9 @@ class ModuleView:
 
     def __getattr__(self, name: str) -> NoReturn:
         # Only called for names the view lacks: submodules, hidden and unknown attributes.
-        raise AttributeError(f"module '{self._name}' has no attribute '{name}'")
+        removed = name in _HIDDEN_ATTRIBUTES.get(self._name, ())
+        reason = ": the sandbox removes it from jobs" if removed else ""
+        raise AttributeError(f"module '{self._name}' has no attribute '{name}'{reason}")
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise SecurityError(f"setting attribute '{name}' of module '{self._name}' is not allowed")

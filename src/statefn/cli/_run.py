@@ -22,6 +22,7 @@ from statefn._masking import Masker
 from ._cache import StepCache
 from ._exits import CliError, ExitCode
 from ._files import read_data
+from ._hints import add_adaptor_hint
 from ._logs import CliLogs, describe_state
 from ._plans import LoadedPlan, check_credentials, linker_option, load_plan
 from ._render import render_error_record
@@ -92,6 +93,7 @@ def _execute(
     try:
         result = run(loaded.plan, state, **run_options)
     except StatefnError as error:
+        add_adaptor_hint(error, run_options["linker"])
         logs.report(render_step_error(error, loaded))
         if args.debug:
             logs.cli.error("Traceback", exc_info=error)
