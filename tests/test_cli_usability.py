@@ -329,3 +329,16 @@ def test_attribute_the_sandbox_removed_says_so(statefn: Run, tmp_path: Path) -> 
         "RuntimeError in step job: AttributeError: module 'time' has no attribute 'sleep': "
         "the sandbox removes it from jobs"
     ) in result.stderr
+
+
+def test_operation_that_returns_no_state_is_named_as_written(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "total = 1\n\nfn(lambda state: total)\n")
+    result = statefn("run", "job.py", "-o", "out.json")
+    assert result.returncode == 1
+    assert "<locals>" not in result.stderr
+    assert (
+        "job.py:3:1: RuntimeError in step job: TypeError: operation 1 "
+        "(fn(lambda state: total), line 3) returned int, not a state dict\n"
+        "    fn(lambda state: total)\n"
+        "    ^\n"
+    ) in result.stderr

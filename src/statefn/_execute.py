@@ -15,13 +15,14 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _events as events
 from ._compile import (
     CompiledJob,
     JobEnvironment,
+    OperationInfo,
     compile_globals,
     compile_job,
     load_globals,
@@ -334,6 +335,11 @@ class Run:
         """Keep the job's source lines, for error positions."""
         self.job_sources[compiled.filename] = compiled.source_lines
         return compiled
+
+    def written_operations(self, step: Step) -> Sequence[OperationInfo]:
+        """The operations of the step's job as its source writes them (none for callables)."""
+        compiled = self._compiled.get(step.id)
+        return compiled.operations if compiled is not None else ()
 
     def is_adaptor_file(self, filename: str) -> bool:
         return self._linker is not None and self._linker.is_adaptor_file(filename)

@@ -106,6 +106,7 @@ class StepRun:
             limit_bytes=run.limit_bytes,
             warn=lambda text: run.logger.warning(masker.text(text), extra={"job_id": step.id}),
             record=lambda error: masker.value(error.to_dict()),
+            written=run.written_operations(step),
         )
         started = time.perf_counter()
         resident = _resident_bytes() if run.bus.listening else 0
