@@ -342,3 +342,37 @@ def test_operation_that_returns_no_state_is_named_as_written(statefn: Run, tmp_p
         "    fn(lambda state: total)\n"
         "    ^\n"
     ) in result.stderr
+
+
+SHOWS_OBJECTS = (
+    "fn(lambda state: print('rows', [1, 2, 3], {'a': 1}) or state)\n"
+    "log('state:', S.data)\n"
+    "fn(lambda state: console.warn({'x': 1}) or state)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "lines"),
+    [
+        ("none", ["rows [1, 2, 3] {'a': 1}", 'state: {"k":1}', "warn: {'x': 1}"]),
+        (
+            "summarize",
+            [
+                "rows (array with 3 items) (object with keys a)",
+                "state: (object with keys k)",
+                "warn: (object with keys x)",
+            ],
+        ),
+        ("obfuscate", ["rows [array] [object]", "state: [object]", "warn: [object]"]),
+        ("remove", ["rows", "state:", "warn:"]),
+    ],
+)
+def test_sanitize_shapes_objects_a_job_prints_or_logs(
+    statefn: Run, tmp_path: Path, mode: str, lines: list[str]
+) -> None:
+    write(tmp_path / "job.py", SHOWS_OBJECTS)
+    write(tmp_path / "in.json", {"data": {"k": 1}})
+    result = statefn("run", "job.py", "-s", "in.json", "--sanitize", mode, "-o", "out.json")
+    assert result.returncode == 0, result.stderr
+    shown = [line.removeprefix("[job job] ").rstrip() for line in result.stderr.splitlines()]
+    assert [line for line in shown if line in lines] == lines

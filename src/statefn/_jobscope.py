@@ -205,7 +205,7 @@ def format_target(value: Any) -> Any:
 class LogSink(Protocol):
     """Where job output goes: a ``JobConsole`` at run time, a list in tests."""
 
-    def log(self, level: LogLevel, message: str) -> None: ...
+    def log(self, level: LogLevel, message: str, values: tuple[object, ...] = ()) -> None: ...
 
 
 class ListSink:
@@ -214,7 +214,7 @@ class ListSink:
     def __init__(self) -> None:
         self.lines: list[tuple[LogLevel, str]] = []
 
-    def log(self, level: LogLevel, message: str) -> None:
+    def log(self, level: LogLevel, message: str, values: tuple[object, ...] = ()) -> None:
         self.lines.append((level, message))
 
 
@@ -232,21 +232,21 @@ class JobLogger:
 
     def log(self, *args: object, sep: str | None = " ") -> None:
         """Log at level ``info`` (like OpenFn's ``console.log``)."""
-        self._sink.log("info", _text(args, sep))
+        self._sink.log("info", _text(args, sep), args)
 
     def debug(self, *args: object, sep: str | None = " ") -> None:
-        self._sink.log("debug", _text(args, sep))
+        self._sink.log("debug", _text(args, sep), args)
 
     def info(self, *args: object, sep: str | None = " ") -> None:
-        self._sink.log("info", _text(args, sep))
+        self._sink.log("info", _text(args, sep), args)
 
     def warn(self, *args: object, sep: str | None = " ") -> None:
-        self._sink.log("warn", _text(args, sep))
+        self._sink.log("warn", _text(args, sep), args)
 
     warning = warn
 
     def error(self, *args: object, sep: str | None = " ") -> None:
-        self._sink.log("error", _text(args, sep))
+        self._sink.log("error", _text(args, sep), args)
 
     def __repr__(self) -> str:
         return "<job console>"
@@ -294,7 +294,7 @@ def _printer(sink: LogSink) -> Callable[..., None]:
     ) -> None:
         """Write a line to the job log (level ``info``)."""
         text = _text(args, sep) + ("\n" if end is None else end)
-        sink.log("info", text.removesuffix("\n"))
+        sink.log("info", text.removesuffix("\n"), args)
 
     print.__qualname__ = "print"  # error messages say "print() got ...", as Python's do
     return print

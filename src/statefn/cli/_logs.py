@@ -63,6 +63,25 @@ class _MaskingFilter(logging.Filter):
         return True
 
 
+class _SanitizingFilter(logging.Filter):
+    """Rewrites a job's log line from the values it printed, objects shaped by ``mode``."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        values = getattr(record, "job_values", ())
+        if any(isinstance(value, dict | list) for value in values):
+            shown = (
+                describe_state(value, self.mode) if isinstance(value, dict | list) else str(value)
+                for value in values
+            )
+            record.msg = " ".join(text for text in shown if text is not None)
+            record.args = None
+        return True
+
+
 def _not_a_step_error(record: logging.LogRecord) -> bool:
     return not (record.levelno >= logging.ERROR and getattr(record, "job_id", None))
 
@@ -158,6 +177,11 @@ class CliLogs:
         logger.addHandler(handler)
         logger.propagate = False
         return logger
+
+    def sanitize(self, mode: str) -> None:
+        """Show the objects (dicts, lists) that jobs print or log as ``--sanitize mode`` says."""
+        if mode != "none":
+            self.job.addFilter(_SanitizingFilter(mode))
 
     def paint(self, text: str, colour: str) -> str:
         """``text`` in ``colour`` (an ANSI escape code) when colour is on."""

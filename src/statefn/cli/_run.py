@@ -43,6 +43,7 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     credentials = _read_credentials(args.credentials)
     check_credentials(loaded, credentials)
     _mask_secrets(logs, loaded, credentials)
+    logs.sanitize(args.sanitize)
 
     selected, flag = (args.only, "--only") if args.only else (args.start, "--start")
     start = find_step(loaded.steps, selected, flag) if selected else None
