@@ -152,6 +152,27 @@ WORKLOADS: tuple[Workload, ...] = (
         targets=(Target("ms", "ms", 1.3),),
     ),
     Workload(
+        "cli_big_state",
+        "`statefn run`, big state",
+        f"The big-state records (about 18 MB of JSON) read from a file through {BIG_STATE_STEPS} "
+        "chained job steps, each touching one record, the output written to a file: by "
+        "`statefn run plan.json -s state.json -o out.json` (the command's code, called in "
+        "the process) against `statefn.run` with no listener. A step's cost is the run's "
+        "time less that of a one-step run, over the steps, so reading and writing cancel "
+        "out. No OpenFn counterpart: the reference is statefn's own API.",
+        Side(
+            "statefn run",
+            SideKind.STATEFN,
+            {"workload": "cli_big_state", "count": RECORDS, "steps": BIG_STATE_STEPS},
+        ),
+        Side(
+            "statefn.run",
+            SideKind.STATEFN,
+            {"workload": "api_big_state", "count": RECORDS, "steps": BIG_STATE_STEPS},
+        ),
+        targets=(Target("ms_per_step", "ms per step", 1.2),),
+    ),
+    Workload(
         "cli",
         "`statefn run`",
         "The command line running a one-step workflow from a JSON plan file "
