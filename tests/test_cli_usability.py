@@ -274,6 +274,18 @@ def test_help_and_version_import_no_runtime(flag: str) -> None:
     assert heavy & imported == set()
 
 
+def test_run_of_a_json_plan_imports_only_what_it_uses(tmp_path: Path) -> None:
+    write(tmp_path / "plan.json", {"steps": [{"id": "a", "expression": "fn(lambda s: s)"}]})
+    result = subprocess.run(
+        [sys.executable, "-c", MODULES_AFTER, "run", "plan.json", "--log", "none"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    imported = set(result.stdout.splitlines()[-1].split())
+    assert "statefn._execute" in imported
+    unused = {"importlib.metadata", "yaml", "httpx", "jsonschema", "statefn.adaptors.http"}
+    assert unused & imported == set()
+
+
 def test_docs_error_example_is_what_the_quick_start_prints(statefn: Run, tmp_path: Path) -> None:
     docs = (test_cli.ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     example = docs.split("the line and a caret:\n\n```\n", 1)[1].split("```", 1)[0]

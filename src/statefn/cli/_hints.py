@@ -8,7 +8,6 @@ installed adaptor that exports the name and says to add it.
 from __future__ import annotations
 
 import re
-from importlib.metadata import entry_points
 from typing import Any
 
 from statefn._errors import StatefnError
@@ -33,6 +32,8 @@ def add_adaptor_hint(error: StatefnError, linker: dict[str, Any]) -> None:
 
 def _adaptor_exporting(name: str, linker: dict[str, Any]) -> str | None:
     """The first installed adaptor (by name) whose exports include ``name``."""
+    from importlib.metadata import entry_points  # costs ~20 ms: only on this error
+
     from statefn._linker import SHIPPED_ADAPTORS, Linker
     from statefn._repo import ENTRY_POINT_GROUP, list_installed
 
