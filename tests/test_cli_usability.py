@@ -388,3 +388,20 @@ def test_sanitize_shapes_objects_a_job_prints_or_logs(
     assert result.returncode == 0, result.stderr
     shown = [line.removeprefix("[job job] ").rstrip() for line in result.stderr.splitlines()]
     assert [line for line in shown if line in lines] == lines
+
+
+def test_step_cache_keeps_json_bytes_as_they_are_and_encodes_decoded_states(
+    tmp_path: Path,
+) -> None:
+    from statefn.cli._cache import StepCache
+
+    cache = StepCache(tmp_path)
+    assert cache.write("a", b'{"data":{"n":1}}').read_bytes() == b'{"data":{"n":1}}'
+    assert json.loads(cache.write("b", {"data": {"n": 2}}).read_text()) == {"data": {"n": 2}}
+
+
+def test_debug_log_shows_each_steps_output_state(statefn: Run, tmp_path: Path) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: {'data': {'n': 1}})\n")
+    result = statefn("run", "job.py", "--log", "debug", "-o", "out.json")
+    assert result.returncode == 0
+    assert '[cli job] output state: {"data":{"n":1}}' in result.stderr

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ._exits import CliError
 from ._files import read_data
 
@@ -47,13 +49,16 @@ class StepCache:
             for cached in self.directory.glob("*.json"):
                 cached.unlink()
 
-    def write(self, step_id: str, state: bytes) -> Path:
-        """Keep ``state`` (its JSON) as the output of ``step_id``; returns the file written."""
+    def write(self, step_id: str, state: Any) -> Path:
+        """Keep ``state`` (a JSON value, or its JSON as bytes) as the output of ``step_id``;
+        returns the file written."""
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(step_id)
         # Write then rename, so an interrupted run never leaves half a file to read back.
         partial = target.with_suffix(".json.partial")
-        partial.write_bytes(state)
+        partial.write_bytes(
+            state if isinstance(state, bytes) else orjson.dumps(state, option=orjson.OPT_INDENT_2)
+        )
         partial.replace(target)
         return target
 

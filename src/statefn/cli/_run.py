@@ -68,9 +68,6 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         # same lines (and the runtime's retry warnings, which the runtime logger shows).
         "job_logger": logs.job,
         "on_event": reporter,
-        # States reach the reporter as JSON: decoded only for --log debug, written to the
-        # step cache as they are, and not copied at all otherwise.
-        "event_states": "json",
         "immutable_state": args.immutable,
         "linker": linker_option(args.adaptor, repo_dir(args.repo_dir)),
     }
@@ -92,7 +89,9 @@ def _execute(
     from statefn import run
 
     try:
-        result = run(loaded.plan, state, **run_options)
+        # States reach the reporter as JSON: decoded only for --log debug, written to the
+        # step cache as they are, and not copied at all otherwise.
+        result = run(loaded.plan, state, event_states="json", **run_options)
     except StatefnError as error:
         add_adaptor_hint(error, run_options["linker"])
         logs.report(render_step_error(error, loaded))
@@ -252,9 +251,11 @@ class RunReporter:
     def _on_workflow_complete(self, payload: dict[str, Any]) -> None:
         self._logs.cli.info(f"Finished in {_duration(payload.get('duration_ms'))}")
 
-    def _keep(self, step_id: str, state: bytes | None) -> None:
+    def _keep(self, step_id: str, state: Any) -> None:
+        """``state``: the step's output, as JSON bytes (``event_states="json"``) or decoded."""
         if self._logs.level <= logging.DEBUG and state is not None:
-            described = describe_state(orjson.loads(state), self._sanitize)
+            decoded = orjson.loads(state) if isinstance(state, bytes) else state
+            described = describe_state(decoded, self._sanitize)
             if described is not None:
                 self._logs.cli.debug(f"output state: {described}", extra={"job_id": step_id})
         if self._cache is not None and state is not None:
