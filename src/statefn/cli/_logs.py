@@ -17,11 +17,11 @@ import orjson
 
 from statefn._masking import Masker
 
-from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
+from ._choices import LOG_LEVEL_NAMES
 
-__all__ = ["LOG_LEVELS", "SANITIZE_MODES", "CliLogs", "describe_state"]
+__all__ = ["LOG_LEVELS", "CliLogs", "describe_state"]
 
-# The names of LOG_LEVEL_NAMES, in their order, with the logging levels they stand for.
+# The --log names, in their order, with the logging levels they stand for.
 LOG_LEVELS: dict[str, int] = dict(
     zip(
         LOG_LEVEL_NAMES,
