@@ -31,7 +31,7 @@ class RecordingConsole:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
 
-    def log(self, level: str, message: str) -> None:
+    def log(self, level: str, message: str, values: tuple[object, ...] = ()) -> None:
         self.lines.append((level, message))
 
 

@@ -30,8 +30,10 @@ def test_all_is_sorted() -> None:
 def test_all_is_complete() -> None:
     public = {
         name
-        for name, value in vars(statefn).items()
-        if not name.startswith("_") and not inspect.ismodule(value) and name not in {"annotations"}
+        for name in dir(statefn)
+        if not name.startswith("_")
+        and not inspect.ismodule(getattr(statefn, name))
+        and name != "annotations"
     }
     assert set(statefn.__all__) == public
 
@@ -125,6 +127,7 @@ def test_input_state_is_passed_to_the_first_step() -> None:
         {"resolve_credential": 5},
         {"default_step_id": 5},
         {"linker": "not a dict"},
+        {"event_states": "lazy"},
     ],
     ids=lambda options: next(iter(options)),
 )
@@ -134,6 +137,26 @@ def test_bad_option_is_an_input_error(options: dict[str, Any]) -> None:
     assert caught.value.name == "InputError"
     assert caught.value.severity == "crash"
     assert next(iter(options)) in caught.value.message
+
+
+def test_event_states_json_hands_each_steps_state_over_as_its_json(events: EventLog) -> None:
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": [lambda s: {"data": {"n": 1}}], "next": "b"},
+                {"id": "b", "expression": [lambda s: {"data": {"n": s["data"]["n"] + 1}}]},
+            ]
+        }
+    }
+    result = statefn.run(plan, on_event=events, event_states="json")
+    assert result == {"data": {"n": 2}}
+    states = [payload["state"] for payload in events.of("job-complete")]
+    assert states == [b'{"data":{"n":1}}', b'{"data":{"n":2}}']
+
+
+def test_event_states_copy_is_the_default(events: EventLog) -> None:
+    statefn.run(one_step(), {"data": {"n": 1}}, on_event=events)
+    assert events.of("job-complete")[0]["state"] == {"data": {"n": 1}}
 
 
 def test_unknown_option_is_an_input_error_not_a_type_error() -> None:

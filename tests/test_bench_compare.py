@@ -31,6 +31,8 @@ SMALL: dict[str, dict[str, Any]] = {
     "big_state": {"count": 100, "steps": 4},
     "cold_start": {},
     "transform": {"count": 30, "as_job": True},
+    "cli_big_state": {"count": 5000, "steps": 4},
+    "api_big_state": {"count": 5000, "steps": 4},
 }
 
 

@@ -616,7 +616,7 @@ def test_compile_error_in_a_workflow_names_the_plan_and_step(statefn: Run, tmp_p
 def test_validate_accepts_the_quickstart(statefn: Run) -> None:
     result = statefn("validate", str(QUICKSTART / "workflow.yaml"))
     assert result.returncode == 0, result.stderr
-    assert "valid (4 steps, 4 jobs compiled: load, clean, review, summarize)" in result.stdout
+    assert "valid (4 steps: 4 jobs compiled (load, clean, review, summarize))" in result.stdout
 
 
 def test_validate_reports_each_step_that_does_not_compile(statefn: Run, tmp_path: Path) -> None:

@@ -99,16 +99,46 @@ def test_lone_string_literal_is_not_an_operation() -> None:
     assert load_job(job, environment()) == []
 
 
+NOT_AN_OPERATION = (
+    "this top-level expression makes {what}, not an operation: each top-level expression "
+    "must make an operation, such as fn(lambda state: state); to compute a value once, "
+    "assign it to a name; to print or log as the job runs, do it inside an operation"
+)
+
+
 def test_top_level_value_that_is_not_callable_is_a_compile_error_naming_its_line() -> None:
     with pytest.raises(CompileError) as caught:
-        load_job(compile_job("set_key('a', 1)\n  \n1 + 1\n"), environment())
+        load_job(compile_job("total = 2\nset_key('a', 1)\n  \ntotal\n"), environment())
     (problem,) = caught.value.problems
-    assert (problem.line, problem.column, problem.src) == (3, 1, "1 + 1")
-    assert problem.message == (
-        "this top-level expression produced a value of type 'int', not an operation: "
-        "each top-level expression must make an operation, such as fn(lambda state: state); "
-        "to compute a value once, assign it to a name"
-    )
+    assert (problem.line, problem.column, problem.src) == (4, 1, "total")
+    assert problem.message == NOT_AN_OPERATION.format(what="a value of type 'int'")
+
+
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("print('loaded')", "the result of the built-in print()"),
+        ("len([1, 2])", "the result of the built-in len()"),
+        ("1 + 1", "a computed value"),
+        ("not (2 > 1)", "a computed value"),
+        ("42", "a value of type 'int'"),
+        ("[fn(lambda state: state)]", "a list"),
+        ("f'{1}'", "a string"),
+    ],
+)
+def test_top_level_expression_that_cannot_be_an_operation_fails_to_compile(
+    source: str, what: str
+) -> None:
+    with pytest.raises(CompileError) as caught:
+        compile_job(f"fn(lambda state: state)\n{source}\n")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column, problem.src) == (2, 1, source)
+    assert problem.message == NOT_AN_OPERATION.format(what=what)
+
+
+def test_built_in_name_the_job_rebinds_may_make_an_operation() -> None:
+    job = compile_job("def len(value):\n    return fn(lambda state: state)\nlen(1)\n")
+    assert [operation.source for operation in job.operations] == ["len(1)"]
 
 
 def test_uncalled_operation_factory_is_a_compile_error() -> None:

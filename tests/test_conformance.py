@@ -1793,14 +1793,17 @@ def test_validate_plan_allows_for_multiple_inputs() -> None:
     assert upstream_of(plan)["z"] == ["b", "c"]
 
 
-# util/validate-plan.test.ts: "throws for a an unknown job" -- same
+# util/validate-plan.test.ts: "throws for a an unknown job" -- differs: error messages
 def test_validate_plan_throws_for_an_unknown_job() -> None:
-    assert crash_of(chain(("next", {"z": True})), {}).message == "Cannot find job: z"
+    message = crash_of(chain(("next", {"z": True})), {}).message
+    assert message == "Cannot find job: z (in the next of step next)"
 
 
-# util/validate-plan.test.ts: "throws for a an unknown job with shorthand syntax" -- same
+# util/validate-plan.test.ts: "throws for a an unknown job with shorthand syntax" -- differs:
+# error messages
 def test_validate_plan_throws_for_an_unknown_job_with_shorthand_syntax() -> None:
-    assert crash_of(plan_of({"next": "z", "expression": "."}), {}).message == "Cannot find job: z"
+    message = crash_of(plan_of({"next": "z", "expression": "."}), {}).message
+    assert message == "Cannot find job: z (in the next of step job-1)"
 
 
 # util/validate-plan.test.ts: "throws for invalid string start" -- same
@@ -1857,7 +1860,10 @@ def test_errors_extract_stack_trace_basic() -> None:
 def test_errors_crash_on_invalid_operation() -> None:
     error = crash_of(plan_of({"id": "a", "expression": "print('x')"}, timeout=1), {})
     assert (error.name, error.severity) == ("CompileError", "crash")
-    assert "line 1, column 1: this top-level expression produced a value" in error.message
+    assert error.message.startswith(
+        "line 1, column 1: this top-level expression makes the result of the built-in print(), "
+        "not an operation"
+    )
 
 
 # errors.test.ts: "crash on timeout" -- same

@@ -493,9 +493,10 @@ def test_logger_and_job_logger_are_honoured_in_the_engine_process(
 ) -> None:
     logger, runtime_records = runtime_log
     job_logger, job_records = job_log
-    engine.submit(
-        "print('hello from the job')\nfn(lambda s: s)", logger=logger, job_logger=job_logger
+    outcome = engine.submit(
+        "fn(lambda s: print('hello from the job') or s)", logger=logger, job_logger=job_logger
     ).result(timeout=30)
+    assert outcome.reason == "success"
     assert "hello from the job" in job_records.messages()
     assert any(message.startswith("Starting step job-1") for message in runtime_records.messages())
 

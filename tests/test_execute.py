@@ -306,6 +306,24 @@ def test_condition_that_raises_is_an_edge_condition_error(events: EventLog) -> N
     assert "workflow-complete" not in events.names()
 
 
+def test_condition_that_raises_after_its_step_failed_names_the_steps_error_first() -> None:
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": "fn(lambda state: 1 / 0)",
+                 "next": {"b": "state['data']['total'] > 1"}},
+                {"id": "b", "expression": "fn(lambda state: state)"},
+            ]
+        }
+    }  # fmt: skip
+    with pytest.raises(statefn.EdgeConditionError) as caught:
+        statefn.run(plan)
+    assert caught.value.message == (
+        "Step a failed with RuntimeError: ZeroDivisionError: division by zero; "
+        "then its edge condition a->b raised KeyError: 'total'"
+    )
+
+
 # Retry
 
 

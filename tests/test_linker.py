@@ -350,7 +350,17 @@ def test_missing_adaptor_says_how_to_install_it(tmp_path: Path) -> None:
         f'Adaptor "nothing@1.0.0" was not found in the repo {tmp_path} or the installed packages'
     )
     assert error.fix == (
-        "Run: statefn repo install nothing@1.0.0, or set linker.modules.nothing.path"
+        "Run: statefn repo install nothing@1.0.0, or give its folder "
+        "(linker.modules.nothing.path; on the command line, -a nothing=PATH)"
+    )
+
+
+def test_missing_adaptor_suggests_the_closest_known_one(tmp_path: Path) -> None:
+    with pytest.raises(AdaptorImportError) as raised:
+        Linker(repo=tmp_path).load("htp")
+    assert raised.value.message == (
+        f'Adaptor "htp" was not found in the repo {tmp_path} or the installed packages; '
+        "did you mean 'http'?"
     )
 
 

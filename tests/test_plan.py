@@ -65,12 +65,12 @@ def test_unknown_start_in_workflow_is_rejected() -> None:
 )
 def test_edge_to_unknown_step_is_rejected_whatever_the_edge(edge: Any) -> None:
     plan = two_steps(next={"b": True, "ghost": edge})
-    assert rejected(plan) == "Cannot find job: ghost"
+    assert rejected(plan) == "Cannot find job: ghost (in the next of step a)"
 
 
 def test_string_next_to_unknown_step_is_rejected() -> None:
     plan = two_steps(next="ghost")
-    assert rejected(plan) == "Cannot find job: ghost"
+    assert rejected(plan) == "Cannot find job: ghost (in the next of step a)"
 
 
 def test_two_step_cycle_is_rejected() -> None:
@@ -339,3 +339,84 @@ def test_valid_plan_passes_validation() -> None:
     plan["options"] = {"start": "a", "end": "b", "timeout": 1000}
     normalised = statefn.validate_plan(plan)
     assert [step["id"] for step in normalised["workflow"]["steps"]] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("step", "workflow.steps[0].expresion: unknown key; did you mean 'expression'?"),
+        ("edge", "workflow.steps[0].next.b.conditon: unknown key; did you mean 'condition'?"),
+        ("retry", "workflow.steps[0].retry.attempt: unknown key; did you mean 'attempts'?"),
+        ("linker", "workflow.steps[0].linker.http.pth: unknown key; did you mean 'path'?"),
+        ("workflow", "workflow.stepz: unknown key; did you mean 'steps'?"),
+        ("options", "options.timout: unknown key; did you mean 'timeout'?"),
+        ("plan", "plan.workflw: unknown key; did you mean 'workflow'?"),
+    ],
+)
+def test_unknown_key_is_rejected_with_its_path_and_the_closest_key(
+    where: str, expected: str
+) -> None:
+    plan = two_steps()
+    step = plan["workflow"]["steps"][0]
+    typo: dict[str, Callable[[], None]] = {
+        "step": lambda: step.update(expresion="fn(lambda state: state)"),
+        "edge": lambda: step.update(next={"b": {"conditon": "True"}}),
+        "retry": lambda: step.update(retry={"attempt": 2}),
+        "linker": lambda: step.update(linker={"http": {"pth": "./http"}}),
+        "workflow": lambda: plan["workflow"].update(stepz=[]),
+        "options": lambda: plan.update(options={"timout": 100}),
+        "plan": lambda: plan.update(workflw={}),
+    }
+    typo[where]()
+    assert rejected(plan) == expected
+
+
+def test_unknown_key_without_a_close_one_lists_the_known_keys() -> None:
+    plan = two_steps()
+    plan["options"] = {"colour": "red"}
+    assert rejected(plan) == (
+        "options.colour: unknown key (known keys: start, end, timeout, concurrency)"
+    )
+
+
+def test_every_unknown_key_is_reported_at_once() -> None:
+    plan = two_steps(expresion="x", nxt="b")
+    plan["optons"] = {}
+    assert rejected(plan).splitlines() == [
+        "plan.optons: unknown key; did you mean 'options'?",
+        "workflow.steps[0].expresion: unknown key; did you mean 'expression'?",
+        "workflow.steps[0].nxt: unknown key; did you mean 'next'?",
+    ]
+
+
+def test_keys_beginning_with_x_dash_are_the_users_own() -> None:
+    plan = two_steps(**{"x-owner": "team a", "next": {"b": {"condition": True, "x-note": 1}}})
+    plan["x-source"] = "generated"
+    plan["workflow"]["x-ui"] = {"layout": "grid"}
+    plan["options"] = {"x-priority": 1}
+    assert statefn.run(plan, {"data": {"n": 1}}) == {"data": {"n": 1}}
+
+
+def test_misspelt_steps_key_is_named_not_reported_as_missing_steps() -> None:
+    plan = {"workflow": {"stepz": [{"expression": "fn(lambda state: state)"}]}}
+    assert rejected(plan) == "workflow.stepz: unknown key; did you mean 'steps'?"
+
+
+def test_workflow_without_steps_says_they_are_missing() -> None:
+    assert rejected({"workflow": {"name": "empty"}}) == (
+        "workflow.steps is missing: a workflow needs a list of steps"
+    )
+
+
+def test_edge_to_unknown_step_suggests_the_closest_step() -> None:
+    plan = two_steps(next="bb")
+    assert rejected(plan) == "Cannot find job: bb (in the next of step a); did you mean 'b'?"
+
+
+def test_trigger_with_a_state_is_rejected() -> None:
+    plan = two_steps()
+    plan["workflow"]["steps"][0] = {"id": "a", "state": {"data": {"n": 1}}, "next": "b"}
+    assert rejected(plan) == (
+        "workflow.steps[0].state: a trigger (a step without expression) takes no state; "
+        "give it to the step the trigger leads to, or pass it as the input state"
+    )

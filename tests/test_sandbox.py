@@ -56,6 +56,14 @@ def test_module_view_hides_submodules_and_outside_reaching_attributes(
         getattr(module_view(module), attr)
 
 
+def test_module_view_says_the_sandbox_removed_a_hidden_attribute() -> None:
+    with pytest.raises(AttributeError) as caught:
+        module_view("time").sleep  # noqa: B018
+    assert str(caught.value) == (
+        "module 'time' has no attribute 'sleep': the sandbox removes it from jobs"
+    )
+
+
 def test_module_view_is_read_only() -> None:
     view = module_view("math")
     with pytest.raises(SecurityError, match="setting attribute 'pi' of module 'math'"):

@@ -353,7 +353,10 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "string-formatter-hidden",
         "import string\nfn(lambda s: string.Formatter)",
-        Fails(AttributeError, "module 'string' has no attribute 'Formatter'"),
+        Fails(
+            AttributeError,
+            "module 'string' has no attribute 'Formatter': the sandbox removes it from jobs",
+        ),
     ),
     (
         "time-sleep-hidden",
@@ -588,7 +591,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "enum-attribute-of-uuid",
         "import uuid\nfn(lambda s: uuid.Enum)",
-        Fails(AttributeError, "module 'uuid' has no attribute 'Enum'"),
+        Fails(AttributeError, "module 'uuid' has no attribute 'Enum': the sandbox removes it from jobs"),
     ),
     (
         "enum-functional-api-on-populated-enum",
@@ -725,7 +728,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "zoneinfo-tzpath",
         "import zoneinfo\nfn(lambda s: {**s, 'p': zoneinfo.TZPATH})",
-        Fails(AttributeError, "module 'zoneinfo' has no attribute 'TZPATH'"),
+        Fails(AttributeError, "module 'zoneinfo' has no attribute 'TZPATH': the sandbox removes it from jobs"),
     ),
     (
         "zoneinfo-key-traversal",
@@ -743,7 +746,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "datetime-capsule",
         "import datetime\nfn(lambda s: datetime.datetime_CAPI)",
-        Fails(AttributeError, "module 'datetime' has no attribute 'datetime_CAPI'"),
+        Fails(AttributeError, "module 'datetime' has no attribute 'datetime_CAPI': the sandbox removes it from jobs"),
     ),
     # lambda defaults
     ("lambda-default-builtins", "fn(lambda s, b=__builtins__: s)", underscore_name("__builtins__")),

@@ -354,6 +354,27 @@ def test_operation_returning_a_non_dict_fails_naming_it() -> None:
     assert "int" in record["message"] or "42" in record["message"]
 
 
+def test_job_operation_returning_a_non_dict_is_named_as_the_job_writes_it() -> None:
+    result = statefn.run("total = 1\n\nfn(lambda state: total)\n")
+    record = result["errors"]["job-1"]
+    assert record["message"] == (
+        "TypeError: operation 1 (fn(lambda state: total), line 3) returned int, "
+        "not a state dict"
+    )
+    assert record["pos"] == {"line": 3, "column": 1, "src": "fn(lambda state: total)"}
+
+
+def test_job_operation_returning_none_is_named_as_the_job_writes_it(
+    runtime_log: tuple[logging.Logger, RecordList],
+) -> None:
+    logger, records = runtime_log
+    # Not the last operation: a last one returning None means the step made no state.
+    statefn.run("fn(lambda state: None)\nfn(lambda state: state)\n", logger=logger)
+    assert records.messages(logging.WARNING) == [
+        "Operation 1 (fn(lambda state: None), line 1) returned None: passing an empty state {} on"
+    ]
+
+
 # Isolation
 
 

@@ -77,6 +77,8 @@ def command(side: Side, programs: Programs) -> list[str]:
             if not plan.exists():
                 plan.write_text(json.dumps(CLI_PLAN))
             return [str(programs.statefn), "run", str(plan)]
+        case SideKind.STATEFN_HELP:
+            return [str(programs.statefn), "--help"]
         case SideKind.PYTHON_PASS:
             return [str(programs.python), "-c", "pass"]
 
@@ -110,6 +112,10 @@ def run_side(side: Side, programs: Programs) -> dict[str, float]:
 
 def read_output(side: Side, stdout: str) -> dict[str, float]:
     if side.kind is SideKind.PYTHON_PASS:
+        return {}
+    if side.kind is SideKind.STATEFN_HELP:
+        if not stdout.startswith("usage: statefn"):
+            raise SideFailed(f"{side.label}: printed {stdout[:200]!r}, expected the usage")
         return {}
     try:
         output: Any = json.loads(stdout)

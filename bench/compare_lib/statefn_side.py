@@ -15,6 +15,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 __all__ = ["WORKLOADS", "WrongResult", "records"]
@@ -183,6 +184,71 @@ def big_state(count: int, steps: int) -> dict[str, float]:
     return {"state_mb": size / 1e6, "ms_per_step": elapsed * 1000 / steps}
 
 
+def touch_job(index: int) -> str:
+    """Job source that adds 1 to the score of record ``index``."""
+    return (
+        "def touch(state):\n"
+        f"    state['data']['records'][{index}]['score'] += 1\n"
+        "    return state\n"
+        "fn(touch)\n"
+    )
+
+
+def run_files(count: int, steps: int, run: Callable[[Path, Path, Path], None]) -> float:
+    """ms a step of ``run(plan, state, out)`` over a big state read from and written to files:
+    a run of ``steps`` steps less a run of one, so reading, writing and set-up cancel out."""
+    import tempfile
+
+    stride = count // steps
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        state_file, out = folder / "state.json", folder / "out.json"
+        state_file.write_text(json.dumps({"data": {"records": records(count)}}))
+        elapsed = {}
+        # The first length is an untimed warm-up: imports and compiled jobs are then ready.
+        for length in (steps, 1, steps):
+            plan = folder / f"plan{length}.json"
+            chained = [
+                {"id": f"s{i}", "expression": touch_job(i * stride), "next": f"s{i + 1}"}
+                for i in range(length)
+            ]
+            del chained[-1]["next"]
+            plan.write_text(json.dumps({"workflow": {"steps": chained}}))
+            elapsed[length] = seconds(lambda: run(plan, state_file, out))  # noqa: B023
+            rows = json.loads(out.read_text())["data"]["records"]
+            before = records(count)
+            expect(len(rows) == count, "records lost")
+            for i in range(length):
+                got, wanted = rows[i * stride]["score"], before[i * stride]["score"] + 1
+                expect(abs(got - wanted) < 1e-9, f"record {i * stride} not touched")
+            expect(rows[1] == before[1] or stride == 1, "an untouched record changed")
+    return (elapsed[steps] - elapsed[1]) * 1000 / (steps - 1)
+
+
+def cli_big_state(count: int, steps: int) -> dict[str, float]:
+    """``statefn run plan.json -s state.json -o out.json`` (the command's code, in-process)."""
+    from statefn.cli import main
+
+    def run(plan: Path, state: Path, out: Path) -> None:
+        code = main(["run", str(plan), "-s", str(state), "-o", str(out), "--log", "none"])
+        expect(code == 0, f"statefn run exited with {code}")
+
+    return {"ms_per_step": run_files(count, steps, run)}
+
+
+def api_big_state(count: int, steps: int) -> dict[str, float]:
+    """The same files through ``statefn.run`` with no listener."""
+    import orjson
+
+    import statefn
+
+    def run(plan: Path, state: Path, out: Path) -> None:
+        result = statefn.run(orjson.loads(plan.read_bytes()), orjson.loads(state.read_bytes()))
+        out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+    return {"ms_per_step": run_files(count, steps, run)}
+
+
 def cold_start() -> dict[str, float]:
     """Import the runtime and run a one-step workflow given as job source."""
     import statefn
@@ -237,6 +303,8 @@ WORKLOADS: dict[str, Callable[..., dict[str, float]]] = {
     "big_state": big_state,
     "cold_start": cold_start,
     "transform": transform,
+    "cli_big_state": cli_big_state,
+    "api_big_state": api_big_state,
 }
 
 

@@ -6,10 +6,17 @@
     result = await statefn.run_async(plan)     # in an event loop
 
 See the contract (plans, options, events, errors) in the docs.
+
+The runtime is imported on first use of ``run``, ``compile_job`` or ``Event``, so that
+importing ``statefn`` (and starting the command line) stays cheap; the errors are plain
+classes and are imported at once.
 """
 
-from ._api import run, run_async, validate_plan
-from ._compile import CompiledJob, compile_job
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
+
 from ._errors import (
     AdaptorError,
     AdaptorImportError,
@@ -34,7 +41,35 @@ from ._errors import (
     ValidationError,
     WorkerStartError,
 )
-from ._events import Event
+
+if _typing.TYPE_CHECKING:
+    from ._api import run, run_async, validate_plan
+    from ._compile import CompiledJob, compile_job
+    from ._events import Event
+
+# Public name -> the private module that defines it, imported when the name is first used.
+_LAZY = {
+    "CompiledJob": "._compile",
+    "Event": "._events",
+    "compile_job": "._compile",
+    "run": "._api",
+    "run_async": "._api",
+    "validate_plan": "._api",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'statefn' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AdaptorError",

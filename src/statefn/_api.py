@@ -61,8 +61,10 @@ def run(plan: Any, state: Any = None, **options: Any) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return _run_loop(run_async(plan, state, **options))
-    return _run_on_thread(lambda: _run_loop(run_async(plan, state, **options)))
+        pass  # no loop here, the usual case: run outside this handler (errors keep no context)
+    else:
+        return _run_on_thread(lambda: _run_loop(run_async(plan, state, **options)))
+    return _run_loop(run_async(plan, state, **options))
 
 
 def _run_loop(main: Coroutine[Any, Any, Any]) -> Any:

@@ -121,6 +121,8 @@ class Classifier:
             )
         else:
             classified = _job_error(error)
+        if classified is not error:
+            classified.__cause__ = error  # its traceback, for those who ask (--debug)
         if classified.step_id is None:
             classified.step_id = self.step_id
         if classified.pos is None and pos is not None:

@@ -62,6 +62,30 @@ _DECORATOR_FACTORY = "_sf_decorator_factory"
 
 _CACHE_SIZE = 256
 
+# Top-level expressions of these kinds make a value that is never callable.
+_VALUE_DISPLAYS: dict[type[ast.expr], str] = {
+    ast.JoinedStr: "a string",
+    ast.List: "a list",
+    ast.Tuple: "a tuple",
+    ast.Set: "a set",
+    ast.Dict: "a dict",
+    ast.ListComp: "a list",
+    ast.SetComp: "a set",
+    ast.DictComp: "a dict",
+    ast.GeneratorExp: "a generator",
+}
+# Operators over constants only (`1 + 1`) make a value that is never callable.
+_OPERATORS = (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare)
+# Built-ins that never return a callable (unless the job binds the name to something else).
+_VALUE_BUILTINS = frozenset(
+    {
+        "abs", "all", "any", "bin", "bool", "chr", "dict", "divmod", "enumerate", "filter",
+        "float", "format", "frozenset", "hash", "hex", "int", "isinstance", "issubclass",
+        "len", "list", "map", "oct", "ord", "print", "range", "repr", "reversed", "round",
+        "set", "sorted", "str", "sum", "tuple", "zip",
+    }
+)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class OperationInfo:
@@ -194,6 +218,8 @@ def _compile(source: str, adaptors: tuple[str, ...], kind: str) -> CompiledJob:
     tree = parse(source, filename, "exec", lines)
     assert isinstance(tree, ast.Module)
     problems = restrict(tree, lines, frozenset(_adaptor_name(spec) for spec in adaptors))
+    if kind == "job":
+        problems += _non_operations(tree, lines)
     if problems:
         raise CompileError(problems)
     operations = _mark_operations(tree, lines) if kind == "job" else []
@@ -205,6 +231,63 @@ def _adaptor_name(spec: str) -> str:
     """``http@1.0.0`` -> ``http``; ``http=./path`` -> ``http``."""
     name = spec.split("=", 1)[0]
     return name.split("@", 1)[0] if not name.startswith("@") else name
+
+
+def _non_operations(tree: ast.Module, lines: list[str]) -> list[Diagnostic]:
+    """Top-level expressions that cannot make an operation, found without running them."""
+    bound = _top_level_names(tree)
+    problems = []
+    for statement in tree.body:
+        if not isinstance(statement, ast.Expr):
+            continue
+        what = _never_an_operation(statement.value, bound)
+        if what is not None:
+            text = lines[statement.lineno - 1]
+            problems.append(
+                Diagnostic(_not_an_operation_message(what), statement.lineno,
+                           statement.col_offset + 1, text)
+            )  # fmt: skip
+    return problems
+
+
+def _never_an_operation(value: ast.expr, bound: set[str]) -> str | None:
+    """What ``value`` makes, when that can never be an operation; None when it may be one."""
+    if isinstance(value, ast.Constant) and not isinstance(value.value, str):
+        return f"a value of type '{type(value.value).__name__}'"
+    display = _VALUE_DISPLAYS.get(type(value))
+    if display is not None:
+        return display
+    if isinstance(value, _OPERATORS) and all(
+        isinstance(node, (ast.Constant, *_OPERATORS))
+        for node in ast.walk(value)
+        if isinstance(node, ast.expr)
+    ):
+        return "a computed value"
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in _VALUE_BUILTINS
+        and value.func.id not in bound
+    ):
+        return f"the result of the built-in {value.func.id}()"
+    return None
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """The names the job's top-level code binds (they may shadow built-ins)."""
+    names: set[str] = set()
+    for statement in tree.body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(statement.name)
+        elif isinstance(statement, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in statement.names)
+        else:
+            names.update(
+                node.id
+                for node in ast.walk(statement)
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+            )
+    return names
 
 
 def _mark_operations(tree: ast.Module, lines: list[str]) -> list[OperationInfo]:
@@ -310,10 +393,13 @@ def _problem(job: CompiledJob, line: int, message: str) -> Diagnostic:
 
 
 def _not_an_operation(job: CompiledJob, line: int, kind: str) -> Diagnostic:
-    return _problem(
-        job,
-        line,
-        f"this top-level expression produced a value of type '{kind}', not an operation: "
-        "each top-level expression must make an operation, such as fn(lambda state: state); "
-        "to compute a value once, assign it to a name",
+    return _problem(job, line, _not_an_operation_message(f"a value of type '{kind}'"))
+
+
+def _not_an_operation_message(what: str) -> str:
+    return (
+        f"this top-level expression makes {what}, not an operation: each top-level "
+        "expression must make an operation, such as fn(lambda state: state); to compute a "
+        "value once, assign it to a name; to print or log as the job runs, do it inside an "
+        "operation"
     )

@@ -41,10 +41,13 @@ class JobConsole:
         """Drop lines written after the step ended (by an abandoned, timed-out operation)."""
         self._closed = True
 
-    def log(self, level: LogLevel, message: str) -> None:
+    def log(self, level: LogLevel, message: str, values: tuple[object, ...] = ()) -> None:
+        """Write ``message``; ``values`` are what job code printed or logged to make it,
+        kept on the log record (``job_values``) for loggers that show them their own way."""
         if self._closed:
             return
         message = self._masker.text(message)
-        self._logger.log(_LOGGING_LEVELS[level], message, extra={"job_id": self.step_id})
+        extra = {"job_id": self.step_id, "job_values": values}
+        self._logger.log(_LOGGING_LEVELS[level], message, extra=extra)
         if self._bus.listening:
             self._bus.emit_threadsafe(Event.LOG, events.log(self.step_id, level, message))

@@ -16,13 +16,14 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _events as events
 from ._compile import (
     CompiledJob,
     JobEnvironment,
+    OperationInfo,
     compile_globals,
     compile_job,
     load_globals,
@@ -244,17 +245,25 @@ class Run:
             return bool(edge.compiled.evaluate({"state": state, "upstream_step_id": step.id}))
         except StatefnError as error:
             if error.severity == "fail":
-                raise self._edge_error(step, edge, error.message) from None
+                raise self._edge_error(step, edge, state, error.message) from None
             raise
         except Exception as error:
-            raise self._edge_error(step, edge, f"{type(error).__name__}: {error}") from None
+            message = f"{type(error).__name__}: {error}"
+            raise self._edge_error(step, edge, state, message) from None
 
     @staticmethod
-    def _edge_error(step: Step, edge: Edge, message: str) -> EdgeConditionError:
+    def _edge_error(step: Step, edge: Edge, state: State, message: str) -> EdgeConditionError:
+        raised = f"{step.id}->{edge.target} raised {message}"
+        # A condition usually breaks on the state of a step that failed: its error comes first.
+        errors = state.get("errors") if isinstance(state, dict) else None
+        failure = errors.get(step.id) if isinstance(errors, dict) else None
+        if isinstance(failure, dict):
+            cause = f"{failure.get('name', 'Error')}: {failure.get('message', '')}"
+            text = f"Step {step.id} failed with {cause}; then its edge condition {raised}"
+        else:
+            text = f"Edge condition {raised}"
         return EdgeConditionError(
-            f"Edge condition {step.id}->{edge.target} raised {message}",
-            step_id=step.id,
-            details={"condition": edge.condition, "target": edge.target},
+            text, step_id=step.id, details={"condition": edge.condition, "target": edge.target}
         )
 
     async def _step(self, step: Step, state: State) -> StepResult:
@@ -355,13 +364,21 @@ class Run:
         """The compiled job of ``step`` (None for a list of operations or a trigger)."""
         return self._compiled.get(step.id)
 
+    def written_operations(self, step: Step) -> Sequence[OperationInfo]:
+        """The operations of the step's job as its source writes them (none for callables)."""
+        compiled = self._compiled.get(step.id)
+        return compiled.operations if compiled is not None else ()
+
     def is_adaptor_file(self, filename: str) -> bool:
         return self._linker is not None and self._linker.is_adaptor_file(filename)
 
-    def state_for_event(self, state: State | None, encoded: bytes | None) -> State | None:
-        """A copy of ``state`` for an event payload, made only when someone listens."""
+    def state_for_event(self, state: State | None, encoded: bytes | None) -> State | bytes | None:
+        """A copy of ``state`` for an event payload, made only when someone listens; its
+        JSON as it is with the ``event_states="json"`` option."""
         if not self.bus.listening or state is None or encoded is None:
             return None
+        if self.options.event_states == "json":
+            return encoded
         return self._copy(state, encoded)
 
 

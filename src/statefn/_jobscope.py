@@ -168,7 +168,7 @@ def _describe(value: Any) -> str:
 class LogSink(Protocol):
     """Where job output goes: a ``JobConsole`` at run time, a list in tests."""
 
-    def log(self, level: LogLevel, message: str) -> None: ...
+    def log(self, level: LogLevel, message: str, values: tuple[object, ...] = ()) -> None: ...
 
 
 class ListSink:
@@ -177,7 +177,7 @@ class ListSink:
     def __init__(self) -> None:
         self.lines: list[tuple[LogLevel, str]] = []
 
-    def log(self, level: LogLevel, message: str) -> None:
+    def log(self, level: LogLevel, message: str, values: tuple[object, ...] = ()) -> None:
         self.lines.append((level, message))
 
 
@@ -195,21 +195,21 @@ class JobLogger:
 
     def log(self, *args: object, sep: str | None = " ") -> None:
         """Log at level ``info`` (like OpenFn's ``console.log``)."""
-        self._sink.log("info", _text(args, sep))
+        self._sink.log("info", _text(args, sep), args)
 
     def debug(self, *args: object, sep: str | None = " ") -> None:
-        self._sink.log("debug", _text(args, sep))
+        self._sink.log("debug", _text(args, sep), args)
 
     def info(self, *args: object, sep: str | None = " ") -> None:
-        self._sink.log("info", _text(args, sep))
+        self._sink.log("info", _text(args, sep), args)
 
     def warn(self, *args: object, sep: str | None = " ") -> None:
-        self._sink.log("warn", _text(args, sep))
+        self._sink.log("warn", _text(args, sep), args)
 
     warning = warn
 
     def error(self, *args: object, sep: str | None = " ") -> None:
-        self._sink.log("error", _text(args, sep))
+        self._sink.log("error", _text(args, sep), args)
 
     def __repr__(self) -> str:
         return "<job console>"
@@ -260,7 +260,7 @@ def _printer(sink: LogSink) -> Callable[..., None]:
     ) -> None:
         """Write a line to the job log (level ``info``)."""
         text = _text(args, sep) + ("\n" if end is None else end)
-        sink.log("info", text.removesuffix("\n"))
+        sink.log("info", text.removesuffix("\n"), args)
 
     print.__qualname__ = "print"  # error messages say "print() got ...", as Python's do
     return print
@@ -295,7 +295,9 @@ class ModuleView:
 
     def __getattr__(self, name: str) -> NoReturn:
         # Only called for names the view lacks: submodules, hidden and unknown attributes.
-        raise AttributeError(f"module '{self._name}' has no attribute '{name}'")
+        removed = name in _HIDDEN_ATTRIBUTES.get(self._name, ())
+        reason = ": the sandbox removes it from jobs" if removed else ""
+        raise AttributeError(f"module '{self._name}' has no attribute '{name}'{reason}")
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise SecurityError(f"setting attribute '{name}' of module '{self._name}' is not allowed")

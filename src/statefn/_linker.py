@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import AdaptorImportError, InputError
 from ._repo import ENTRY_POINT_GROUP, LIB_DIR, list_installed, parse_spec
+from ._suggest import did_you_mean
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -306,9 +307,15 @@ class Linker:
         wanted = f"{name}@{version}" if version else name
         found = f": found {name} " + ", ".join(seen) if seen else ""
         where = f"the repo {self.repo} or " if self.repo is not None else ""
+        if not seen:
+            known = {*SHIPPED_ADAPTORS, *_adaptor_entry_points()}
+            if self.repo is not None:
+                known.update(entry.name for entry in list_installed(self.repo))
+            found = did_you_mean(name, known)
         raise AdaptorImportError(
             f'Adaptor "{wanted}" was not found in {where}the installed packages{found}',
-            fix=f"Run: statefn repo install {wanted}, or set linker.modules.{name}.path",
+            fix=f"Run: statefn repo install {wanted}, or give its folder (linker.modules."
+            f"{name}.path; on the command line, -a {name}=PATH)",
             details={"adaptor": name, "version": version},
         )
 

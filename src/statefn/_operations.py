@@ -12,11 +12,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._classify import Classifier
 from ._errors import JobRuntimeError, StatefnError, StateTooLargeError
 from ._state import State, copy_state, seal
+
+if TYPE_CHECKING:
+    from ._compile import OperationInfo
 
 __all__ = ["OperationsOutcome", "StepSettings", "finish", "run_operations"]
 
@@ -41,15 +44,18 @@ class StepSettings:
     limit_bytes: int
     warn: Callable[[str], None]
     record: Callable[[StatefnError], dict[str, Any]]
+    written: Sequence[OperationInfo] = ()
+    """How job source writes each operation (empty for operations given as callables)."""
 
 
 def _checked(
     result: Any, index: int, operation: Callable[..., Any], settings: StepSettings
 ) -> State:
+    written = settings.written[index] if index < len(settings.written) else None
+    described = _describe(operation, written)
     if result is None:
         settings.warn(
-            f"Operation {index + 1} ({_describe(operation)}) returned None: "
-            "passing an empty state {} on"
+            f"Operation {index + 1} ({described}) returned None: passing an empty state {{}} on"
         )
         return {}
     if isinstance(result, dict):
@@ -57,15 +63,26 @@ def _checked(
         # copied by the built-in method (no method the job defined runs).
         return dict.copy(result)
     raise JobRuntimeError(
-        f"TypeError: operation {index + 1} ({_describe(operation)}) returned "
+        f"TypeError: operation {index + 1} ({described}) returned "
         f"{type(result).__name__}, not a state dict",
         subtype="TypeError",
         fix="Return the state (a dict) from every operation.",
+        pos=_position(written),
     )
 
 
-def _describe(operation: Callable[..., Any]) -> str:
+def _describe(operation: Callable[..., Any], written: OperationInfo | None) -> str:
+    """The operation as the job writes it (``fn(lambda state: 1)``, line 3), or its name."""
+    if written is not None:
+        return f"{written.source.splitlines()[0].strip()}, line {written.line}"
     return getattr(operation, "__qualname__", None) or type(operation).__name__
+
+
+def _position(written: OperationInfo | None) -> dict[str, Any] | None:
+    if written is None:
+        return None
+    first = written.source.splitlines()[0]
+    return {"line": written.line, "column": len(first) - len(first.lstrip()) + 1, "src": first}
 
 
 async def run_operations(

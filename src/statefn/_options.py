@@ -21,6 +21,10 @@ DEFAULT_PROPS_TO_REMOVE = ("configuration",)
 # ``console`` (OpenFn likewise keeps its own console, timers and parseInt/parseFloat).
 RESERVED_NAMES = BUILTIN_NAMES | {"S", "console"}
 
+# How a step's state reaches job-complete and job-error payloads: a decoded copy, or the
+# state's JSON (bytes, as the step's output was sealed) for handlers that rarely need it.
+_EVENT_STATES = ("copy", "json")
+
 
 def silent_logger(name: str) -> logging.Logger:
     """A logger that prints nothing and is not registered in the logging tree."""
@@ -46,6 +50,7 @@ class RunOptions:
     linker: dict[str, Any] = field(default_factory=dict)
     default_step_id: str = "job-1"
     profile: bool = False
+    event_states: str = "copy"
 
 
 def _check(ok: bool, name: str, expected: str, value: Any) -> None:
@@ -111,6 +116,8 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
         _positive("concurrency", options["concurrency"], integer=True)
     linker = options.get("linker")
     _check(linker is None or isinstance(linker, dict), "linker", "a dict", linker)
+    event_states = options.get("event_states", "copy")
+    _check(event_states in _EVENT_STATES, "event_states", "'copy' or 'json'", event_states)
     step_id = options.get("default_step_id", "job-1")
     _check(isinstance(step_id, str) and bool(step_id), "default_step_id", "a string", step_id)
     return RunOptions(
@@ -128,4 +135,5 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
         linker=dict(linker or {}),
         default_step_id=step_id,
         profile=options.get("profile", False),
+        event_states=event_states,
     )

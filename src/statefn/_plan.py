@@ -3,7 +3,9 @@
 ``normalise(plan)`` checks a plan dict (contract section 1) and returns a ``Plan``: steps
 with ids, edges with compiled conditions, the start step. Every problem is a
 ``ValidationError`` whose message names the problem and the path of the offending field
-(``workflow.steps[1].next``); nothing runs until the plan is valid.
+(``workflow.steps[1].next``); nothing runs until the plan is valid. Unknown keys are found
+first, all at once, each with the closest known key; keys beginning with ``x-`` are the
+user's own and are ignored.
 """
 
 from __future__ import annotations
@@ -14,11 +16,25 @@ from typing import Any
 
 from ._errors import CompileError, ValidationError
 from ._sandbox import RestrictedExpression, compile_expression
+from ._suggest import did_you_mean
 
 __all__ = ["SPECIAL_CONDITIONS", "Condition", "Edge", "Plan", "Retry", "Step", "normalise"]
 
 # Through the Python API a condition may also be a callable of the upstream state.
 Condition = str | bool | Callable[[dict[str, Any]], Any] | None
+
+# The keys each object of a plan may hold (contract section 1).
+_PLAN_KEYS = ("id", "workflow", "options")
+_WORKFLOW_KEYS = ("id", "name", "steps", "jobs", "start", "globals", "credentials")
+_STEP_KEYS = (
+    "id", "name", "expression", "adaptors", "adaptor", "configuration", "state", "next",
+    "retry", "linker", "webhook", "cron",
+)  # fmt: skip
+_EDGE_KEYS = ("condition", "label", "disabled")
+_RETRY_KEYS = ("attempts", "backoff_ms", "factor")
+_LINKER_KEYS = ("path", "version")
+_OPTION_KEYS = ("start", "end", "timeout", "concurrency")
+_USER_PREFIX = "x-"
 
 # Conditions that test the upstream step's error record instead of running Python.
 SPECIAL_CONDITIONS: dict[str, str] = {
@@ -299,7 +315,55 @@ def _compile_conditions(steps: dict[str, Step]) -> None:
         )
 
 
+def _unknown(raw: Any, known: tuple[str, ...], path: str) -> list[str]:
+    """A problem for each key of ``raw`` (if an object) that is not in ``known``."""
+    if not isinstance(raw, dict):
+        return []
+    problems = []
+    for key in raw:
+        if key in known or (isinstance(key, str) and key.startswith(_USER_PREFIX)):
+            continue
+        hint = did_you_mean(str(key), known) or f" (known keys: {', '.join(known)})"
+        problems.append(f"{path}.{key}: unknown key{hint}")
+    return problems
+
+
+def _unknown_in_step(raw: Any, path: str) -> list[str]:
+    if not isinstance(raw, dict):
+        return []
+    problems = _unknown(raw, _STEP_KEYS, path)
+    problems += _unknown(raw.get("retry"), _RETRY_KEYS, f"{path}.retry")
+    linker = raw.get("linker")
+    for name, spec in linker.items() if isinstance(linker, dict) else ():
+        problems += _unknown(spec, _LINKER_KEYS, f"{path}.linker.{name}")
+    edges = raw.get("next")
+    for target, edge in edges.items() if isinstance(edges, dict) else ():
+        problems += _unknown(edge, _EDGE_KEYS, f"{path}.next.{target}")
+    return problems
+
+
+def _check_unknown_keys(plan: dict[str, Any]) -> None:
+    """Raise one ``ValidationError`` listing every unknown key of the plan."""
+    problems = _unknown(plan, _PLAN_KEYS, "plan")
+    workflow = plan.get("workflow")
+    problems += _unknown(workflow, _WORKFLOW_KEYS, "workflow")
+    if isinstance(workflow, dict):
+        key = "steps" if "steps" in workflow else "jobs"
+        steps = workflow.get(key)
+        for index, raw in enumerate(steps if isinstance(steps, list) else ()):
+            problems += _unknown_in_step(raw, f"workflow.{key}[{index}]")
+    problems += _unknown(plan.get("options"), _OPTION_KEYS, "options")
+    if problems:
+        raise ValidationError("\n".join(problems), details={"unknown_keys": problems})
+
+
 def _step(raw: Any, step_id: str, path: str) -> Step:
+    if raw.get("expression") is None and raw.get("state") is not None:
+        raise ValidationError(
+            f"{path}.state: a trigger (a step without expression) takes no state; "
+            "give it to the step the trigger leads to, or pass it as the input state",
+            details={"path": f"{path}.state"},
+        )
     return Step(
         id=step_id,
         name=_optional_str(raw, "name", path),
@@ -316,6 +380,11 @@ def _step(raw: Any, step_id: str, path: str) -> Step:
 def _steps(workflow: Mapping[str, Any]) -> dict[str, Step]:
     key = "steps" if "steps" in workflow else "jobs"
     raw_steps = workflow.get(key)
+    if raw_steps is None:
+        raise ValidationError(
+            "workflow.steps is missing: a workflow needs a list of steps",
+            details={"path": "workflow.steps"},
+        )
     _expect(raw_steps, list, f"workflow.{key}", "a list of steps")
     if not raw_steps:
         raise ValidationError(
@@ -347,8 +416,9 @@ def _check_targets(steps: dict[str, Step]) -> None:
     for step in steps.values():
         for edge in step.next:
             if edge.target not in steps:
+                hint = did_you_mean(edge.target, steps)
                 raise ValidationError(
-                    f"Cannot find job: {edge.target}",
+                    f"Cannot find job: {edge.target} (in the next of step {step.id}){hint}",
                     details={"path": f"{step.id}.next.{edge.target}"},
                 )
 
@@ -408,6 +478,7 @@ def normalise(plan: Any) -> Plan:
     options = plan.get("options") or {}
     _expect(options, dict, "options", "an object")
     _optional_str(plan, "id", "plan")
+    _check_unknown_keys(plan)
     steps = _steps(workflow)
     _compile_conditions(steps)
     _check_targets(steps)

@@ -109,6 +109,7 @@ class StepRun:
             limit_bytes=run.limit_bytes,
             warn=lambda text: run.logger.warning(masker.text(text), extra={"job_id": step.id}),
             record=lambda error: masker.value(error.to_dict()),
+            written=run.written_operations(step),
         )
         started = time.perf_counter()
         resident = _resident_bytes() if run.bus.listening else 0
@@ -287,6 +288,13 @@ class StepRun:
             _source_excerpt(error.pos),
             extra={"job_id": step.id},
         )
+        if error.__cause__ is not None:
+            run.logger.debug(
+                "Traceback of step %s",
+                self.label,
+                exc_info=error.__cause__,
+                extra={"job_id": step.id},
+            )
         if error.severity != "fail":
             raise error
         return StepResult(outcome.state, targets, outcome.encoded)

@@ -166,11 +166,13 @@ def adaptor_error(message: str, *, fix: str | None = None, **details: Any) -> Ad
     return AdaptorError(message, details=json_safe(details) or None, fix=fix)
 
 
-def log_line(level: LogLevel, message: str) -> None:
+def log_line(level: LogLevel, message: str, values: tuple[object, ...] = ()) -> None:
     """Write ``message`` to the running step's console, as job code's ``print`` does.
 
     The line is masked and reaches the run's job logger and ``log`` event. Outside a step
-    it goes to the ``statefn.job`` Python logger.
+    it goes to the ``statefn.job`` Python logger. ``values``, when given, are what the
+    message was made of (for loggers that shape objects themselves, as the command line's
+    ``--sanitize`` does).
 
     Example: ``log_line("info", f"fetched {len(items)} items")``
     """
@@ -178,4 +180,4 @@ def log_line(level: LogLevel, message: str) -> None:
     if console is None:
         _fallback_logger.log(_LOGGING_LEVELS[level], message)
     else:
-        console.log(level, message)
+        console.log(level, message, values)

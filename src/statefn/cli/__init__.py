@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, cast
 
+from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
 from ._exits import CliError, ExitCode
-from ._logs import LOG_LEVELS, SANITIZE_MODES, CliLogs
-from ._plans import parse_adaptor_spec
 from ._runs import add_runs_parser
+
+if TYPE_CHECKING:
+    from ._logs import CliLogs
+    from ._plans import AdaptorSpec
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -73,11 +77,49 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors suggest the command, flag or value the user meant."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        flags = [
+            extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and extra != "-"
+        ]
+        if flags:
+            # Compared without their dashes, which every flag shares.
+            known = {
+                option.lstrip("-"): option
+                for action in self._actions
+                for option in action.option_strings
+            }
+            match = _closest(flags[0].lstrip("-"), known)
+            hint = f"; did you mean {known[match]!r}?" if match else ""
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed, extras
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        if action.choices is not None and value not in action.choices:
+            match = _closest(str(value), [str(choice) for choice in action.choices])
+            hint = f"; did you mean {match!r}?" if match else ""
+            choices = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}{hint} (choose from {choices})"
+            )
+
+
+def _closest(word: str, choices: Iterable[str]) -> str | None:
+    from statefn._suggest import closest
+
+    return closest(word, choices)
+
+
 def _common_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group("output")
     group.add_argument(
-        "--log", choices=list(LOG_LEVELS), default="info", metavar="LEVEL",
+        "--log", choices=LOG_LEVEL_NAMES, default="info", metavar="LEVEL", type=str.lower,
         help="how much to log on stderr: none, error, warn, info (default), debug",
     )  # fmt: skip
     group.add_argument("--log-json", action="store_true", help="log JSON objects, one a line")
@@ -98,7 +140,7 @@ def _repo_option() -> argparse.ArgumentParser:
 
 def _adaptor_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-a", "--adaptor", action="append", default=[], type=parse_adaptor_spec,
+        "-a", "--adaptor", action="append", default=[], type=_adaptor_spec,
         metavar="SPEC",
         help="an adaptor for a .py job: NAME, NAME@VERSION or NAME=PATH (a local folder); "
         "on a workflow, NAME@VERSION overrides that adaptor's version and NAME=PATH its "
@@ -205,16 +247,29 @@ def _add_repo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "install",
         parents=common,
         help="install adaptors: NAME@VERSION, a project folder or a wheel",
+        description="Install adaptors into the repo, each as its own NAME@VERSION folder.",
     )
-    install.add_argument("specs", nargs="+", metavar="SPEC")
-    actions.add_parser("list", parents=common, help="list the installed adaptors")
+    install.add_argument(
+        "specs", nargs="+", metavar="SPEC",
+        help="NAME@VERSION (the distribution statefn-adaptor-NAME from the package index), "
+        "a local project folder (holding pyproject.toml) or a wheel file (.whl)",
+    )  # fmt: skip
+    actions.add_parser(
+        "list", parents=common, help="list the installed adaptors",
+        description="List the installed adaptors: NAME@VERSION and folder, one a line.",
+    )  # fmt: skip
     clean = actions.add_parser(
-        "clean", parents=common, help="remove every adaptor, or those matching SPEC"
-    )
+        "clean", parents=common, help="remove every adaptor, or those matching SPEC",
+        description="Remove adaptors from the repo: every one, or those matching SPEC.",
+    )  # fmt: skip
     clean.add_argument(
         "spec", nargs="?", metavar="SPEC", help="NAME (every version) or NAME@VERSION"
     )
-    actions.add_parser("dir", parents=common, help="print the repo folder")
+    actions.add_parser(
+        "dir", parents=common, help="print the repo folder",
+        description="Print the repo folder (--repo-dir, else $STATEFN_REPO_DIR, else "
+        "~/.statefn/repo).",
+    )  # fmt: skip
 
 
 def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -226,20 +281,28 @@ def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         parents=[_common_options(), _repo_option()],
     )  # fmt: skip
     docs.add_argument(
-        "adaptor", metavar="ADAPTOR", type=parse_adaptor_spec,
+        "adaptor", metavar="ADAPTOR", type=_adaptor_spec,
         help="NAME, NAME@VERSION or NAME=PATH (a local folder)",
     )  # fmt: skip
-    docs.add_argument("operation", nargs="?", metavar="OPERATION")
+    docs.add_argument(
+        "operation", nargs="?", metavar="OPERATION",
+        help="an operation of the adaptor: show its documentation instead of the list",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="statefn", description=_DESCRIPTION, epilog=_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--version", action=_VersionAction)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required here: an unknown flag before the command is reported as such (main
+    # reports a missing command). Every subparser is a _Parser, as its parent is.
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND"),
+    )
     _add_run(commands)
     _add_checks(commands)
     _add_repo(commands)
@@ -256,8 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    args = build_parser().parse_args(argv)
-    logs = CliLogs(sys.stderr, args.log, json_lines=args.log_json)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("the following arguments are required: COMMAND")
+    from ._logs import LOG_LEVELS, CliLogs
+
+    logs = CliLogs(sys.stderr, args.log, json_lines=args.log_json, tracebacks=args.debug)
     try:
         return int(_dispatch(args, logs))
     except CliError as error:
@@ -310,6 +378,13 @@ def _dispatch(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     return selftest_command(args, logs)
 
 
+def _adaptor_spec(text: str) -> AdaptorSpec:
+    """``-a``'s type; the module that parses it is imported only once a command runs."""
+    from ._plans import parse_adaptor_spec
+
+    return parse_adaptor_spec(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -321,17 +396,14 @@ def _positive_int(text: str) -> int:
 
 
 class _VersionAction(argparse.Action):
-    """``--version``; the version is looked up only when asked for (the lookup is slow)."""
+    """``--version``: the version pyproject.toml is built from, read without package metadata
+    (looking that up costs more than starting the interpreter)."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
         super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        from importlib.metadata import PackageNotFoundError, version
+        from statefn._version import __version__
 
-        try:
-            found = version("statefn")
-        except PackageNotFoundError:
-            found = "unknown"
-        print(f"statefn {found}")
+        print(f"statefn {__version__}")
         parser.exit()

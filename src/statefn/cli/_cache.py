@@ -50,12 +50,15 @@ class StepCache:
                 cached.unlink()
 
     def write(self, step_id: str, state: Any) -> Path:
-        """Keep ``state`` as the output of ``step_id``; returns the file written."""
+        """Keep ``state`` (a JSON value, or its JSON as bytes) as the output of ``step_id``;
+        returns the file written."""
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(step_id)
         # Write then rename, so an interrupted run never leaves half a file to read back.
         partial = target.with_suffix(".json.partial")
-        partial.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
+        partial.write_bytes(
+            state if isinstance(state, bytes) else orjson.dumps(state, option=orjson.OPT_INDENT_2)
+        )
         partial.replace(target)
         return target
 

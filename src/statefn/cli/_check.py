@@ -52,12 +52,16 @@ def validate_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         logs.cli.error(f"{loaded.path}: the adaptors of {', '.join(unlinked)} cannot be loaded")
     if broken or unlinked:
         return ExitCode.INVALID_INPUT
-    steps = len(loaded.steps)
-    print(
-        f"{loaded.path}: valid ({steps} step{'s' * (steps != 1)}, {len(jobs)} "
-        f"job{'s' * (len(jobs) != 1)} compiled: {', '.join(step['id'] for step in loaded.steps)})"
-    )
+    triggers = [step["id"] for step in loaded.steps if step not in jobs]
+    counted = [_count(len(jobs), "job") + f" compiled ({', '.join(s['id'] for s in jobs)})"]
+    if triggers:
+        counted.append(_count(len(triggers), "trigger") + f" ({', '.join(triggers)})")
+    print(f"{loaded.path}: valid ({_count(len(loaded.steps), 'step')}: {', '.join(counted)})")
     return ExitCode.OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 def _compile_step(loaded: LoadedPlan, step: dict[str, Any], logs: CliLogs) -> Any:

@@ -13,10 +13,12 @@ from typing import Any
 
 from ._exits import CliError, ExitCode
 from ._logs import CliLogs
-from ._plans import AdaptorSpec, linker_option
+from ._plans import AdaptorSpec, check_adaptor_paths, linker_option
 from ._repo import repo_dir
 
 __all__ = ["docs_command", "signature_of"]
+
+_WIDTH = 88
 
 
 def docs_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
@@ -25,6 +27,7 @@ def docs_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     from statefn._errors import StatefnError
     from statefn._linker import Linker
 
+    check_adaptor_paths([spec])
     try:
         linker = Linker.from_option(linker_option([spec], repo_dir(args.repo_dir)))
         adaptor = linker.load(spec.reference)
@@ -36,11 +39,25 @@ def docs_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         doc = inspect.getdoc(adaptor.module)
         if doc:
             print(f"\n{doc}\n")
-        for name in sorted(adaptor.exports):
-            print(f"  {name}{signature_of(adaptor.exports[name])}")
-            summary = _summary(adaptor.exports[name])
-            if summary:
-                print(f"      {summary}")
+        from statefn.adaptor import is_operation_factory
+
+        # Classes (such as a response body type) are documented by the operations that use
+        # them; constants are not called. Operations first, then helper functions.
+        functions = {
+            name: value
+            for name, value in adaptor.exports.items()
+            if callable(value) and not inspect.isclass(value)
+        }
+        operations = sorted(name for name in functions if is_operation_factory(functions[name]))
+        helpers = sorted(name for name in functions if name not in operations)
+        for heading, names in (("operations", operations), ("helpers", helpers)):
+            if names:
+                print(f"{heading}:")
+            for name in names:
+                print(_wrapped(f"  {name}", functions[name]))
+                summary = _summary(functions[name])
+                if summary:
+                    print(f"      {summary}")
         return ExitCode.OK
     value = adaptor.exports.get(args.operation)
     if value is None:
@@ -50,6 +67,41 @@ def docs_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     print(f"{adaptor.name}.{args.operation}{signature_of(value)}\n")
     print(inspect.getdoc(value) or "(no documentation)")
     return ExitCode.OK
+
+
+def _wrapped(head: str, value: Any) -> str:
+    """``head`` and ``value``'s signature, broken between parameters to fit the width."""
+    signature = signature_of(value)
+    if len(head) + len(signature) <= _WIDTH or not signature.startswith("("):
+        return head + signature
+    parameters, returns = _parts(signature)
+    indent = " " * (len(head) + 1)
+    lines, line = [], head + "("
+    for index, parameter in enumerate(parameters):
+        piece = parameter + ("," if index < len(parameters) - 1 else ")" + returns)
+        if len(line) + len(piece) > _WIDTH and not line.endswith("("):
+            lines.append(line.rstrip())
+            line = indent
+        line += piece + " "
+    lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _parts(signature: str) -> tuple[list[str], str]:
+    """``(a, b: dict[str, int]) -> X`` -> ``(["a", "b: dict[str, int]"], " -> X")``."""
+    parameters, depth, start = [], 0, 1
+    for index, char in enumerate(signature):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                parameters.append(signature[start:index].strip())
+                return [p for p in parameters if p], signature[index + 1 :]
+        elif char == "," and depth == 1:
+            parameters.append(signature[start:index].strip())
+            start = index + 1
+    return [signature], ""
 
 
 def signature_of(value: Any) -> str:

@@ -9,6 +9,7 @@ State objects appear in logs only as ``--sanitize`` allows.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -16,16 +17,18 @@ import orjson
 
 from statefn._masking import Masker
 
-__all__ = ["LOG_LEVELS", "SANITIZE_MODES", "CliLogs", "describe_state"]
+from ._choices import LOG_LEVEL_NAMES
 
-LOG_LEVELS: dict[str, int] = {
-    "none": logging.CRITICAL + 10,
-    "error": logging.ERROR,
-    "warn": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-}
-SANITIZE_MODES = ("none", "obfuscate", "remove", "summarize")
+__all__ = ["LOG_LEVELS", "CliLogs", "describe_state"]
+
+# The --log names, in their order, with the logging levels they stand for.
+LOG_LEVELS: dict[str, int] = dict(
+    zip(
+        LOG_LEVEL_NAMES,
+        (logging.CRITICAL + 10, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG),
+        strict=True,
+    )
+)
 SanitizeMode = Literal["none", "obfuscate", "remove", "summarize"]
 
 _LEVEL_NAMES = {
@@ -60,6 +63,25 @@ class _MaskingFilter(logging.Filter):
         return True
 
 
+class _SanitizingFilter(logging.Filter):
+    """Rewrites a job's log line from the values it printed, objects shaped by ``mode``."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        values = getattr(record, "job_values", ())
+        if any(isinstance(value, dict | list) for value in values):
+            shown = (
+                describe_state(value, self.mode) if isinstance(value, dict | list) else str(value)
+                for value in values
+            )
+            record.msg = " ".join(text for text in shown if text is not None)
+            record.args = None
+        return True
+
+
 def _not_a_step_error(record: logging.LogRecord) -> bool:
     return not (record.levelno >= logging.ERROR and getattr(record, "job_id", None))
 
@@ -67,12 +89,13 @@ def _not_a_step_error(record: logging.LogRecord) -> bool:
 class _TextFormatter(logging.Formatter):
     """``[component step] level: message``; the level only for warnings and errors."""
 
-    def __init__(self, colour: bool) -> None:
+    def __init__(self, interactive: bool, colour: bool) -> None:
         super().__init__()
+        self._interactive = interactive
         self._colour = colour
 
     def format(self, record: logging.LogRecord) -> str:
-        if self._colour and getattr(record, "progress", False):
+        if self._interactive and getattr(record, "progress", False):
             # Progress marks (▸ ✔ ✘) speak for themselves on a terminal.
             return record.getMessage()
         level = _level_name(record)
@@ -113,12 +136,22 @@ class _JsonFormatter(logging.Formatter):
 class CliLogs:
     """The ``cli``, ``runtime`` and ``job`` loggers of one command, writing to ``stream``."""
 
-    def __init__(self, stream: TextIO, level: str = "info", *, json_lines: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        level: str = "info",
+        *,
+        json_lines: bool = False,
+        tracebacks: bool = False,
+    ) -> None:
         self.stream = stream
         self.json_lines = json_lines
         self.interactive = not json_lines and stream.isatty()
+        # https://no-color.org: a NO_COLOR that is set and not empty turns colour off.
+        self.colour = self.interactive and not os.environ.get("NO_COLOR")
         handler = logging.StreamHandler(stream)
-        handler.setFormatter(_JsonFormatter() if json_lines else _TextFormatter(self.interactive))
+        formatter = _TextFormatter(self.interactive, self.colour)
+        handler.setFormatter(_JsonFormatter() if json_lines else formatter)
         self._masking = _MaskingFilter()
         handler.addFilter(self._masking)
         self.level = LOG_LEVELS[level]
@@ -130,6 +163,11 @@ class CliLogs:
             # --log debug. Its other warnings and errors are shown as they are.
             self.runtime.setLevel(max(self.level, logging.WARNING))
             self.runtime.addFilter(_not_a_step_error)
+        if tracebacks:
+            # The runtime logs the traceback behind a step's error at debug level.
+            shown = self.runtime.level
+            self.runtime.setLevel(logging.DEBUG)
+            self.runtime.addFilter(lambda record: record.levelno >= shown or bool(record.exc_info))
         self.job = self._logger("job", handler)
 
     def _logger(self, name: str, handler: logging.Handler) -> logging.Logger:
@@ -139,6 +177,15 @@ class CliLogs:
         logger.addHandler(handler)
         logger.propagate = False
         return logger
+
+    def sanitize(self, mode: str) -> None:
+        """Show the objects (dicts, lists) that jobs print or log as ``--sanitize mode`` says."""
+        if mode != "none":
+            self.job.addFilter(_SanitizingFilter(mode))
+
+    def paint(self, text: str, colour: str) -> str:
+        """``text`` in ``colour`` (an ANSI escape code) when colour is on."""
+        return f"{colour}{text}{_RESET}" if self.colour else text
 
     def mask(self, masker: Masker) -> None:
         """Mask ``masker``'s secrets in every line from now on."""

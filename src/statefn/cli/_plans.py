@@ -26,6 +26,7 @@ from ._files import YAML_SUFFIXES, read_data, read_text
 __all__ = [
     "AdaptorSpec",
     "LoadedPlan",
+    "check_adaptor_paths",
     "check_credentials",
     "linker_option",
     "load_plan",
@@ -34,6 +35,7 @@ __all__ = [
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)(?:@(?P<version>[^=\s]+))?(?:=(?P<path>.+))?$")
 _DATA_SUFFIXES = (".json", *YAML_SUFFIXES)
+_PLAN_SUFFIXES = (*_DATA_SUFFIXES, ".py")
 _TEXT_SUFFIXES = (".csv", ".txt")  # a state file of these is text, not data
 _PATH_PREFIXES = ("./", "../", "/", "~/")
 
@@ -63,8 +65,25 @@ def parse_adaptor_spec(text: str) -> AdaptorSpec:
     return AdaptorSpec(
         name=match["name"],
         version=match["version"],
-        path=Path(path).expanduser().resolve() if path else None,
+        path=_package_folder(match["name"], Path(path).expanduser().resolve()) if path else None,
     )
+
+
+def _package_folder(name: str, path: Path) -> Path:
+    """The adaptor's package for ``path``: itself, or the one package of a project folder
+    (one with a ``pyproject.toml``, its package beside it or under ``src/``)."""
+    if (path / "__init__.py").is_file() or not (path / "pyproject.toml").is_file():
+        return path
+    packages = [
+        folder
+        for parent in (path, path / "src")
+        if parent.is_dir()
+        for folder in sorted(parent.iterdir())
+        if (folder / "__init__.py").is_file()
+    ]
+    named = [folder for folder in packages if folder.name in (name, f"statefn_adaptor_{name}")]
+    chosen = named or packages
+    return chosen[0] if len(chosen) == 1 else path
 
 
 @dataclass
@@ -109,7 +128,9 @@ def load_plan(path: Path, adaptors: Sequence[AdaptorSpec] = ()) -> LoadedPlan:
 
     Raises ``CliError`` for an unreadable file, a broken document or an invalid plan.
     """
-    _check_adaptor_paths(adaptors)
+    if path.suffix not in _PLAN_SUFFIXES:
+        raise CliError(f"{path}: unsupported file type ({', '.join(_PLAN_SUFFIXES)})")
+    check_adaptor_paths(adaptors)
     job_files: dict[int, Path] = {}
     if path.suffix == ".py":
         step: dict[str, Any] = {"id": path.stem, "expression": read_text(path)}
@@ -223,10 +244,19 @@ def _override(reference: Any, versioned: Mapping[str, AdaptorSpec]) -> Any:
     return spec.reference if spec else reference
 
 
-def _check_adaptor_paths(adaptors: Iterable[AdaptorSpec]) -> None:
+def check_adaptor_paths(adaptors: Iterable[AdaptorSpec]) -> None:
+    """Fail (exit 3) when a ``-a NAME=PATH`` is not an adaptor a run could load."""
     for spec in adaptors:
-        if spec.path is not None and not spec.path.exists():
+        if spec.path is None:
+            continue
+        if not spec.path.exists():
             raise CliError(f"Adaptor {spec.name}: path not found: {spec.path}")
+        if not ((spec.path / "__init__.py").is_file() or spec.path.suffix == ".py"):
+            raise CliError(
+                f"Adaptor {spec.name}: {spec.path} is not an adaptor: give its package folder "
+                "(holding __init__.py), its module file (.py) or its project folder (holding "
+                "pyproject.toml and one package)"
+            )
 
 
 def _validated_steps(plan: dict[str, Any], path: Path) -> list[dict[str, Any]]:
@@ -236,6 +266,9 @@ def _validated_steps(plan: dict[str, Any], path: Path) -> list[dict[str, Any]]:
         # A copy: whatever validation fills in, the plan handed to run stays as written.
         normalised = validate_plan(copy.deepcopy(plan))
     except ValidationError as error:
-        raise CliError(f"Invalid plan {path}: {error.message}") from None
+        problems = error.message.splitlines()
+        if len(problems) == 1:
+            raise CliError(f"Invalid plan {path}: {error.message}") from None
+        raise CliError(f"Invalid plan {path}:\n" + "\n".join(f"  {p}" for p in problems)) from None
     steps: list[dict[str, Any]] = normalised["workflow"]["steps"]
     return steps

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from statefn._masking import Masker
 from ._cache import StepCache
 from ._exits import CliError, ExitCode
 from ._files import read_data
+from ._hints import add_adaptor_hint
 from ._isolate import ledger_url, run_elsewhere
 from ._logs import CliLogs, describe_state
 from ._plans import LoadedPlan, check_credentials, linker_option, load_plan
@@ -37,14 +39,18 @@ from ._select import find_step
 __all__ = ["RunReporter", "render_step_error", "run_command", "write_state"]
 
 _PROGRESS = {"progress": True}
+_CYAN, _GREEN, _RED, _DIM = "\x1b[36m", "\x1b[32m", "\x1b[31m", "\x1b[2m"
 
 
 def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     """Run the plan or job at ``args.path`` with the options of ``statefn run``."""
     loaded = load_plan(Path(args.path), args.adaptor)
+    if args.output is not None:
+        _check_writable(Path(args.output))
     credentials = _read_credentials(args.credentials)
     check_credentials(loaded, credentials)
     _mask_secrets(logs, loaded, credentials)
+    logs.sanitize(args.sanitize)
 
     selected, flag = (args.only, "--only") if args.only else (args.start, "--start")
     start = find_step(loaded.steps, selected, flag) if selected else None
@@ -97,8 +103,11 @@ def _execute(
                 return _aborted(outcome.error or {}, reporter.aborted_step, loaded, logs)
             result = outcome.state
         else:
-            result = run(loaded.plan, state, **run_options)
+            # States reach the reporter as JSON: decoded only for --log debug, written to
+            # the step cache as they are, and not copied at all otherwise.
+            result = run(loaded.plan, state, event_states="json", **run_options)
     except StatefnError as error:
+        add_adaptor_hint(error, run_options["linker"])
         if args.debug:
             logs.cli.error("Traceback", exc_info=error)
         return _aborted(error.to_dict(), error.step_id, loaded, logs)
@@ -157,6 +166,19 @@ def write_state(state: Any, output: str | None, logs: CliLogs) -> None:
     except OSError as error:
         raise CliError(f"Cannot write the output to {output}: {error}") from None
     logs.cli.info(f"Wrote the final state to {output}")
+
+
+def _check_writable(target: Path) -> None:
+    """Fail before the run when ``-o`` names a file that could not be written after it."""
+    if target.is_dir():
+        raise CliError(f"Cannot write the output to {target}: it is a folder")
+    existing = target if target.exists() else target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() and existing != target:
+        raise CliError(f"Cannot write the output to {target}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise CliError(f"Cannot write the output to {target}: permission denied")
 
 
 def _read_credentials(path: str | None) -> dict[str, Any] | None:
@@ -222,16 +244,15 @@ class RunReporter:
     def _on_job_start(self, payload: dict[str, Any]) -> None:
         step_id = payload["job_id"]
         if self._logs.interactive:
-            self._logs.cli.info(f"\x1b[36m▸\x1b[0m {step_id}", extra=_PROGRESS)
+            self._logs.cli.info(f"{self._logs.paint('▸', _CYAN)} {step_id}", extra=_PROGRESS)
         else:
             self._logs.cli.info("started", extra={"job_id": step_id})
 
     def _on_job_complete(self, payload: dict[str, Any]) -> None:
         step_id, duration = payload["job_id"], _duration(payload.get("duration_ms"))
         if self._logs.interactive:
-            self._logs.cli.info(
-                f"\x1b[32m✔\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m", extra=_PROGRESS
-            )
+            mark, took = self._logs.paint("✔", _GREEN), self._logs.paint(duration, _DIM)
+            self._logs.cli.info(f"{mark} {step_id} {took}", extra=_PROGRESS)
         else:
             self._logs.cli.info(f"completed in {duration}", extra={"job_id": step_id})
         self._keep(step_id, payload.get("state"))
@@ -241,7 +262,8 @@ class RunReporter:
         error = payload.get("error") or {}
         summary = f"{error.get('name', 'Error')}: {error.get('message', '')}"
         if self._logs.interactive:
-            text = f"\x1b[31m✘\x1b[0m {step_id} \x1b[2m{duration}\x1b[0m  {summary}"
+            mark, took = self._logs.paint("✘", _RED), self._logs.paint(duration, _DIM)
+            text = f"{mark} {step_id} {took}  {summary}"
             self._logs.cli.info(text, extra=_PROGRESS)
         else:
             self._logs.cli.warning(f"failed in {duration}: {summary}", extra={"job_id": step_id})
@@ -259,8 +281,10 @@ class RunReporter:
         self._logs.cli.info(f"Finished in {_duration(payload.get('duration_ms'))}")
 
     def _keep(self, step_id: str, state: Any) -> None:
-        if self._logs.level <= logging.DEBUG:
-            described = describe_state(state, self._sanitize)
+        """``state``: the step's output, as JSON bytes (``event_states="json"``) or decoded."""
+        if self._logs.level <= logging.DEBUG and state is not None:
+            decoded = orjson.loads(state) if isinstance(state, bytes) else state
+            described = describe_state(decoded, self._sanitize)
             if described is not None:
                 self._logs.cli.debug(f"output state: {described}", extra={"job_id": step_id})
         if self._cache is not None and state is not None:

@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
-
 from ._exits import CliError, ExitCode
-from ._logs import CliLogs
 
 if TYPE_CHECKING:
     from statefn.ledger import Ledger, RunRecord
+
+    from ._logs import CliLogs
 
 __all__ = ["add_runs_parser", "runs_command"]
 
@@ -307,4 +306,6 @@ def _error_text(error: dict[str, Any]) -> str:
 
 
 def _print_json(value: Any) -> None:
+    import orjson
+
     print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())

@@ -1,7 +1,8 @@
 """Finding the step a user means by ``--start``, ``--end`` or ``--only``.
 
 An exact id wins; otherwise the query must be a substring (case-insensitive) of exactly one
-step's id or name. No match, or several, is an error that lists the candidates.
+step's id or name. No match, or several, is an error that lists the candidates (and, for no
+match, the id most like the query).
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ def find_step(steps: Sequence[dict[str, Any]], query: str, flag: str) -> str:
         return found
     if matches:
         raise CliError(f"{flag} {query!r} matches several steps:\n{_listing(matches)}")
-    raise CliError(f"{flag} {query!r} matches no step. The steps are:\n{_listing(steps)}")
+    from statefn._suggest import closest
+
+    match = closest(query, [step["id"] for step in steps])
+    hint = f" Did you mean {match!r}?" if match else ""
+    raise CliError(f"{flag} {query!r} matches no step.{hint} The steps are:\n{_listing(steps)}")
 
 
 def _haystack(step: dict[str, Any]) -> str:

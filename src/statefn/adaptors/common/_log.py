@@ -14,7 +14,7 @@ __all__ = ["debug", "log"]
 def _logger(level: LogLevel, args: tuple[Any, ...]) -> Operation:
     def run(state: State) -> State:
         values = resolve(list(args), state)
-        log_line(level, " ".join(text_of(value) for value in values))
+        log_line(level, " ".join(text_of(value) for value in values), tuple(values))
         return state
 
     return run
