@@ -178,6 +178,9 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
     triggers: dict[str, bool] = {}
     options = dict(message["options"])
     options.update(
+        # Events hand over each step's state as the JSON its output was sealed into: it
+        # becomes the frame's blob as it is, never decoded and encoded again.
+        event_states="json",
         on_event=on_event,
         logger=_logger(channel),
         resolve_credential=credentials.get,

@@ -60,8 +60,9 @@ WITHHELD = "too large"
 
 
 def encode_state(state: Any, limit_bytes: int) -> tuple[bytes | None, str | None]:
-    """A state as a blob, or ``(None, "too large")`` when its encoding is over the limit."""
-    blob = orjson.dumps(state)
+    """A state (or its JSON, as bytes) as a blob, or ``(None, "too large")`` when its
+    encoding is over the limit."""
+    blob = state if isinstance(state, bytes) else orjson.dumps(state)
     if len(blob) > limit_bytes:
         return None, WITHHELD
     return blob, None
