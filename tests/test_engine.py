@@ -650,3 +650,9 @@ def test_a_worker_cannot_start_processes_without_bound(engine: Engine, probe_dir
     assert outcome.reason == "success", outcome.error
     assert outcome.state["started"] < 400
     assert outcome.state["refused"].startswith("[Errno 11]")  # EAGAIN from fork
+
+
+def test_a_state_changed_in_place_reaches_the_outcome_changed(engine: Engine) -> None:
+    job = "fn(lambda state: state.update(changed=True) or state)"
+    outcome = engine.submit(job, {"data": {}}).result(timeout=30)
+    assert outcome.state == {"data": {}, "changed": True}

@@ -24,7 +24,7 @@ from .._execute import Run
 from .._options import parse_options
 from ._limits import MB
 from ._namespaces import enter_run_namespaces, needs_network
-from ._protocol import encode_state, read_frame, send_frame
+from ._protocol import WITHHELD, encode_state, read_frame, send_frame
 
 __all__ = ["Channel", "execute", "serve"]
 
@@ -42,6 +42,10 @@ class Channel:
 
     def __init__(self, payload_limit_mb: float) -> None:
         self.limit = int(payload_limit_mb * MB)
+        # The result, as workflow-complete carried it, so that the outcome that follows
+        # (nothing runs in between) does not encode it again.
+        self._result: Any = None
+        self._result_blob: bytes | None = None
 
     def send(
         self,
@@ -53,9 +57,14 @@ class Channel:
     ) -> None:
         blob = None
         if has_state and state is not None:
-            blob, withheld = encode_state(state, sys.maxsize if whole else self.limit)
-            if withheld:
-                head["withheld"] = withheld
+            if state is self._result and head["t"] == "outcome":
+                blob = self._result_blob  # encoded for workflow-complete, unchanged since
+            else:
+                blob = encode_state(state, sys.maxsize)[0]
+            if head.get("name") == "workflow-complete":
+                self._result, self._result_blob = state, blob
+            if not whole and blob is not None and len(blob) > self.limit:
+                blob, head["withheld"] = None, WITHHELD
         self.deliver(head, state, blob)
 
     def deliver(self, head: dict[str, Any], state: Any, blob: bytes | None) -> None:

@@ -6,10 +6,9 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from .._state import decode
 
 __all__ = ["REASONS", "ArrivedEvent", "RunHandle", "RunOutcome"]
 
@@ -21,16 +20,47 @@ KEPT_STATE_BYTES = 256 * 1024 * 1024
 NOT_KEPT = "not kept"
 
 
-@dataclass(slots=True)
 class RunOutcome:
     """How a run ended: ``reason`` (see ``REASONS``), the result ``state`` (what ``run``
-    would return, or ``None``), the ``error`` record (or ``None``) and ``duration_ms``."""
+    would return, or ``None``), the ``error`` record (or ``None``) and ``duration_ms``.
 
-    run_id: str
-    reason: str
-    state: Any
-    error: dict[str, Any] | None
-    duration_ms: float
+    A state that arrived from a worker stays encoded until it is first read, so the
+    engine's own thread never spends its time decoding results."""
+
+    __slots__ = ("_blob", "_state", "duration_ms", "error", "reason", "run_id")
+
+    def __init__(
+        self,
+        run_id: str,
+        reason: str,
+        state: Any,
+        error: dict[str, Any] | None,
+        duration_ms: float,
+        *,
+        blob: bytes | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        self._state = state
+        self._blob = blob
+        self.error = error
+        self.duration_ms = duration_ms
+
+    @property
+    def state(self) -> Any:
+        if self._blob is not None:
+            self._state, self._blob = decode(self._blob), None
+        return self._state
+
+    def __repr__(self) -> str:
+        return f"RunOutcome(run_id={self.run_id!r}, reason={self.reason!r}, error={self.error!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunOutcome):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,7 +94,7 @@ class ArrivedEvent:
     def decoded(self) -> tuple[str, dict[str, Any]]:
         payload = dict(self.payload)
         if self.has_state:
-            payload["state"] = orjson.loads(self.blob) if self.blob is not None else None
+            payload["state"] = decode(self.blob) if self.blob is not None else None
             if self.withheld:
                 payload["state_withheld"] = self.withheld
         return self.name, payload

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .._state import decode
 from ._handle import ArrivedEvent, RunHandle, RunOutcome
 from ._limits import MB
 from ._protocol import WITHHELD, Frame, encode_state
@@ -52,7 +53,7 @@ def _unconfigured(blob: bytes | None, *, leaves: bool = False) -> bytes | None:
     that a byte search first spares every other state a decode."""
     if blob is None or b'"configuration"' not in blob:
         return blob
-    value = orjson.loads(blob)
+    value = decode(blob)
     states = value.values() if leaves and isinstance(value, dict) else [value]
     for state in states:
         if isinstance(state, dict):
@@ -103,12 +104,17 @@ class Recording:
             )  # fmt: skip
 
     def finished(
-        self, outcome: RunOutcome, blob: bytes | None, leaves: bool, then: Callable[[], None]
+        self,
+        outcome: RunOutcome,
+        blob: bytes | None,
+        withheld: str | None,
+        leaves: bool,
+        then: Callable[[], None],
     ) -> None:
         self.recorder.write(
             "run_finished", self.run_id, reason=outcome.reason,
             state=_unconfigured(blob, leaves=leaves),
-            state_withheld=WITHHELD if blob is None and outcome.state is not None else None,
+            state_withheld=withheld,
             error=outcome.error, duration_ms=outcome.duration_ms,
         )  # fmt: skip
         self.recorder.then(then)
@@ -174,6 +180,9 @@ class Job:
         if self.recording is None:
             self.handle.finish(outcome)
             return
+        withheld = None
         if blob is not None and len(blob) > payload_limit:
-            blob = None
-        self.recording.finished(outcome, blob, leaves, lambda: self.handle.finish(outcome))
+            blob, withheld = None, WITHHELD
+        self.recording.finished(
+            outcome, blob, withheld, leaves, lambda: self.handle.finish(outcome)
+        )

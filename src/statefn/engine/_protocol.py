@@ -28,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from .._state import decode
+
 __all__ = [
     "WITHHELD",
     "Frame",
@@ -105,7 +107,7 @@ def read_frame(sock: socket.socket) -> Frame | None:
     blob = _read_exactly(sock, blob_size) if blob_size else b""
     if head is None or blob is None:
         return None
-    return Frame(orjson.loads(head), blob if blob_size else None)
+    return Frame(decode(head), blob if blob_size else None)
 
 
 class FrameReader:

@@ -50,6 +50,7 @@ _log = logging.getLogger("statefn.engine")
 _WATCH_S = 0.025  # how often busy workers' memory is read
 _RESTART_S = 1.0  # the least time between two attempts to start the template
 _EXIT_WAIT_S = 1.0  # how long a run waits for its dead worker's exit status
+_SOCKET_BUFFER = 4 * MB  # asked of the kernel; it grants at most net.core.[rw]mem_max
 _CREDENTIALS_SPACE = socket.CMSG_SPACE(struct.calcsize("3i"))  # pid, uid, gid
 
 
@@ -259,8 +260,7 @@ class Supervisor:
         reason, error, leaves = head["reason"], head["error"], head["leaves"]
         if reason not in REASONS or not isinstance(error, dict | None) or type(leaves) is not bool:
             raise ValueError(f"an outcome frame that is not one: {head!r:.200}")
-        state = orjson.loads(frame.blob) if frame.blob is not None else None
-        self._end(job, reason, error, state, frame.blob, leaves=leaves)
+        self._end(job, reason, error, frame.blob, leaves=leaves)
 
     # -- obey ------------------------------------------------------------------------------
 
@@ -335,6 +335,9 @@ class Supervisor:
     def _fork(self) -> None:
         assert self._control is not None
         ours, theirs = socket.socketpair()
+        for end in (ours, theirs):  # big states cross in a few large writes, not hundreds
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
         self._tokens += 1
         try:
             socket.send_fds(
@@ -386,7 +389,6 @@ class Supervisor:
         job: Job,
         reason: str,
         error: StatefnError | dict[str, Any] | None,
-        state: Any = None,
         blob: bytes | None = None,
         *,
         leaves: bool = False,
@@ -405,7 +407,7 @@ class Supervisor:
             shutil.rmtree(self.settings.base_dir / job.handle.id, ignore_errors=True)
         record = error.to_dict() if isinstance(error, StatefnError) else error
         duration = (time.monotonic() - job.started) * 1000 if job.started else 0.0
-        outcome = RunOutcome(job.handle.id, reason, state, record, duration)
+        outcome = RunOutcome(job.handle.id, reason, None, record, duration, blob=blob)
         job.finish(outcome, blob, int(self.settings.payload_limit_mb * MB), leaves)
 
     # -- the template ----------------------------------------------------------------------
