@@ -96,13 +96,15 @@ def _exit_error(status: dict[str, Any] | None) -> ExitError:
 
 
 def _kill(pid: int) -> None:
-    """SIGKILL the worker's process group (it leads its own), or the worker alone."""
+    """SIGKILL the worker's process group: the worker and whatever it started.
+
+    Only the group: a worker is known by its pid once it has said hello, after it made its
+    own group, and a pid still in use as a group id is not given to a new process, while a
+    lone pid, once reaped, may be."""
     if pid <= 0:  # not known yet: 0 would be the engine's own process group
         return
-    for kill in (os.killpg, os.kill):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill(pid, signal.SIGKILL)
-            return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 class Supervisor:
