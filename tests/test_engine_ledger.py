@@ -164,3 +164,13 @@ def test_an_unreachable_ledger_is_refused_with_its_password_masked() -> None:
         Engine(workers=1, ledger=url)
     assert "hunter2" not in str(raised.value)
     assert "127.0.0.1:1" in str(raised.value)
+
+
+def test_a_recorded_run_in_this_process_leaves_its_input_untouched(tmp_path: Path) -> None:
+    from statefn.engine import run_recorded
+
+    state = {"data": {"n": 1}}
+    job = "fn(lambda s: s['data'].update(n=2) or s)"
+    outcome = run_recorded(job, state, ledger=str(tmp_path / "runs.db"))
+    assert outcome.state["data"] == {"n": 2}
+    assert state == {"data": {"n": 1}}

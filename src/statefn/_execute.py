@@ -80,9 +80,13 @@ class Run:
         self._globals_lock = threading.Lock()
         self._runs_of: dict[str, int] = {}
         # Seams for the engine: told of each step run as it is queued (its key, such as
-        # ``z-1``, and its input state), and left holding the keys of the leaves.
+        # ``z-1``, and its input state), left holding the keys of the leaves, and (below)
+        # told when the input state is its own.
         self.step_observer: Callable[[str, str, State], None] | None = None
         self.leaf_keys: list[str] = []
+        # True when the input state was just decoded from JSON for this run alone (in an
+        # engine worker): nothing else holds it and it is plain JSON, so it is not copied.
+        self.owns_input = False
 
     # -- before the first step ------------------------------------------------------------
 
@@ -130,6 +134,8 @@ class Run:
             state = resolved
         if not isinstance(state, dict):
             raise InputError(f"the input state must be a dict, got {type(state).__name__}")
+        if self.owns_input:
+            return state
         copied: State = copy_state(state, "state")
         return copied
 

@@ -202,6 +202,7 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
         if message["record_inputs"]:
             triggers.update((step.id, step.is_trigger) for step in plan.steps.values())
             run.step_observer = observe
+        run.owns_input = message.get("input_owned", False)
         run.prepare()
         result = await run.execute(message["state"])
         return run, result
@@ -270,6 +271,7 @@ def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
     if frame is None or frame.kind != "run":
         return
     message = frame.head
+    message["input_owned"] = True  # decoded from the run frame, for this run alone
     channel = _SocketChannel(sock, message["payload_limit_mb"])
     try:
         if _prepare(message, settings):
