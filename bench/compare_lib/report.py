@@ -114,6 +114,44 @@ def curves(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
+# Measured for every run by the parent; the targets that use them show them.
+_PROCESS_METRICS = ("wall_ms", "peak_rss_mb")
+
+
+def other_rows(outcomes: list[Outcome]) -> list[str]:
+    """What the engine workloads' sides measured besides their targets (medians)."""
+    rows: list[str] = []
+    for outcome in outcomes:
+        work = outcome.workload
+        if not work.name.startswith("engine_"):
+            continue
+        shown = {target.metric for target in work.targets}
+        keys = dict.fromkeys(
+            key
+            for run in [*outcome.contender, *outcome.reference]
+            for key in run
+            if key not in shown
+            and key not in _PROCESS_METRICS
+            and not (work.curve and key.startswith(work.curve + "_"))
+        )
+        reference = work.reference.label if work.reference else "none"
+        rows += [
+            f"| {work.title} | `{key}` | {spread(outcome.contender, key)} | {reference} "
+            f"| {spread(outcome.reference, key)} |"
+            for key in keys
+        ]
+    if not rows:
+        return []
+    return [
+        "## Other measurements of the engine workloads",
+        "",
+        "| workload | measurement | statefn | reference | reference median |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def summary(outcomes: list[Outcome]) -> str:
     verdicts = [outcome.verdict(t) for outcome in outcomes for t in outcome.workload.targets]
     measured = [v for v in verdicts if v is not None]
@@ -149,6 +187,7 @@ def render(outcomes: list[Outcome], machine: dict[str, str], repeats: int, notes
         "",
         summary(outcomes),
         "",
+        *other_rows(outcomes),
         *(["## Curves", "", *curves(outcomes)] if curves(outcomes) else []),
         "## The workloads",
         "",
