@@ -151,7 +151,7 @@ def hog(state):
 def children_of(pid: int) -> list[int]:
     """The processes any thread of `pid` started (the engine starts its template from its
     supervisor thread)."""
-    found = []
+    found: list[int] = []
     for task in os.scandir(f"/proc/{pid}/task"):
         try:
             with open(f"{task.path}/children", "rb") as children:

@@ -192,8 +192,8 @@ def render(outcomes: list[Outcome], machine: dict[str, str], repeats: int, notes
         "## The workloads",
         "",
         *(
-            f"- **{o.workload.title}** (`--only {o.workload.name}`, {len(o.contender)} runs "
-            f"per side): {o.workload.how}"
+            f"- **{o.workload.title}** (`--only {o.workload.name}`, {len(o.contender)} "
+            f"run{'' if len(o.contender) == 1 else 's'} per side): {o.workload.how}"
             for o in outcomes
         ),
         "",

@@ -292,13 +292,15 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "engine_big_state",
         "engine: big state",
-        f"The big-state records ({RECORDS:,}, about 17 MB of JSON) through "
+        f"The big-state records ({RECORDS:,}, about 18 MB of JSON) through "
         f"{ENGINE_BIG_STATE_STEPS} chained steps on a warm engine, each step a job touching "
         "one record, submit to result with every event received (statefn: "
         "`handle.events()`, each state decoded; OpenFn: listening to its events), at a "
         f"payload limit of {BIG_PAYLOAD_LIMIT_MB} MB so that every event carries the whole "
         "state on both sides. Then once more, untimed, at the engines' default payload limit "
-        f"({DEFAULT_PAYLOAD_LIMIT_MB} MB), to check what each delivers (see the notes).",
+        f"({DEFAULT_PAYLOAD_LIMIT_MB} MB), to check what each delivers (see the notes). "
+        "`events` counts the events each side received in the timed run (OpenFn's include "
+        "its `workflow-log` events).",
         *engines(
             "big_state",
             count=RECORDS,
