@@ -155,3 +155,20 @@ def test_curve_is_rendered_as_a_table_of_its_points() -> None:
 def test_engine_workloads_take_at_most_their_rounds() -> None:
     latency = next(w for w in workloads.WORKLOADS if w.name == "engine_latency")
     assert latency.rounds(5) == 1
+
+
+def crossing_of(samples: list[tuple[float, int]]) -> Any:
+    crossing = engine_side.Crossing(every_s=0.005)
+    crossing.samples = samples
+    return crossing
+
+
+def test_oom_crossing_is_interpolated_between_the_readings_either_side() -> None:
+    crossing = crossing_of([(0.0, 50), (1.0, 150), (2.0, 250), (3.0, 30)])
+    assert crossing.crossed(200) == (1.5, True)
+
+
+def test_oom_crossing_is_extrapolated_when_no_reading_saw_it_over() -> None:
+    # Growth over the last 200 ms before the last reading (at 1.05): 60 in 0.15 s.
+    crossing = crossing_of([(0.5, 20), (0.9, 100), (1.0, 140), (1.05, 160), (1.2, 30)])
+    assert crossing.crossed(200) == pytest.approx((1.15, False))

@@ -170,14 +170,13 @@ def resident(pid: int) -> int:
 
 
 class Crossing:
-    """Polls the resident memory of the engine's workers (the children of its template, a
-    child of this process) until one crosses a limit; remembers when, and the peak."""
+    """Samples the resident memory of the engine's workers (the children of its template,
+    a child of this process) every few milliseconds while a run hogs memory, and tells
+    when the hog crossed a limit."""
 
-    def __init__(self, limit_bytes: int, every_s: float) -> None:
-        self.limit = limit_bytes
+    def __init__(self, every_s: float) -> None:
         self.every = every_s
-        self.crossed_at: float | None = None
-        self.peak = 0
+        self.samples: list[tuple[float, int]] = []  # (time, the largest worker's RSS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -192,26 +191,44 @@ class Crossing:
     def _poll(self) -> None:
         me = os.getpid()
         while not self._stop.is_set():
-            for template in children_of(me):
-                for worker in children_of(template):
-                    size = resident(worker)
-                    self.peak = max(self.peak, size)
-                    if size > self.limit and self.crossed_at is None:
-                        self.crossed_at = time.perf_counter()
+            sizes = [resident(w) for template in children_of(me) for w in children_of(template)]
+            if sizes:
+                self.samples.append((time.perf_counter(), max(sizes)))
             time.sleep(self.every)
+
+    def crossed(self, limit: int) -> tuple[float, bool]:
+        """When the hog's RSS crossed `limit`, and whether a sample over it was seen:
+        between the last sample under it and the first over it (linearly), or else, when
+        the worker was killed before a sample saw it over, extrapolated from its growth
+        over the last samples. Samples after the hog's peak (the other worker's) are left
+        out."""
+        peak = max(range(len(self.samples)), key=lambda i: self.samples[i][1], default=-1)
+        rising = self.samples[: peak + 1]
+        first_over = next((i for i, (_, size) in enumerate(rising) if size > limit), None)
+        if first_over == 0 or len(rising) < 2:
+            raise WrongResult("too few samples of the worker's memory under the limit")
+        if first_over is not None:
+            (t0, s0), (t1, s1) = rising[first_over - 1], rising[first_over]
+            return t0 + (t1 - t0) * (limit - s0) / (s1 - s0), True
+        (t1, s1) = rising[-1]
+        (t0, s0) = next((t, size) for t, size in rising if t >= t1 - 0.2)
+        if t1 <= t0 or s1 <= s0:
+            raise WrongResult("too few samples of the worker's memory to tell its growth")
+        return t1 + (limit - s1) * (t1 - t0) / (s1 - s0), False
 
 
 def oom(limit_mb: int, runs: int) -> dict[str, float]:
     """A job that allocates steadily under `memory_limit_mb=limit_mb`: the time from its
-    worker's resident memory crossing the limit (polled every 5 ms from outside) to the
+    worker's resident memory crossing the limit (sampled every 5 ms from outside) to the
     `OOMError` outcome, and the highest resident memory seen."""
     plan = {"workflow": {"steps": [{"id": "hog", "expression": HOG_JOB}]}}
     after: list[float] = []
     peaks: list[float] = []
+    seen = 0
     with Engine(workers=WORKERS, memory_limit_mb=limit_mb, run_timeout_ms=60_000) as engine:
         warm_up(engine, trivial_plan())
         for _ in range(runs):
-            with Crossing(limit_mb * MB, every_s=0.005) as crossing:
+            with Crossing(every_s=0.005) as crossing:
                 outcome = engine.submit(plan).result()
                 ended = time.perf_counter()
             error = outcome.error or {}
@@ -219,15 +236,15 @@ def oom(limit_mb: int, runs: int) -> dict[str, float]:
                 outcome.reason == "kill" and error.get("name") == "OOMError",
                 f"expected an OOMError kill, got {outcome.reason} {error!r}",
             )
-            crossed = crossing.crossed_at
-            if crossed is None:
-                raise WrongResult("the worker never crossed the limit")
+            crossed, sampled = crossing.crossed(limit_mb * MB)
+            seen += sampled
             after.append((ended - crossed) * 1000)
-            peaks.append(crossing.peak / MB)
+            peaks.append(max(size for _, size in crossing.samples) / MB)
     return {
         "after_crossing_ms": statistics.median(after),
         "worst_after_crossing_ms": max(after),
         "peak_resident_mb": max(peaks),
+        "runs_seen_over_the_limit": seen,
     }
 
 

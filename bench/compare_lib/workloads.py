@@ -259,7 +259,11 @@ WORKLOADS: tuple[Workload, ...] = (
         f"few hundred MB per second), {OOM_RUNS} times, with `memory_limit_mb="
         f"{MEMORY_LIMIT_MB}`: the time from its worker's resident memory crossing the limit "
         "(read from /proc every 5 ms by the benchmark, outside the engine) to the "
-        "`OOMError` outcome (median over the runs). statefn alone.",
+        "`OOMError` outcome (median over the runs). statefn alone. The crossing is "
+        "interpolated between the last reading under the limit and the first over it or, "
+        "when the worker was killed before a reading saw it over, extrapolated from its "
+        "growth over the last 200 ms (`runs_seen_over_the_limit` counts the runs a reading "
+        "saw over it).",
         Side(
             "statefn engine",
             SideKind.STATEFN_ENGINE,
