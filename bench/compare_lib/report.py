@@ -169,7 +169,7 @@ def render(outcomes: list[Outcome], machine: dict[str, str], repeats: int, notes
         "Written by `bench/compare` (`bench/compare --help` for its options) with "
         f"`--repeats {repeats}`: each workload ran that many times per side (three times as "
         "many for the short process-timed ones; the engine workloads that time hundreds of "
-        "runs inside one process, once), the sides alternating (contender, reference, "
+        "runs inside one process, at most 3 times or once), the sides alternating (contender, reference, "
         "contender, ...), every run a fresh process. Figures are medians, with the lowest and highest run "
         'in brackets; "statefn vs reference" is the ratio of the medians (or, where the '
         'target says "over the reference", their difference; targets on statefn\'s figure '
