@@ -17,7 +17,8 @@ from .workloads import Side, SideKind
 __all__ = ["CLI_EXPECTED", "CLI_PLAN", "Programs", "SideFailed", "run_side"]
 
 HERE = Path(__file__).resolve().parent
-CHILD_TIMEOUT_S = 600
+# OpenFn's engine workloads take minutes: 500 runs at about 2 runs per second.
+CHILD_TIMEOUT_S = 1800
 
 # The one-step workflow `statefn run` is given, and the output it must print.
 CLI_PLAN = {
@@ -39,7 +40,7 @@ class Programs:
     python: Path  # the venv's interpreter, with statefn installed
     statefn: Path  # the venv's `statefn` command
     node: str
-    openfn_dir: Path  # the npm folder holding @openfn/runtime
+    openfn_dir: Path  # the npm folder holding @openfn/runtime and @openfn/engine-multi
     work_dir: Path  # scratch space (the CLI's plan file, Python's bytecode cache)
 
     def environment(self) -> dict[str, str]:
@@ -58,11 +59,11 @@ def command(side: Side, programs: Programs) -> list[str]:
     params = dict(side.params)
     workload = str(params.pop("workload", ""))
     match side.kind:
-        case SideKind.STATEFN:
-            script = str(HERE / SideKind.STATEFN.value)
+        case SideKind.STATEFN | SideKind.STATEFN_ENGINE:
+            script = str(HERE / side.kind.value)
             return [str(programs.python), script, workload, json.dumps(params)]
-        case SideKind.OPENFN:
-            script = str(HERE / SideKind.OPENFN.value)
+        case SideKind.OPENFN | SideKind.OPENFN_ENGINE:
+            script = str(HERE / side.kind.value)
             node_flags = ["--experimental-vm-modules", "--no-warnings"]
             return [
                 programs.node,
