@@ -444,12 +444,13 @@ def test_plain_progress_names_each_step_with_its_outcome(statefn: Run, tmp_path:
     assert lines[-2].startswith("[cli] Finished in ")
 
 
-def test_terminal_progress_shows_marks_and_durations(tmp_path: Path) -> None:
-    chain_plan(tmp_path)
+def on_terminal(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``statefn ARGS`` with its stderr on a terminal: its exit code and what it wrote."""
     controller, terminal = pty.openpty()
     result = subprocess.run(
-        [sys.executable, "-m", "statefn", "run", "chain.json", "-o", "out.json"],
-        cwd=tmp_path, stderr=terminal, stdout=subprocess.PIPE, timeout=60,
+        [sys.executable, "-m", "statefn", *args],
+        cwd=cwd, stderr=terminal, stdout=subprocess.PIPE, timeout=60,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     os.close(terminal)
     seen = b""
@@ -459,8 +460,13 @@ def test_terminal_progress_shows_marks_and_durations(tmp_path: Path) -> None:
     except OSError:
         pass
     os.close(controller)
-    text = seen.decode()
-    assert result.returncode == 0
+    return result.returncode, seen.decode()
+
+
+def test_terminal_progress_shows_marks_and_durations(tmp_path: Path) -> None:
+    chain_plan(tmp_path)
+    code, text = on_terminal(tmp_path, "run", "chain.json", "-o", "out.json")
+    assert code == 0
     assert "▸\x1b[0m a" in text
     assert "✔\x1b[0m c" in text
 

@@ -4,8 +4,6 @@ typos, flags that do what their help says (issue 12). Every test runs the real c
 from __future__ import annotations
 
 import json
-import os
-import pty
 import shutil
 import subprocess
 import sys
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import test_cli
-from test_cli import Run, write
+from test_cli import Run, on_terminal, write
 
 statefn = test_cli.statefn  # the fixture that runs the real command
 
@@ -51,22 +49,9 @@ def test_log_level_is_case_insensitive(statefn: Run, tmp_path: Path) -> None:
 def terminal_output(tmp_path: Path, env: dict[str, str]) -> str:
     """What ``statefn run job.py`` writes to a terminal."""
     write(tmp_path / "job.py", "fn(lambda state: state)\n")
-    controller, terminal = pty.openpty()
-    result = subprocess.run(
-        [sys.executable, "-m", "statefn", "run", "job.py", "-o", "out.json"],
-        cwd=tmp_path, stderr=terminal, stdout=subprocess.PIPE, timeout=60,
-        env={**os.environ, **env},
-    )  # fmt: skip
-    os.close(terminal)
-    seen = b""
-    try:
-        while chunk := os.read(controller, 4096):
-            seen += chunk
-    except OSError:
-        pass
-    os.close(controller)
-    assert result.returncode == 0
-    return seen.decode()
+    code, text = on_terminal(tmp_path, "run", "job.py", "-o", "out.json", env=env)
+    assert code == 0
+    return text
 
 
 def test_no_color_turns_colour_off_on_a_terminal(tmp_path: Path) -> None:
