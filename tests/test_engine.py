@@ -656,3 +656,10 @@ def test_a_state_changed_in_place_reaches_the_outcome_changed(engine: Engine) ->
     job = "fn(lambda state: state.update(changed=True) or state)"
     outcome = engine.submit(job, {"data": {}}).result(timeout=30)
     assert outcome.state == {"data": {}, "changed": True}
+
+
+def test_a_run_without_a_state_limit_may_return_a_state_over_any_frame_cap(engine: Engine) -> None:
+    job = "fn(lambda state: {**state, 'big': 'x' * (80 * 1024 * 1024)})"
+    outcome = engine.submit(job, state_limit_mb=0).result(timeout=60)
+    assert outcome.reason == "success", outcome.error
+    assert len(outcome.state["big"]) == 80 * 1024 * 1024

@@ -20,7 +20,7 @@ from ._handle import RunHandle, RunOutcome
 from ._job import Job, Recording, queued_fields
 from ._limits import MB
 from ._namespaces import strict_wrapper
-from ._protocol import encode_frame
+from ._protocol import NO_FRAME_LIMIT, encode_frame
 from ._recorder import Recorder
 from ._supervisor import EngineSettings, Supervisor
 
@@ -209,8 +209,11 @@ class Engine:
                 f"the plan, state or options cannot cross to a worker: {error}"
             ) from None
         # A worker cannot send a state larger than the state limit lets it make (several
-        # leaves' states at most twice that); a frame over this is a broken worker.
-        job = Job(handle, frame, int((settings.state_limit_mb * 2 + 64) * MB), **local)
+        # leaves' states at most twice that); a frame over this is a broken worker. Without
+        # a state limit (0) there is no such bound.
+        limit = settings.state_limit_mb
+        max_blob = int((limit * 2 + 64) * MB) if limit else NO_FRAME_LIMIT
+        job = Job(handle, frame, max_blob, **local)
         if self._recorder is not None:
             job.recording = Recording(self._recorder, handle.id)
             job.recording.queued(

@@ -20,7 +20,7 @@ import orjson
 from .._state import decode
 from ._handle import ArrivedEvent, RunHandle, RunOutcome
 from ._limits import MB
-from ._protocol import WITHHELD, Frame, encode_state
+from ._protocol import NO_FRAME_LIMIT, WITHHELD, Frame, encode_state
 
 if TYPE_CHECKING:
     from ._recorder import Recorder
@@ -126,7 +126,7 @@ class Job:
 
     handle: RunHandle
     frame: bytes  # the run frame, encoded at submit: later changes to the plan do not count
-    max_blob: int = 1 << 62  # the largest state the worker may send (see state_limit_mb)
+    max_blob: int = NO_FRAME_LIMIT  # the largest state the worker may send (state_limit_mb)
     recording: Recording | None = None
     on_event: Callable[[str, dict[str, Any]], Any] | None = None
     logger: logging.Logger | None = None

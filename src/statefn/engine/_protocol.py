@@ -31,6 +31,7 @@ import orjson
 from .._state import decode
 
 __all__ = [
+    "NO_FRAME_LIMIT",
     "WITHHELD",
     "Frame",
     "FrameReader",
@@ -56,6 +57,8 @@ class Frame:
         kind: str = self.head["t"]
         return kind
 
+
+NO_FRAME_LIMIT = 1 << 62  # a blob size no frame reaches
 
 # What stands where a state over the payload limit would be: it is withheld, never cut.
 WITHHELD = "too large"
@@ -114,7 +117,7 @@ class FrameReader:
     """Frames from a socket, fed whatever bytes have arrived. A frame whose blob is larger
     than ``max_blob`` is refused before it is buffered (``ValueError``)."""
 
-    def __init__(self, max_blob: int = 1 << 62) -> None:
+    def __init__(self, max_blob: int = NO_FRAME_LIMIT) -> None:
         self._buffer = bytearray()
         self.max_blob = max_blob
 
