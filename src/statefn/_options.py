@@ -11,11 +11,12 @@ from ._errors import InputError
 from ._events import EventHandler
 from ._jobscope import BUILTIN_NAMES
 
-__all__ = ["RunOptions", "parse_options", "silent_logger"]
+__all__ = ["DEFAULT_STATE_LIMIT_MB", "RunOptions", "parse_options", "silent_logger"]
 
 Resolver = Callable[[str], Any]
 
 DEFAULT_PROPS_TO_REMOVE = ("configuration",)
+DEFAULT_STATE_LIMIT_MB = 500
 
 # Names of job scope the ``globals`` option may not replace: the built-ins, ``S`` and
 # ``console`` (OpenFn likewise keeps its own console, timers and parseInt/parseFloat).
@@ -45,7 +46,7 @@ class RunOptions:
     immutable_state: bool = False
     state_props_to_remove: tuple[str, ...] = DEFAULT_PROPS_TO_REMOVE
     timeout_ms: float | None = None
-    state_limit_mb: float = 500  # 0: no limit
+    state_limit_mb: float = DEFAULT_STATE_LIMIT_MB  # 0: no limit
     concurrency: int | None = None
     linker: dict[str, Any] = field(default_factory=dict)
     default_step_id: str = "job-1"
@@ -130,7 +131,7 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
         immutable_state=options.get("immutable_state", False),
         state_props_to_remove=tuple(props),
         timeout_ms=options.get("timeout_ms"),
-        state_limit_mb=500 if limit is None else limit,
+        state_limit_mb=DEFAULT_STATE_LIMIT_MB if limit is None else limit,
         concurrency=options.get("concurrency"),
         linker=dict(linker or {}),
         default_step_id=step_id,

@@ -17,8 +17,6 @@ from ._logs import CliLogs
 
 __all__ = ["ledger_url", "run_elsewhere"]
 
-_STATE_LIMIT_MB = 500  # the runtime's default state limit: no step state is larger
-
 
 def ledger_url(args: argparse.Namespace) -> str | None:
     """The ledger a run is recorded on: ``--ledger``, else ``$STATEFN_LEDGER``, else none."""
@@ -35,6 +33,7 @@ def run_elsewhere(
     logs: CliLogs,
 ) -> Any:
     """Run through the engine (``--isolate``) or recorded in this process; the outcome."""
+    from statefn._options import DEFAULT_STATE_LIMIT_MB
     from statefn.engine import Engine, run_recorded
     from statefn.ledger import open as open_ledger
     from statefn.ledger._url import mask_url
@@ -60,7 +59,7 @@ def run_elsewhere(
         repo_dir=linker["repo"] if os.path.isdir(linker["repo"]) else None,
         # Events bring the step states that --cache-steps and --log debug show; only a
         # ledger needs states over the usual payload limit withheld.
-        payload_limit_mb=10 if ledger else _STATE_LIMIT_MB,
+        payload_limit_mb=10 if ledger else DEFAULT_STATE_LIMIT_MB,
     )
     with engine:
         handle = engine.submit(plan, state, linker=linker, **options)

@@ -109,12 +109,6 @@ def _logger(channel: Channel) -> logging.Logger:
     return logger
 
 
-def _without_configuration(state: Any) -> Any:
-    if isinstance(state, dict) and "configuration" in state:
-        return {key: value for key, value in state.items() if key != "configuration"}
-    return state
-
-
 def _reason(run: Run, result: Any) -> str:
     """``fail`` when a leaf's state holds an error, else ``success``."""
     leaves = [result] if len(run.leaf_keys) == 1 else list((result or {}).values())
@@ -182,7 +176,7 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
         if triggers.get(step_id):  # a trigger has no job: no events, nothing to record
             return
         head = {"t": "input", "key": key, "step_id": step_id}
-        channel.send(head, _without_configuration(state), has_state=True)
+        channel.send(head, state, has_state=True)
 
     triggers: dict[str, bool] = {}
     options = dict(message["options"])

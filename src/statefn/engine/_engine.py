@@ -17,7 +17,7 @@ from .._api import validate_plan
 from .._errors import CredentialLoadError, InputError
 from .._options import parse_options
 from ._handle import RunHandle, RunOutcome
-from ._job import Job, Recording, queued_fields
+from ._job import LOCAL_OPTIONS, Job, Recording, queued_fields
 from ._limits import MB
 from ._namespaces import strict_wrapper
 from ._protocol import NO_FRAME_LIMIT, encode_frame
@@ -39,8 +39,6 @@ CROSSING_OPTIONS = frozenset(
         "profile",
     }
 )
-# Callables that cannot travel; the engine honours them in its own process.
-_LOCAL_OPTIONS = frozenset({"on_event", "logger", "job_logger"})
 _ISOLATIONS = ("process", "strict")
 Credentials = Mapping[str, Any] | Callable[[str], Any]
 _WORK_DIR_PREFIX = "statefn-engine-"
@@ -163,7 +161,7 @@ class Engine:
         """
         if self._closed:
             raise InputError("the engine is closed: submit runs before close()")
-        local = {name: run_options.pop(name) for name in _LOCAL_OPTIONS & set(run_options)}
+        local = {name: run_options.pop(name) for name in LOCAL_OPTIONS & set(run_options)}
         refused = sorted(set(run_options) - CROSSING_OPTIONS)
         if refused:
             raise InputError(

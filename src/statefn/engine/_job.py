@@ -26,7 +26,11 @@ if TYPE_CHECKING:
     from ._recorder import Recorder
     from ._supervisor import Worker
 
-__all__ = ["Job", "Recording", "queued_fields"]
+__all__ = ["LOCAL_OPTIONS", "Job", "Recording", "queued_fields"]
+
+# Options of ``run`` that are callables: they cannot cross to a worker, and a run's Job calls
+# them in the engine's process instead.
+LOCAL_OPTIONS = frozenset({"on_event", "logger", "job_logger"})
 
 _log = logging.getLogger("statefn.engine")
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
@@ -49,8 +53,9 @@ def queued_fields(
 
 def _unconfigured(blob: bytes | None, *, leaves: bool = False) -> bytes | None:
     """``blob`` without the ``configuration`` of its state (of each leaf's, for a result of
-    several leaves). States keep it only with ``state_props_to_remove=[]``: rare enough
-    that a byte search first spares every other state a decode."""
+    several leaves). Only a run's first input (as the caller gave it) and the states of a
+    run with ``state_props_to_remove=[]`` hold it: rare enough that a byte search first
+    spares every other state a decode."""
     if blob is None or b'"configuration"' not in blob:
         return blob
     value = decode(blob)
@@ -80,8 +85,9 @@ class Recording:
     def step_input(self, step_id: str, key: str, blob: bytes | None, withheld: str | None) -> None:
         self._open_keys.setdefault(step_id, collections.deque()).append(key)
         self.recorder.write(
-            "step_started", self.run_id, key, step_id, input_state=blob, input_withheld=withheld
-        )
+            "step_started", self.run_id, key, step_id,
+            input_state=_unconfigured(blob), input_withheld=withheld,
+        )  # fmt: skip
 
     def event(self, event: ArrivedEvent) -> None:
         payload = event.payload

@@ -17,13 +17,11 @@ from ..ledger import Ledger
 from ..ledger import open as open_ledger
 from ._child import Channel, execute
 from ._handle import RunHandle, RunOutcome
-from ._job import Job, Recording, queued_fields
+from ._job import LOCAL_OPTIONS, Job, Recording, queued_fields
 from ._protocol import Frame
 from ._recorder import Recorder
 
 __all__ = ["run_recorded"]
-
-_LOCAL_OPTIONS = ("on_event", "logger", "job_logger")
 
 
 class _JobChannel(Channel):
@@ -57,7 +55,7 @@ def run_recorded(
     ``run_options`` are those of ``Engine.submit``; ``credentials`` maps the credential ids
     the plan names to configurations.
     """
-    local = {name: run_options.pop(name) for name in _LOCAL_OPTIONS if name in run_options}
+    local = {name: run_options.pop(name) for name in LOCAL_OPTIONS & set(run_options)}
     settings = parse_options({**run_options, **local})
     normal = validate_plan(plan, default_step_id=settings.default_step_id)
     if state is not None and not isinstance(state, dict):
