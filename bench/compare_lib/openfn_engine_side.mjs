@@ -16,18 +16,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
+
+import { load } from './openfn_packages.mjs';
 
 const [openfnDir, workload, rawParams = '{}'] = process.argv.slice(2);
 
-const load = async (name) => {
-  const root = join(openfnDir, 'node_modules', name);
-  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
-  return import(pathToFileURL(join(root, pkg.module ?? pkg.main)).href);
-};
-const { default: createEngine } = await load('@openfn/engine-multi');
-const { default: createLogger } = await load('@openfn/logger');
+const { default: createEngine } = await load(openfnDir, '@openfn/engine-multi');
+const { default: createLogger } = await load(openfnDir, '@openfn/logger');
 
 const WORKERS = 2;
 const WARM_UP_RUNS = 10;

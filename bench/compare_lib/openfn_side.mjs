@@ -10,21 +10,14 @@
 // emits (the registry serves no compiler, so the source is written in that form directly;
 // `fn` is defined in the module instead of imported from an adaptor). The runtime parses,
 // links and evaluates each one in a vm context as part of the run.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
+
+import { load } from './openfn_packages.mjs';
 
 const [openfnDir, workload, rawParams = '{}'] = process.argv.slice(2);
 
-// The packages live in OPENFN_DIR, not beside this file, so they are imported by path.
-const load = async (name) => {
-  const root = join(openfnDir, 'node_modules', name);
-  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
-  return import(pathToFileURL(join(root, pkg.module ?? pkg.main)).href);
-};
-const { default: run } = await load('@openfn/runtime');
-const { default: createLogger } = await load('@openfn/logger');
+const { default: run } = await load(openfnDir, '@openfn/runtime');
+const { default: createLogger } = await load(openfnDir, '@openfn/logger');
 
 // statefn's default logger is silent; the runtime's default (a mock) keeps every line.
 const options = { logger: createLogger('R', { level: 'none' }) };
