@@ -55,13 +55,6 @@ class RunOutcome:
     def __repr__(self) -> str:
         return f"RunOutcome(run_id={self.run_id!r}, reason={self.reason!r}, error={self.error!r})"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RunOutcome):
-            return NotImplemented
-        return self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
