@@ -89,7 +89,7 @@ def test_long_labels_are_shortened_with_the_whole_text_as_a_tooltip() -> None:
     assert "<title>state[&#39;data&#39;][&#39;count&#39;] &gt; 1000 and" in svg
     shown = re.search(r"</title>([^<]*)</text>", svg)
     assert shown is not None
-    assert html.unescape(shown.group(1)) == condition[:23] + "…"
+    assert html.unescape(shown.group(1)) == condition[:16] + "…"
 
 
 def test_steps_are_coloured_by_reason_and_unreached_steps_marked_not_run() -> None:

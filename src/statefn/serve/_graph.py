@@ -23,12 +23,14 @@ __all__ = ["Box", "draw", "edge_text", "layout"]
 
 _WIDTH = 150
 _HEIGHT = 40
-_GAP_X = 70
+_GAP_X = 110
 _GAP_Y = 22
 _PAD = 12
-_LABEL_CHARS = 24
+_LABEL_CHARS = 17
 _NAME_CHARS = 20
 _NOT_RUN = "none"
+# How far past the boxes' edges the curves of edges that skip columns reach.
+_ARC = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +89,21 @@ def _order(plan: Plan, layers: dict[str, int]) -> list[list[str]]:
 
 def layout(plan: Plan) -> dict[str, Box]:
     """Where each step of ``plan`` goes; columns are centred on the tallest one."""
-    columns = _order(plan, _layers(plan))
+    layers = _layers(plan)
+    columns = _order(plan, layers)
+    skips = any(
+        layers[edge.target] > layers[step.id] + 1
+        for step in plan.steps.values()
+        for edge in step.next
+    )
+    top = _PAD + (_ARC if skips else 0)
     tallest = max((len(column) for column in columns), default=0)
     boxes: dict[str, Box] = {}
     for layer, column in enumerate(columns):
         offset = (tallest - len(column)) * (_HEIGHT + _GAP_Y) // 2
         for row, step_id in enumerate(column):
             x = _PAD + layer * (_WIDTH + _GAP_X)
-            y = _PAD + offset + row * (_HEIGHT + _GAP_Y)
+            y = top + offset + row * (_HEIGHT + _GAP_Y)
             boxes[step_id] = Box(step_id, layer, row, x, y)
     return boxes
 
@@ -121,14 +130,18 @@ def _short(text: str, limit: int) -> str:
 def _edge(source: Box, target: Box, edge: Edge) -> str:
     sx, sy = source.x + _WIDTH, source.y + _HEIGHT // 2
     tx, ty = target.x, target.y + _HEIGHT // 2
-    if target.layer > source.layer:
-        bend = max(_GAP_X // 2, (tx - sx) // 2)
+    if target.layer == source.layer + 1:
+        bend = _GAP_X // 2
         path = f"M{sx},{sy} C{sx + bend},{sy} {tx - bend},{ty} {tx},{ty}"
         mx, my = (sx + tx) // 2, (sy + ty) // 2
-    else:  # drawn below the boxes, back to the left: only never-followed edges go this way
-        low = max(source.y, target.y) + _HEIGHT + _GAP_Y
+    elif target.layer > source.layer:  # over the columns in between, not through their boxes
+        top = min(source.y, target.y) - _ARC
+        path = f"M{sx},{sy} C{sx + _GAP_X},{top} {tx - _GAP_X},{top} {tx},{ty}"
+        mx, my = (sx + tx) // 2, (3 * top + (sy + ty) // 2) // 4
+    else:  # below the boxes, back to the left: only never-followed edges go this way
+        low = max(source.y, target.y) + _HEIGHT + _ARC
         path = f"M{sx},{sy} C{sx + _GAP_X},{low} {tx - _GAP_X},{low} {tx},{ty}"
-        mx, my = (sx + tx) // 2, low - _GAP_Y // 2
+        mx, my = (sx + tx) // 2, (3 * low + (sy + ty) // 2) // 4 + 12
     kind = "edge" if edge.followable else "edge never"
     text = edge_text(edge)
     label = ""
@@ -179,8 +192,12 @@ def draw(
     boxes = layout(plan)
     width = max((box.x for box in boxes.values()), default=0) + _WIDTH + _PAD
     height = max((box.y for box in boxes.values()), default=0) + _HEIGHT + _PAD
-    if any(not edge.followable for step in plan.steps.values() for edge in step.next):
-        height += _GAP_Y + _HEIGHT // 2  # room for never-followed edges drawn underneath
+    if any(
+        boxes[edge.target].layer <= boxes[step.id].layer
+        for step in plan.steps.values()
+        for edge in step.next
+    ):
+        height += _ARC  # room for the edges drawn underneath, back to the left
     edges = [
         _edge(boxes[step.id], boxes[edge.target], edge)
         for step in plan.steps.values()

@@ -1,0 +1,481 @@
+"""The web UI of ``statefn serve``: server-rendered pages over a ``Service``.
+
+    /                          the workflows, each with its step graph, triggers, last run
+    /workflows/{name}          one workflow: graph, steps, recent runs, a form to start a run
+    /runs                      runs newest first, filtered by workflow and status, paged by id
+    /runs/{id}                 one run: graph with outcomes, steps, a step's states and diff, log
+    /runs/live, /runs/{id}/live   server-sent events that keep those two pages current
+    /static/ui.css, ui.js      the page style and the script (every page works without it)
+
+Pages are Jinja templates with autoescaping on, and the states and graphs they embed are
+escaped where they are built (``_tree``, ``_graph``): job output is data, never markup. The
+Content-Security-Policy lets nothing run but ``/static/ui.js``. Nothing here reads a
+credential: states in the ledger have no ``configuration`` and log lines are masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode
+
+import orjson
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from statefn._errors import StatefnError
+from statefn._plan import Plan, Step, normalise
+from statefn.ledger import STATUSES, RunRecord, StateWithheldError, StepRecord
+
+from ._graph import draw, edge_text
+from ._http import BadRequest, parse_json, read_body
+from ._project import Trigger, Workflow
+from ._service import Service, ServiceError
+from ._tree import Diff, diff, short_json, tree
+
+__all__ = ["PAGE_SIZE", "ui_routes"]
+
+PAGE_SIZE = 50
+RECENT_RUNS = 10
+# How often the runs page's event stream looks for new runs or changed statuses.
+RUNS_POLL_S = 1.0
+# An event stream ends after this long and the browser opens a new one, so that a stream
+# never outlives a server that is shutting down by much.
+STREAM_LIFETIME_S = 300.0
+_DEFAULT_INPUT = '{\n  "data": {}\n}'
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+_SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def _when(text: str | None) -> str:
+    """An ISO time from the ledger as ``2026-01-31 09:00:00`` (UTC, to the second)."""
+    return "" if not text else datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(ms / 1000, 60)
+    return f"{minutes:.0f} min {seconds:.0f} s"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("statefn.serve", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(when=_when, duration=_duration, short_json=short_json, edge_text=edge_text)
+    return env
+
+
+@functools.lru_cache(maxsize=128)
+def _normalised(plan_json: bytes) -> Plan | None:
+    """A workflow's plan in normal form, for drawing (cached: files change rarely)."""
+    try:
+        return normalise(orjson.loads(plan_json))
+    except StatefnError:
+        return None
+
+
+def _plan_of(workflow: Workflow) -> Plan | None:
+    if workflow.plan is None:
+        return None
+    return _normalised(orjson.dumps(workflow.plan, option=orjson.OPT_SORT_KEYS))
+
+
+def _trigger_text(workflow: Workflow, trigger: Trigger) -> list[str]:
+    texts = []
+    if trigger.webhook:
+        signed = ", signed" if trigger.secret else ""
+        texts.append(f"webhook POST /hooks/{workflow.name}/{trigger.step_id}{signed}")
+    if trigger.cron:
+        texts.append(f"cron {trigger.cron} (UTC, step {trigger.step_id})")
+    return texts
+
+
+@dataclass
+class _WorkflowView:
+    """What the pages show of a workflow."""
+
+    name: str
+    file: str
+    errors: list[str]
+    triggers: list[str]
+    steps: list[Step]
+    graph: Markup | None
+    last_run: RunRecord | None = None
+
+
+def _workflow_view(workflow: Workflow, last_run: RunRecord | None = None) -> _WorkflowView:
+    plan = _plan_of(workflow)
+    return _WorkflowView(
+        name=workflow.name,
+        file=workflow.file.as_posix(),
+        errors=list(workflow.errors),
+        triggers=[
+            text for trigger in workflow.triggers for text in _trigger_text(workflow, trigger)
+        ],
+        steps=[] if plan is None else list(plan.steps.values()),
+        graph=None if plan is None else draw(plan),
+        last_run=last_run,
+    )
+
+
+@dataclass
+class _StepView:
+    """The chosen step run of a run page: its states, the diff, or why one is missing."""
+
+    record: StepRecord | None
+    input: Markup = field(default_factory=Markup)
+    output: Markup = field(default_factory=Markup)
+    changes: Diff | None = None
+    diff_note: str = ""
+
+
+def _state_tree(
+    service: Service, run_id: str, key: str, which: Literal["input", "output"]
+) -> tuple[Any, Markup]:
+    """A step run's state and its tree; ``None`` and a note when there is none to show."""
+    try:
+        state = service.ledger.state(run_id, key, which=which)
+    except StateWithheldError as error:
+        return None, Markup("<p class='muted'>{}</p>").format(error.message)
+    if state is None:
+        note = "Not recorded yet." if which == "input" else "No output state: see the error."
+        return None, Markup("<p class='muted'>{}</p>").format(note)
+    return state, tree(state, which)
+
+
+def _step_view(service: Service, record: RunRecord, key: str | None) -> _StepView:
+    if key is None:
+        # The step a reader wants first: the first that did not succeed, else the last.
+        unhappy = [step for step in record.steps if step.reason not in ("success", None)]
+        chosen = (unhappy or record.steps or [None])[0 if unhappy else -1]
+    else:
+        chosen = service.step(record.run_id, key)
+    if chosen is None:
+        return _StepView(None)
+    before, input_tree = _state_tree(service, record.run_id, chosen.key, "input")
+    after, output_tree = _state_tree(service, record.run_id, chosen.key, "output")
+    both = before is not None and after is not None
+    note = "" if both else "Nothing to compare: the input or the output state is missing."
+    return _StepView(chosen, input_tree, output_tree, diff(before, after) if both else None, note)
+
+
+class _Pages:
+    """The handlers, bound to one service."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.env = _environment()
+
+    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        context.setdefault("nav", "")
+        context.setdefault("focus_step", "")
+        context["url_for"] = functools.partial(_path_for, request)
+        html = self.env.get_template(name).render(context)
+        return HTMLResponse(html, status, headers=_HEADERS)
+
+    def failure(self, request: Request, error: ServiceError) -> Response:
+        titles = {400: "Bad request", 404: "Not found", 409: "Conflict", 422: "Cannot run"}
+        return self.render(
+            request,
+            "error.html",
+            error.status,
+            title=titles.get(error.status, "Error"),
+            message=error.message,
+            fix=error.details.get("fix", ""),
+        )
+
+    # -- workflows -------------------------------------------------------------------------
+
+    async def workflows(self, request: Request) -> Response:
+        await self.service.refresh()
+
+        def views() -> list[_WorkflowView]:
+            return [
+                _workflow_view(workflow, self.service.last_run(workflow.name))
+                for workflow in self.service.workflows()
+            ]
+
+        shown = await asyncio.to_thread(views)
+        project = self.service.project.root.as_posix()
+        return self.render(
+            request, "workflows.html", workflows=shown, project=project, nav="workflows"
+        )
+
+    async def workflow(
+        self, request: Request, *, input_text: str = _DEFAULT_INPUT, input_error: str = "",
+        status: int = 200,
+    ) -> Response:  # fmt: skip
+        await self.service.refresh()
+        try:
+            workflow = self.service.workflow(request.path_params["name"])
+        except ServiceError as error:
+            return self.failure(request, error)
+        recent = await asyncio.to_thread(
+            self.service.ledger.runs, workflow=workflow.name, limit=RECENT_RUNS
+        )
+        return self.render(
+            request,
+            "workflow.html",
+            status,
+            workflow=_workflow_view(workflow),
+            recent=recent,
+            input_text=input_text,
+            input_error=input_error,
+            nav="workflows",
+        )
+
+    async def start(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        form: dict[str, str] = {}
+        try:
+            await self.service.refresh()  # a file saved a moment ago is what runs
+            form = await _form(request)
+            text = form.get("input", "").strip() or _DEFAULT_INPUT
+            state = parse_json(text.encode())
+            if not isinstance(state, dict):
+                raise BadRequest('The input state must be a JSON object, such as {"data": {}}')
+            run_id = await self.service.start_run(name, state)
+        except ServiceError as error:
+            if error.status == 404:
+                return self.failure(request, error)
+            return await self.workflow(
+                request,
+                input_text=form.get("input", ""),
+                input_error=error.message,
+                status=error.status,
+            )
+        return RedirectResponse(_path_for(request, "ui-run", run_id=run_id), 303)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def runs(self, request: Request) -> Response:
+        query = _RunsQuery.read(request)
+        if query.problem:
+            return self.failure(request, BadRequest(query.problem))
+        found = await asyncio.to_thread(query.fetch, self.service, PAGE_SIZE + 1)
+        older = found[PAGE_SIZE - 1].run_id if len(found) > PAGE_SIZE else None
+        live = None
+        if query.before is None:
+            live = f"{_path_for(request, 'ui-runs-live')}?{query.encoded()}"
+        return self.render(
+            request,
+            "runs.html",
+            runs=found[:PAGE_SIZE],
+            workflow=query.workflow or "",
+            reason=query.reason or "",
+            before=query.before,
+            older=older,
+            query=query.encoded_with,
+            live_url=live,
+            statuses=STATUSES,
+            workflow_names=[workflow.name for workflow in self.service.workflows()],
+            nav="runs",
+        )
+
+    async def runs_live(self, request: Request) -> Response:
+        query = _RunsQuery.read(request)
+
+        async def changes() -> AsyncIterator[bytes]:
+            seen = None
+            async for _ in _ticks(RUNS_POLL_S):
+                found = await asyncio.to_thread(query.fetch, self.service, PAGE_SIZE)
+                now = [(run.run_id, run.status) for run in found]
+                if seen is not None and now != seen:
+                    yield _event("refresh", {})
+                else:
+                    yield b": waiting\n\n"
+                seen = now
+
+        return StreamingResponse(changes(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    async def run(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        key = request.query_params.get("step") or None
+        try:
+            record, chosen, logs = await asyncio.to_thread(self._run_parts, run_id, key)
+        except ServiceError as error:
+            return self.failure(request, error)
+        workflow = self.service.project.get(record.workflow or "")
+        plan = None if workflow is None else _plan_of(workflow)
+        graph = None
+        if plan is not None:
+            reasons = {step.step_id: step.reason or "running" for step in record.steps}
+            keys = {step.step_id: step.key for step in record.steps}
+            base = _path_for(request, "ui-run", run_id=run_id)
+
+            def href(step_id: str) -> str | None:
+                found = keys.get(step_id)
+                return None if found is None else f"{base}?{urlencode({'step': found})}"
+
+            graph = draw(plan, reasons, href)
+        live = None
+        if record.reason is None:
+            after = logs[-1].seq if logs else 0
+            live = f"{_path_for(request, 'ui-run-live', run_id=run_id)}?after={after}"
+        return self.render(
+            request,
+            "run.html",
+            run=record,
+            graph=graph,
+            workflow_known=workflow is not None,
+            step=chosen.record,
+            step_input=chosen.input,
+            step_output=chosen.output,
+            changes=chosen.changes,
+            diff_note=chosen.diff_note,
+            logs=logs,
+            retry_steps=[step.key for step in record.steps],
+            live_url=live,
+            focus_step=chosen.record.step_id if chosen.record else "",
+            nav="runs",
+        )
+
+    def _run_parts(self, run_id: str, key: str | None) -> tuple[RunRecord, _StepView, list[Any]]:
+        record = self.service.run(run_id)
+        return record, _step_view(self.service, record, key), self.service.ledger.logs(run_id)
+
+    async def run_live(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        after = request.query_params.get("after", "0")
+        follow = self.service.follow(run_id, after=int(after) if after.isdigit() else 0)
+
+        async def events() -> AsyncIterator[bytes]:
+            async for kind, payload in _until(follow, STREAM_LIFETIME_S):
+                if kind == "log":
+                    yield _event("log", payload)
+                else:
+                    yield _event("end" if kind == "end" else "refresh", {})
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    async def retry(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            await self.service.refresh()  # the job file fixed a moment ago is what runs
+            form = await _form(request)
+            new_id = await self.service.retry(run_id, form.get("from") or None)
+        except ServiceError as error:
+            return self.failure(request, error)
+        return RedirectResponse(_path_for(request, "ui-run", run_id=new_id), 303)
+
+    async def cancel(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            await self.service.cancel(run_id)
+        except ServiceError as error:
+            return self.failure(request, error)
+        return RedirectResponse(_path_for(request, "ui-run", run_id=run_id), 303)
+
+
+@dataclass(frozen=True)
+class _RunsQuery:
+    """The filters of the runs page, from its query string."""
+
+    workflow: str | None
+    reason: str | None
+    before: str | None
+    problem: str = ""
+
+    @classmethod
+    def read(cls, request: Request) -> _RunsQuery:
+        params = request.query_params
+        reason = params.get("reason") or None
+        problem = ""
+        if reason is not None and reason not in STATUSES:
+            problem = f"Unknown status {reason!r}: use one of {', '.join(STATUSES)}"
+        return cls(params.get("workflow") or None, reason, params.get("before") or None, problem)
+
+    def fetch(self, service: Service, limit: int) -> list[RunRecord]:
+        return service.ledger.runs(
+            workflow=self.workflow, reason=self.reason, before=self.before, limit=limit
+        )
+
+    def encoded(self) -> str:
+        return self.encoded_with(before=None)
+
+    def encoded_with(self, before: str | None) -> str:
+        pairs = {"workflow": self.workflow, "reason": self.reason, "before": before}
+        return urlencode({key: value for key, value in pairs.items() if value})
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A posted form (``application/x-www-form-urlencoded``), last value of each field."""
+    body = await read_body(request)
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[-1] for key, values in fields.items()}
+
+
+def _path_for(request: Request, name: str, /, **params: Any) -> str:
+    """The path of route ``name`` (no scheme or host, so the pages work behind a proxy)."""
+    return request.url_for(name, **params).path
+
+
+def _event(kind: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def _ticks(every: float) -> AsyncIterator[None]:
+    """Ticks every ``every`` seconds, for ``STREAM_LIFETIME_S`` in all."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + STREAM_LIFETIME_S
+    while loop.time() < end:
+        yield None
+        await asyncio.sleep(every)
+
+
+async def _until(
+    source: AsyncGenerator[tuple[str, dict[str, Any]], None], seconds: float
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """The items of ``source`` for at most ``seconds``; then ``source`` is closed."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(anext(source), end - loop.time())
+            except (StopAsyncIteration, TimeoutError):
+                return
+            yield item
+    finally:
+        await source.aclose()
+
+
+def ui_routes(service: Service) -> list[BaseRoute]:
+    """The UI's routes over ``service``, to mount at the root of the server."""
+    pages = _Pages(service)
+    return [
+        Route("/", pages.workflows, name="ui-workflows"),
+        Route("/workflows/{name}", pages.workflow, name="ui-workflow"),
+        Route("/workflows/{name}/runs", pages.start, methods=["POST"], name="ui-start"),
+        Route("/runs", pages.runs, name="ui-runs"),
+        Route("/runs/live", pages.runs_live, name="ui-runs-live"),
+        Route("/runs/{run_id}", pages.run, name="ui-run"),
+        Route("/runs/{run_id}/live", pages.run_live, name="ui-run-live"),
+        Route("/runs/{run_id}/retry", pages.retry, methods=["POST"], name="ui-retry"),
+        Route("/runs/{run_id}/cancel", pages.cancel, methods=["POST"], name="ui-cancel"),
+        Mount("/static", StaticFiles(packages=[("statefn.serve", "static")]), name="ui-static"),
+    ]
