@@ -88,6 +88,8 @@ class Step:
     next: list[Edge] = field(default_factory=list)
     retry: Retry | None = None
     linker: dict[str, dict[str, str]] | None = None
+    webhook: bool | dict[str, str] | None = None
+    cron: str | None = None
 
     @property
     def is_trigger(self) -> bool:
@@ -95,7 +97,7 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id}
-        for key in ("name", "expression", "configuration", "state", "linker"):
+        for key in ("name", "expression", "configuration", "state", "linker", "webhook", "cron"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -252,6 +254,50 @@ def _linker(value: Any, path: str) -> dict[str, dict[str, str]] | None:
     return {name: dict(spec) for name, spec in value.items()}
 
 
+def _webhook(value: Any, path: str) -> bool | dict[str, str] | None:
+    if value is None:
+        return None
+    what = 'true, false or {"secret": "credential id"}'
+    if isinstance(value, bool):
+        return value
+    _expect(value, dict, path, what)
+    problems = _unknown(value, ("secret",), path)
+    if problems:
+        raise ValidationError(problems[0], details={"path": path})
+    secret = value.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise ValidationError(
+            f"{path} must be {what}: the secret names the credential whose value signs "
+            "the requests",
+            details={"path": path},
+        )
+    return {"secret": secret}
+
+
+def _cron(value: Any, path: str) -> str | None:
+    if value is None:
+        return None
+    _expect(value, str, path, 'a five-field cron expression such as "*/15 * * * *"')
+    fields = value.split()
+    problem = None
+    if len(fields) != 5:
+        problem = f"has {len(fields)} field{'s' if len(fields) != 1 else ''}, not 5"
+    else:
+        # croniter is imported only by plans that have a schedule.
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            problem = "is not a valid cron expression"
+    if problem:
+        raise ValidationError(
+            f"{path}: {value!r} {problem}; write minute hour day-of-month month day-of-week "
+            'in UTC, such as "*/15 * * * *" (every 15 minutes) or "0 6 * * 1-5" (06:00 on '
+            "weekdays)",
+            details={"path": path},
+        )
+    return str(value)
+
+
 def _edges(step_id: str, value: Any, path: str) -> list[Edge]:
     if value is None:
         return []
@@ -358,6 +404,13 @@ def _check_unknown_keys(plan: dict[str, Any]) -> None:
 
 
 def _step(raw: Any, step_id: str, path: str) -> Step:
+    for key in ("webhook", "cron"):
+        if raw.get("expression") is not None and raw.get(key) not in (None, False):
+            raise ValidationError(
+                f"{path}.{key}: only a trigger (a step without expression) starts runs; "
+                f"move {key!r} to a trigger step whose next is this step",
+                details={"path": f"{path}.{key}"},
+            )
     if raw.get("expression") is None and raw.get("state") is not None:
         raise ValidationError(
             f"{path}.state: a trigger (a step without expression) takes no state; "
@@ -374,6 +427,8 @@ def _step(raw: Any, step_id: str, path: str) -> Step:
         next=_edges(step_id, raw.get("next"), f"{path}.next"),
         retry=_retry(raw.get("retry"), f"{path}.retry"),
         linker=_linker(raw.get("linker"), f"{path}.linker"),
+        webhook=_webhook(raw.get("webhook"), f"{path}.webhook"),
+        cron=_cron(raw.get("cron"), f"{path}.cron"),
     )
 
 

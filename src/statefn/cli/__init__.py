@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, cast
 from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
 from ._exits import CliError, ExitCode
 from ._runs import add_runs_parser
+from ._serve import add_serve_parser
 
 if TYPE_CHECKING:
     from ._logs import CliLogs
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_repo(commands)
     _add_docs(commands)
     add_runs_parser(commands, [_common_options()])
+    add_serve_parser(commands, [_common_options()])
     commands.add_parser(
         "test", help="run a small built-in workflow to check the installation",
         description="Run a small built-in workflow and print its result: a check that "
@@ -373,6 +375,10 @@ def _dispatch(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         from ._runs import runs_command
 
         return runs_command(args, logs)
+    if args.command == "serve":
+        from ._serve import serve_command
+
+        return serve_command(args, logs)
     from ._selftest import selftest_command
 
     return selftest_command(args, logs)

@@ -214,7 +214,7 @@ class Engine:
         job = Job(handle, frame, max_blob, **local)
         if self._recorder is not None:
             job.recording = Recording(self._recorder, handle.id)
-            job.recording.queued(
+            handle.recorded = job.recording.queued(
                 **queued_fields(self.id, normal, state, self._settings.payload_limit_mb)
             )
         if failure is not None:
@@ -257,6 +257,13 @@ class Engine:
         self._supervisor.command("cancel", handle)
 
     # -- life ------------------------------------------------------------------------------
+
+    def problem(self) -> str | None:
+        """What stops the engine from running runs now, or ``None`` when it can (for a
+        health check: a service's ``/healthz``)."""
+        if self._closed:
+            return "The engine is closed"
+        return self._supervisor.problem()
 
     def close(self, wait: bool = True) -> None:
         """Stop the engine: wait for runs in flight (``wait=False`` cancels them), then

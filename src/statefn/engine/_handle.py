@@ -99,6 +99,11 @@ class RunHandle:
     ``events()`` yields the run's events in order (from the first, whenever it is called)
     and ends with the run; ``result()`` blocks for the ``RunOutcome``; ``cancel()`` ends the
     run with reason ``cancel``. ``await handle`` and ``async for`` work in an event loop.
+
+    ``recorded`` is a future that is done once the engine's ledger has committed the run as
+    ``queued`` (at once without a ledger; ``submit`` returns before the write): a service
+    that promises "your run is recorded" waits for it. Its exception is the ledger's error
+    when the run could not be recorded.
     """
 
     def __init__(self, run_id: str, cancel: Callable[[RunHandle], None]) -> None:
@@ -110,6 +115,8 @@ class RunHandle:
         self._changed = threading.Condition()
         self._ended = False
         self._future: Future[RunOutcome] = Future()
+        self.recorded: Future[None] = Future()
+        self.recorded.set_result(None)
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.id} {'ended' if self._ended else 'running'}>"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +77,9 @@ class Recording:
         # runs of one step, they end in the order they were queued (oldest first).
         self._open_keys: dict[str, collections.deque[str]] = {}
 
-    def queued(self, **fields: Any) -> None:
-        self.recorder.write("run_queued", self.run_id, **fields)
+    def queued(self, **fields: Any) -> Future[None]:
+        """Record the run as queued; the future is done once that is committed."""
+        return self.recorder.write_confirmed("run_queued", self.run_id, **fields)
 
     def started(self) -> None:
         self.recorder.write("run_started", self.run_id)

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,6 +48,13 @@ class Recorder:
         """Ask for ``ledger.<method>(*args, **kwargs)``; it runs on the writer thread."""
         self._queue.put((getattr(self.ledger, method), args, kwargs))
 
+    def write_confirmed(self, method: str, *args: Any, **kwargs: Any) -> Future[None]:
+        """``write``, with a future that is done once the write is committed; its exception
+        is the ledger's error when the write failed (after the retries)."""
+        confirmed: Future[None] = Future()
+        self._queue.put((getattr(self.ledger, method), args, {**kwargs, "_confirm": confirmed}))
+        return confirmed
+
     def then(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the writer thread once every earlier write is done."""
         self._queue.put((callback, (), {"_after": True}))
@@ -69,10 +77,15 @@ class Recorder:
                 return
             if item:
                 function, args, kwargs = item
+                confirmed = kwargs.pop("_confirm", None)
                 if kwargs.pop("_after", False):
                     function()
                 else:
-                    self._call(function, args, kwargs)
+                    failure = self._call(function, args, kwargs)
+                    if confirmed is not None and failure is not None:
+                        confirmed.set_exception(failure)
+                    elif confirmed is not None:
+                        confirmed.set_result(None)
             if time.monotonic() >= next_beat:
                 self._call(self._beat, (), {})
                 next_beat = time.monotonic() + HEARTBEAT_S
@@ -82,15 +95,19 @@ class Recorder:
         self.ledger.mark_lost(dead_after_s=LOST_AFTER_S)
 
     @staticmethod
-    def _call(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _call(
+        function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Exception | None:
+        """Make one write; the error that stopped it, if it failed after the retries."""
         # A ledger that fails is retried briefly; after that the engine keeps running runs
         # and says what it could not record.
         for attempt in range(3):
             try:
                 function(*args, **kwargs)
-                return
+                return None
             except Exception as error:
                 if attempt == 2:
                     _log.error("The run ledger could not record %s: %s", function.__name__, error)
-                else:
-                    time.sleep(0.1 * (attempt + 1))
+                    return error
+                time.sleep(0.1 * (attempt + 1))
+        return None

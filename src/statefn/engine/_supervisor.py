@@ -146,6 +146,14 @@ class Supervisor:
     def join(self) -> None:
         self._thread.join()
 
+    def problem(self) -> str | None:
+        """What stops runs from starting now, or ``None`` (read without a lock: a snapshot)."""
+        if not self._thread.is_alive():
+            return "The engine's supervisor has stopped"
+        if not self._template_ready:
+            return self._template_error or "The worker processes are starting"
+        return None
+
     # -- the loop --------------------------------------------------------------------------
 
     def _main(self) -> None:

@@ -168,13 +168,14 @@ def _state_tree(
 
 
 def _step_view(service: Service, record: RunRecord, key: str | None) -> _StepView:
-    if key is None:
-        # The step a reader wants first: the first that did not succeed, else the last.
-        unhappy = [step for step in record.steps if step.reason not in ("success", None)]
-        chosen = (unhappy or record.steps or [None])[0 if unhappy else -1]
-    else:
+    # Without a choice, the step a reader wants first: the first that did not succeed,
+    # else the last.
+    unhappy = [step for step in record.steps if step.reason not in ("success", None)]
+    if key is not None:
         chosen = service.step(record.run_id, key)
-    if chosen is None:
+    elif unhappy or record.steps:
+        chosen = (unhappy or record.steps)[0 if unhappy else -1]
+    else:
         return _StepView(None)
     before, input_tree = _state_tree(service, record.run_id, chosen.key, "input")
     after, output_tree = _state_tree(service, record.run_id, chosen.key, "output")
@@ -448,7 +449,7 @@ async def _ticks(every: float) -> AsyncIterator[None]:
 
 
 async def _until(
-    source: AsyncGenerator[tuple[str, dict[str, Any]], None], seconds: float
+    source: AsyncIterator[tuple[str, dict[str, Any]]], seconds: float
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """The items of ``source`` for at most ``seconds``; then ``source`` is closed."""
     loop = asyncio.get_running_loop()
@@ -461,7 +462,8 @@ async def _until(
                 return
             yield item
     finally:
-        await source.aclose()
+        if isinstance(source, AsyncGenerator):
+            await source.aclose()
 
 
 def ui_routes(service: Service) -> list[BaseRoute]:

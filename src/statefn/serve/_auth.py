@@ -1,0 +1,137 @@
+"""Who may use the server: a token, as a bearer header or a session cookie from ``/login``.
+
+With a token set (required on any address other than loopback), every request must carry
+it, except the few paths a stranger may see: ``/healthz`` (for load balancers),
+``/openapi.json``, the login form, the UI's static files, and webhooks, which prove
+themselves by their signature when their trigger has a secret (an unsigned webhook needs
+the token like any API call). The cookie holds an HMAC of the token, not the token; it is
+``HttpOnly`` and ``SameSite=Strict``, so another site cannot make a browser use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ._http import Unauthorized, error_response
+
+__all__ = ["COOKIE", "TokenAuth", "login_form", "login_submit", "logout"]
+
+COOKIE = "statefn_session"
+# Paths anyone may reach; webhooks check their own signature (see the module docstring).
+_OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/login"})
+_OPEN_PREFIXES = ("/static/", "/hooks/")
+
+
+def session_value(token: str) -> str:
+    return hmac.new(token.encode(), b"statefn session", hashlib.sha256).hexdigest()
+
+
+def carries_token(request: Request, token: str) -> bool:
+    """Whether the request carries ``token``, as a bearer header or a session cookie."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    cookie = request.cookies.get(COOKIE, "")
+    return hmac.compare_digest(cookie.encode(), session_value(token).encode())
+
+
+class TokenAuth:
+    """ASGI middleware: 401 (JSON for the API, a redirect to the login form for pages) for
+    a request without the token. ``token=None`` lets every request through (loopback)."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token is None or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        path = request.url.path
+        open_path = path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
+        if open_path or carries_token(request, self.token):
+            await self.app(scope, receive, send)
+            return
+        response: Response
+        if path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+            response = error_response(
+                Unauthorized(
+                    "This server needs its token: send 'Authorization: Bearer TOKEN' or log "
+                    "in at /login"
+                )
+            )
+        else:
+            response = RedirectResponse(f"/login?next={_local(path)}", status_code=303)
+        await response(scope, receive, send)
+
+
+def _local(target: str) -> str:
+    """``target`` if it is a path on this server, else ``/``: a login never sends a user to
+    another site."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+_FORM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>statefn: log in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 24rem; margin: 4rem auto">
+<h1 style="font-size: 1.3rem">statefn serve</h1>
+<form method="post" action="/login">
+<input type="hidden" name="next" value="{next}">
+<label for="token">Token</label><br>
+<input id="token" name="token" type="password" autofocus autocomplete="current-password"
+ style="width: 100%; margin: .4rem 0 1rem">
+<p style="color: #b00020">{problem}</p>
+<button type="submit">Log in</button>
+</form>
+<p style="color: #555; font-size: .9rem">The token is the one given to <code>statefn serve
+--token</code> (or <code>$STATEFN_TOKEN</code>).</p>
+</body></html>
+"""
+
+
+def _form(target: str, problem: str = "", status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        _FORM.format(next=html.escape(_local(target)), problem=html.escape(problem)), status
+    )
+
+
+async def login_form(request: Request) -> Response:
+    return _form(request.query_params.get("next", "/"))
+
+
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    target = str(form.get("next") or "/")
+    token: str | None = request.app.state.token
+    given = str(form.get("token") or "")
+    if token is None:
+        return RedirectResponse(_local(target), status_code=303)
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return _form(target, "That is not the server's token.", status=401)
+    response = RedirectResponse(_local(target), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        session_value(token),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response

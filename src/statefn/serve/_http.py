@@ -1,0 +1,104 @@
+"""What every endpoint shares: JSON responses, JSON errors, and reading a bounded JSON body.
+
+Every error leaves as ``{"error": {"status": N, "message": "...", ...details}}`` with its
+HTTP status; no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ._service import ServiceError
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "BadRequest",
+    "PayloadTooLarge",
+    "Unauthorized",
+    "error_response",
+    "json_response",
+    "parse_json",
+    "read_body",
+    "read_json",
+]
+
+DEFAULT_MAX_BODY = 1024 * 1024  # bytes of a request body: webhooks and input states
+
+
+class BadRequest(ServiceError):
+    """The request is malformed: a body that is not JSON, a parameter of the wrong form."""
+
+    status = 400
+
+
+class Unauthorized(ServiceError):
+    """No token, a wrong token, or a webhook whose signature does not match."""
+
+    status = 401
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body is over the server's limit (``--max-body``)."""
+
+    status = 413
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status, media_type="application/json")
+
+
+def error_response(error: ServiceError) -> Response:
+    body = {"status": error.status, "message": error.message, **error.details}
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return Response(
+        orjson.dumps({"error": body}), error.status, headers, media_type="application/json"
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 past the limit (checked as it arrives, not only by
+    its declared length)."""
+    limit: int = request.app.state.max_body
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is over the limit of {limit} bytes",
+        limit=limit,
+        fix="Send less, or start the server with a larger --max-body",
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of ``body``; 400 with the line, column and position of the error."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(
+            f"The body is not valid JSON: {error.msg} at line {error.lineno} column "
+            f"{error.colno} (position {error.pos})",
+            line=error.lineno,
+            column=error.colno,
+            position=error.pos,
+        ) from None
+
+
+async def read_json(request: Request, default: Any) -> Any:
+    """The request's JSON body, or ``default`` when it is empty."""
+    body = await read_body(request)
+    return default if not body.strip() else parse_json(body)
