@@ -1,0 +1,273 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright, against a real
+``statefn serve`` process on a free port with a project in ``tmp_path``.
+
+Screenshots go to each test's ``tmp_path``. To refresh the ones the docs show, run
+``STATEFN_UI_SCREENSHOTS=docs/images .venv/bin/pytest tests/test_serve_ui.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+expect.set_options(timeout=15_000)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SECRET = "sEcReT-4f1d9a77"
+HOSTILE_NAME = '<img src=x onerror="window.__xss = 5">'
+HOSTILE_INPUT = '{"data": {"note": "<script>window.__xss = 6</script>"}}'
+WAIT_JOB = 'get("{gate}")\n'
+BROKEN_JOB = '''\
+def greet(state):
+    print("<script>window.__xss = 1</script>")
+    print('<img src=x onerror="window.__xss = 2">')
+    print("calling with key", state["configuration"]["api_key"])
+    return state["data"]["missing"]
+
+
+fn(greet)
+'''
+FIXED_JOB = '''\
+def greet(state):
+    state["data"]["greeting"] = "hello " + state["data"]["name"]
+    state["data"]["html"] = "<script>window.__xss = 3</script>"
+    return state
+
+
+fn(greet)
+'''
+WORKFLOW = f"""\
+workflow:
+  name: greetings
+  credentials: {{api_key: {SECRET}}}
+  steps:
+    - id: hook
+      webhook: true
+      next: wait
+    - id: wait
+      adaptors: [http]
+      expression: ./wait.py
+      next: {{greet: {{condition: on_job_success, label: fetched}}}}
+    - id: greet
+      expression: ./greet.py
+"""
+BROKEN_WORKFLOW = """\
+workflow:
+  name: broken
+  steps:
+    - id: a
+      expresion: "fn(lambda state: state)"
+"""
+
+
+@contextmanager
+def _served(project: Path, *options: str) -> Iterator[str]:
+    """A ``statefn serve`` process for ``project`` on a free port; its base URL. What the
+    server writes goes to ``serve.log`` beside the project."""
+    log = project.parent / "serve.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "statefn", "serve", str(project), "--port", "0", *options],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"open (http://\S+)/ ", log.read_text())):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("statefn serve did not start:\n" + log.read_text())
+            time.sleep(0.05)
+        yield found.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    opened = context.new_page()
+    opened.set_default_timeout(20_000)
+    yield opened
+    context.close()
+
+
+class Gate:
+    """An HTTP endpoint that answers only once the test opens it, so a run waits there."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.opened = threading.Event()
+        self.url = server.url_for("/gate")
+        server.expect_request("/gate").respond_with_handler(self._answer)
+
+    def _answer(self, request: Request) -> Response:
+        self.opened.wait(30)
+        return Response(json.dumps({"name": HOSTILE_NAME}), content_type="application/json")
+
+
+@pytest.fixture
+def gate(httpserver: HTTPServer) -> Gate:
+    return Gate(httpserver)
+
+
+def _shoot(page: Page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    keep = os.environ.get("STATEFN_UI_SCREENSHOTS")
+    if keep:
+        shutil.copy(path, Path(keep) / f"{name}.png")
+
+
+def _project(tmp_path: Path, gate: Gate) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "greetings.yaml").write_text(WORKFLOW)
+    (project / "wait.py").write_text(WAIT_JOB.format(gate=gate.url))
+    (project / "greet.py").write_text(BROKEN_JOB)
+    return project
+
+
+def _assert_nothing_ran_or_leaked(page: Page) -> None:
+    assert page.evaluate("window.__xss") is None
+    assert SECRET not in page.content()
+
+
+def test_a_failed_step_is_read_fixed_and_retried_from_the_browser(
+    page: Page, gate: Gate, tmp_path: Path
+) -> None:
+    project = _project(tmp_path, gate)
+    with _served(project) as base:
+        page.goto(base + "/")
+        expect(page.locator("section.workflow svg.graph g.node")).to_have_count(3)
+        expect(page.locator("section.workflow")).to_contain_text("webhook POST /hooks/greetings/hook")
+        _shoot(page, tmp_path, "workflows")
+        page.get_by_role("link", name="greetings", exact=True).click()
+        expect(page.locator("h1")).to_contain_text("greetings")
+
+        page.fill("textarea#input", '{"data": {"name": }')
+        page.get_by_role("button", name="Start run").click()
+        expect(page.locator("#input-error")).to_contain_text("not valid JSON")
+        expect(page.locator("#input-error")).to_contain_text("line 1 column 19")
+        expect(page.locator("textarea#input")).to_have_value('{"data": {"name": }')
+
+        page.fill("textarea#input", HOSTILE_INPUT)
+        page.get_by_role("button", name="Start run").click()
+        expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
+        first_run = page.url
+        page.evaluate("window.__samePage = true")
+        expect(page.locator("h1 .badge")).to_have_text(re.compile("queued|started"))
+        expect(page.locator("table.steps")).to_contain_text("wait")  # live: the step began
+        gate.opened.set()
+        expect(page.locator("h1 .badge")).to_have_text("fail")
+        expect(page.locator("table.logs")).to_contain_text("<script>window.__xss = 1</script>")
+        assert page.evaluate("window.__samePage") is True  # followed live, never reloaded
+
+        page.locator("table.steps").get_by_role("link", name="greet").click()
+        expect(page).to_have_url(re.compile(r"\?step=greet$"))
+        error = page.locator("section[data-swap=step] .error")
+        expect(error).to_contain_text("RuntimeError (KeyError)")
+        expect(error).to_contain_text("KeyError: 'missing'")
+        expect(error).to_contain_text('return state["data"]["missing"]')
+        logs = page.locator("table.logs")
+        expect(logs).to_contain_text('<img src=x onerror="window.__xss = 2">')
+        expect(logs).to_contain_text("calling with key ***")
+        expect(page.locator("section[data-swap=step]")).to_contain_text("<img src=x onerror")
+        expect(page.locator("svg.graph g.node.reason-fail")).to_have_attribute("data-step", "greet")
+        _assert_nothing_ran_or_leaked(page)
+        _shoot(page, tmp_path, "run-failed")
+
+        (project / "greet.py").write_text(FIXED_JOB)
+        expect(page.locator("select[name=from]")).to_have_value("greet")
+        page.get_by_role("button", name="Retry").click()
+        expect(page).not_to_have_url(first_run)
+        expect(page.locator("h1 .badge")).to_have_text("success")
+        expect(page.locator("table.steps tbody tr")).to_have_count(1)  # from greet, not the start
+        expect(page.locator("table.steps")).to_contain_text("greet")
+        output = page.locator("details[data-id='Output state']")
+        expect(output).to_contain_text(json.dumps("hello " + HOSTILE_NAME))
+        expect(page.locator("table.diff")).to_contain_text("data.greeting")
+        _assert_nothing_ran_or_leaked(page)
+
+        page.goto(base + "/runs")
+        rows = page.locator("table.runs tbody tr")
+        expect(rows).to_have_count(2)
+        page.evaluate("window.__samePage = true")
+        started = httpx.post(f"{base}/api/workflows/greetings/runs", json={"data": {"name": "x"}})
+        assert started.status_code == 202
+        expect(rows).to_have_count(3)  # the runs page follows new runs live
+        expect(rows.first).to_contain_text(started.json()["run_id"][:12])
+        expect(rows.first.locator(".badge")).to_have_text("success")
+        assert page.evaluate("window.__samePage") is True
+        _shoot(page, tmp_path, "runs")
+
+        page.keyboard.press("/")
+        assert page.evaluate("document.activeElement.name") == "workflow"
+        page.keyboard.press("Escape")
+        page.keyboard.press("j")
+        page.keyboard.press("j")
+        expect(rows.nth(1)).to_have_class(re.compile("selected"))
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
+        page.keyboard.press("g")
+        page.keyboard.press("w")
+        expect(page.locator("h1")).to_contain_text("Workflows")
+
+
+def test_pages_need_the_token_and_show_what_does_not_validate(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "broken.yaml").write_text(BROKEN_WORKFLOW)
+    with _served(project, "--token", "t0ken") as base:
+        pages = ["/", "/workflows/broken", "/runs", "/runs/1234"]
+        with httpx.Client(base_url=base) as stranger:
+            for path in pages:
+                assert stranger.get(path).status_code in (302, 303, 401), path
+            for path in ("/workflows/broken/runs", "/runs/1234/retry", "/runs/1234/cancel"):
+                assert stranger.post(path, data={"input": "{}"}).status_code in (302, 303, 401)
+            assert stranger.get("/static/ui.css").status_code == 200
+        with httpx.Client(base_url=base, headers={"Authorization": "Bearer t0ken"}) as user:
+            listing = user.get("/")
+            assert listing.status_code == 200
+            assert "This file no longer validates" in listing.text
+            assert "expresion" in listing.text and "did you mean" in listing.text
+            assert "script-src &#39;self&#39;" not in listing.text
+            assert "script-src 'self'" in listing.headers["content-security-policy"]
+            refused = user.post("/workflows/broken/runs", data={"input": "{}"})
+            assert refused.status_code == 422
+            assert "does not validate" in refused.text
+            missing = user.get("/workflows/nothing-here")
+            assert missing.status_code == 404
+            assert "No workflow named &#39;nothing-here&#39;" in missing.text
+            assert user.get("/runs/1234").status_code == 404
+            assert user.get("/runs?reason=maybe").status_code == 400
