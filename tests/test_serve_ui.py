@@ -36,7 +36,7 @@ SECRET = "sEcReT-4f1d9a77"
 HOSTILE_NAME = '<img src=x onerror="window.__xss = 5">'
 HOSTILE_INPUT = '{"data": {"note": "<script>window.__xss = 6</script>"}}'
 WAIT_JOB = 'get("{gate}")\n'
-BROKEN_JOB = '''\
+BROKEN_JOB = """\
 def greet(state):
     print("<script>window.__xss = 1</script>")
     print('<img src=x onerror="window.__xss = 2">')
@@ -45,8 +45,8 @@ def greet(state):
 
 
 fn(greet)
-'''
-FIXED_JOB = '''\
+"""
+FIXED_JOB = """\
 def greet(state):
     state["data"]["greeting"] = "hello " + state["data"]["name"]
     state["data"]["html"] = "<script>window.__xss = 3</script>"
@@ -54,7 +54,7 @@ def greet(state):
 
 
 fn(greet)
-'''
+"""
 WORKFLOW = f"""\
 workflow:
   name: greetings
@@ -170,7 +170,9 @@ def test_a_failed_step_is_read_fixed_and_retried_from_the_browser(
     with _served(project) as base:
         page.goto(base + "/")
         expect(page.locator("section.workflow svg.graph g.node")).to_have_count(3)
-        expect(page.locator("section.workflow")).to_contain_text("webhook POST /hooks/greetings/hook")
+        expect(page.locator("section.workflow")).to_contain_text(
+            "webhook POST /hooks/greetings/hook"
+        )
         _shoot(page, tmp_path, "workflows")
         page.get_by_role("link", name="greetings", exact=True).click()
         expect(page.locator("h1")).to_contain_text("greetings")
