@@ -122,3 +122,71 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(database, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+class Server:
+    """A ``statefn serve`` process on a free port, and an HTTP client pointed at it."""
+
+    def __init__(
+        self, process: Any, project: Path, url: str, log: Path, token: str | None
+    ) -> None:
+        import httpx
+
+        self.process = process
+        self.project = project
+        self.url = url
+        self.log = log
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=url, headers=headers, timeout=30)
+
+    def stop(self) -> int:
+        """Interrupt the server (Ctrl-C) and wait for it; its exit code."""
+        import signal
+        import subprocess
+
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+        return int(self.process.returncode)
+
+
+def start_server(project: Path, *args: str, token: str | None = None) -> Server:
+    """Start ``statefn serve PROJECT --port 0 ARGS`` and wait until it answers."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    log = project.parent / f"serve-{uuid.uuid4().hex[:8]}.log"
+    env = {**os.environ, "STATEFN_TOKEN": token or ""}
+    env.pop("STATEFN_LEDGER", None)
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "statefn", "serve", str(project), "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
+        )  # fmt: skip
+    line = process.stdout.readline() if process.stdout else ""
+    if "http://" not in line:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"the server did not start: {line}{log.read_text()}")
+    url = line.split("open ", 1)[1].split()[0].rstrip("/")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return Server(process, project, url, log, token)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise AssertionError(f"the server never became healthy: {log.read_text()}")

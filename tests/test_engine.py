@@ -8,6 +8,7 @@ reading the environment, opening sockets) is done by a trusted adaptor written p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -510,6 +511,17 @@ def test_async_forms(engine: Engine) -> None:
     names, outcome = asyncio.run(main())
     assert names[0] == "workflow-start" and names[-1] == "workflow-complete"
     assert outcome.reason == "success"
+
+
+def test_a_cancelled_waiter_leaves_the_run_to_finish(engine: Engine) -> None:
+    handle = engine.submit("fn(lambda state: {**state, 'n': sum(range(10 ** 6))})")
+
+    async def give_up() -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(handle.result_async(), timeout=0.001)
+
+    asyncio.run(give_up())
+    assert handle.result(timeout=30).reason == "success"
 
 
 # -- closing, and the engine's own death ---------------------------------------------------

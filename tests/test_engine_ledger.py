@@ -174,3 +174,49 @@ def test_a_recorded_run_in_this_process_leaves_its_input_untouched(tmp_path: Pat
     outcome = run_recorded(job, state, ledger=str(tmp_path / "runs.db"))
     assert outcome.state["data"] == {"n": 2}
     assert state == {"data": {"n": 1}}
+
+
+SPIN = {
+    "workflow": {"steps": [{"id": "spin", "expression": "fn(lambda s: [0 for _ in iter(int, 1)])"}]}
+}
+
+
+def test_recorded_is_done_once_the_ledger_has_the_run_queued(ledger_url: str) -> None:
+    with Engine(workers=1, ledger=ledger_url) as engine:
+        handle = engine.submit(SPIN)
+        handle.recorded.result(timeout=30)
+        with open_ledger(ledger_url) as book:
+            assert book.run(handle.id).status in ("queued", "started")
+        handle.cancel()
+        assert handle.result(timeout=30).reason == "cancel"
+
+
+def test_recorded_is_done_at_once_without_a_ledger() -> None:
+    with Engine(workers=1) as engine:
+        handle = engine.submit(FAN_IN)
+        assert handle.recorded.done() and handle.recorded.exception() is None
+        assert handle.result(timeout=30).reason == "success"
+
+
+def test_recorded_fails_with_the_ledger_error_when_the_run_cannot_be_recorded(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    with Engine(workers=1, ledger=url) as engine:
+        with sqlite3.connect(tmp_path / "runs.db") as connection:
+            connection.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'no'); END"
+            )
+        handle = engine.submit(FAN_IN)
+        with pytest.raises(LedgerError, match="could not be written: no"):
+            handle.recorded.result(timeout=30)
+        handle.result(timeout=30)
+
+
+def test_problem_is_none_while_the_engine_runs_and_says_when_it_is_closed() -> None:
+    engine = Engine(workers=1)
+    assert engine.problem() is None
+    engine.close()
+    assert engine.problem() == "The engine is closed"

@@ -31,7 +31,7 @@ examples:
   STATEFN_TOKEN=$(openssl rand -hex 24) statefn serve flows --host 0.0.0.0
   statefn serve flows --ledger postgresql://db/statefn --broker amqp://mq   runs on workers
 
-exit codes: 0 stopped (Ctrl-C); 2 usage error (such as a public address without a token);
+exit codes: 0 stopped by SIGTERM; 130 stopped by Ctrl-C; 2 usage error (such as a public address without a token);
 3 the folder, ledger, credentials or port cannot be used
 """
 
@@ -232,6 +232,7 @@ def _serve(
     listener: socket.socket,
 ) -> ExitCode:
     import asyncio
+    import signal
 
     import uvicorn
 
@@ -260,10 +261,17 @@ def _serve(
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
         )
+        # uvicorn stops on SIGINT or SIGTERM, then raises the signal again: Ctrl-C ends as
+        # an interrupt (130), SIGTERM (a service manager stopping it) as a clean exit.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
     finally:
         service.close()
     return ExitCode.OK
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(int(ExitCode.OK))
 
 
 def _report_workflows(service: Any, logs: CliLogs) -> None:

@@ -171,7 +171,13 @@ class RunHandle:
             self._cancel(self)
 
     async def result_async(self) -> RunOutcome:
-        return await asyncio.wrap_future(self._future)
+        # Shielded: a caller's task that is cancelled while it waits must not cancel the
+        # run's future, which the engine completes later from its own thread.
+        return await asyncio.shield(asyncio.wrap_future(self._future))
+
+    async def recorded_async(self) -> None:
+        """Wait (in an event loop) until the ledger has the run; see ``recorded``."""
+        await asyncio.shield(asyncio.wrap_future(self.recorded))
 
     def __await__(self) -> Generator[Any, None, RunOutcome]:
         return self.result_async().__await__()

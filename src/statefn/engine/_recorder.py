@@ -82,10 +82,12 @@ class Recorder:
                     function()
                 else:
                     failure = self._call(function, args, kwargs)
-                    if confirmed is not None and failure is not None:
-                        confirmed.set_exception(failure)
-                    elif confirmed is not None:
-                        confirmed.set_result(None)
+                    # A future its waiter cancelled takes no result.
+                    if confirmed is not None and confirmed.set_running_or_notify_cancel():
+                        if failure is not None:
+                            confirmed.set_exception(failure)
+                        else:
+                            confirmed.set_result(None)
             if time.monotonic() >= next_beat:
                 self._call(self._beat, (), {})
                 next_beat = time.monotonic() + HEARTBEAT_S

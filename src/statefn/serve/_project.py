@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from statefn import CompileError, compile_job
 from statefn.cli._exits import CliError
 from statefn.cli._files import read_data
-from statefn.cli._plans import load_plan
+from statefn.cli._plans import LoadedPlan, load_plan
 
 __all__ = ["Edge", "Project", "Trigger", "Workflow"]
 
@@ -219,7 +220,31 @@ class Project:
             name = _declared_name(document) or known or path.stem
             return Workflow(name, relative, errors=_problems(error.message))
         name = _declared_name(loaded.plan) or path.stem
-        return Workflow(name, relative, loaded.plan, loaded.steps, job_files=loaded.job_files)
+        errors = _compile_problems(loaded, self.root)
+        return Workflow(
+            name,
+            relative,
+            None if errors else loaded.plan,
+            loaded.steps,
+            errors,
+            job_files=loaded.job_files,
+        )
+
+
+def _compile_problems(loaded: LoadedPlan, root: Path) -> list[str]:
+    """Every problem of every job of the plan, as ``FILE:LINE:COLUMN: message``: a job
+    that does not compile stops the workflow before a run or a trigger meets it."""
+    problems = []
+    for step in loaded.steps:
+        source = step.get("expression")
+        if not isinstance(source, str):
+            continue
+        try:
+            compile_job(source, adaptors=step.get("adaptors", []))
+        except CompileError as error:
+            label = os.path.relpath(loaded.source_label(step["id"]), root)
+            problems += [f"{label}:{p.line}:{p.column}: {p.message}" for p in error.problems]
+    return problems
 
 
 def _looks_like_workflow(document: Any) -> bool:

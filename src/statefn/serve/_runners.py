@@ -49,7 +49,7 @@ class EngineRunner:
         watcher = asyncio.create_task(self._forget_when_done(handle))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
-        await asyncio.wrap_future(handle.recorded)
+        await handle.recorded_async()
         return handle.id
 
     async def _forget_when_done(self, handle: RunHandle) -> None:

@@ -1,0 +1,360 @@
+"""``statefn serve``'s JSON API, end to end: a real server process on a free port, spoken to
+over HTTP, on a SQLite ledger and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import Server, start_server
+
+ORDERS = """\
+workflow:
+  name: orders
+  steps:
+    - id: intake
+      webhook: true
+      next: total
+    - id: total
+      expression: ./total.py
+      next: report
+    - id: report
+      expression: ./report.py
+"""
+TOTAL = """\
+@fn
+def total(state):
+    print("adding up", len(state["data"]["amounts"]), "amounts")
+    return {**state, "data": {**state["data"], "total": sum(state["data"]["amounts"])}}
+"""
+REPORT = """\
+@fn
+def report(state):
+    if state["data"]["total"] > 100:
+        raise ValueError("total over 100")
+    return {**state, "data": {**state["data"], "report": "ok"}}
+"""
+REPORT_FIXED = REPORT.replace("> 100", "> 1000")
+SPIN = """\
+@fn
+def spin(state):
+    n = 0
+    while True:
+        n += 1
+"""
+
+
+def write_project(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "orders.yaml").write_text(ORDERS)
+    (folder / "total.py").write_text(TOTAL)
+    (folder / "report.py").write_text(REPORT)
+    (folder / "spin.json").write_text(
+        json.dumps({"workflow": {"steps": [{"id": "spin", "expression": "./spin.py"}]}})
+    )
+    (folder / "spin.py").write_text(SPIN)
+    (folder / "broken.json").write_text('{"workflow": {"steps": [{"id": "a", "next": "b"}]}}')
+    (folder / "input.json").write_text('{"data": {"not": "a workflow"}}')
+    return folder
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    project = write_project(tmp_path_factory.mktemp("serve") / "project")
+    if request.param == "sqlite":
+        running = start_server(project)
+        yield running
+        assert running.stop() == 130
+        return
+    import psycopg
+
+    database: str = request.getfixturevalue("postgres_database")
+    schema = f"serve_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    running = start_server(project, "--ledger", f"{database}?options=-csearch_path%3D{schema}")
+    try:
+        yield running
+    finally:
+        assert running.stop() == 130
+        with psycopg.connect(database, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def finished(server: Server, run_id: str, timeout: float = 30) -> dict[str, Any]:
+    """The run once it has a final reason."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = server.client.get(f"/api/runs/{run_id}").json()
+        if run["reason"] is not None:
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish in {timeout} s")
+
+
+def start(server: Server, workflow: str, state: Any) -> str:
+    response = server.client.post(f"/api/workflows/{workflow}/runs", json=state)
+    assert response.status_code == 202, response.text
+    run_id: str = response.json()["run_id"]
+    return run_id
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()["error"]
+    assert body["status"] == status
+    assert "Traceback" not in response.text
+    return body
+
+
+def test_workflows_lists_each_workflow_file_with_its_steps_triggers_and_errors(
+    server: Server,
+) -> None:
+    workflows = {w["name"]: w for w in server.client.get("/api/workflows").json()["workflows"]}
+    assert sorted(workflows) == ["broken", "orders", "spin"]  # input.json is not a workflow
+    orders = workflows["orders"]
+    assert orders["file"] == "orders.yaml"
+    assert [step["id"] for step in orders["steps"]] == ["intake", "total", "report"]
+    assert orders["triggers"] == [{"step": "intake", "webhook": True, "signed": False, "cron": None}]
+    assert [(edge["from"], edge["to"]) for edge in orders["edges"]] == [
+        ("intake", "total"),
+        ("total", "report"),
+    ]
+    broken = workflows["broken"]
+    assert broken["valid"] is False
+    assert broken["errors"] == ["Invalid plan " + broken["errors"][0].split("Invalid plan ")[1]]
+    assert "Cannot find job: b" in broken["errors"][0]
+
+
+def test_a_started_run_completes_and_its_steps_states_and_logs_are_served(server: Server) -> None:
+    run_id = start(server, "orders", {"data": {"amounts": [10, 20]}})
+    run = finished(server, run_id)
+    assert (run["workflow"], run["reason"]) == ("orders", "success")
+    assert [step["key"] for step in run["steps"]] == ["total", "report"]
+    state = server.client.get(f"/api/runs/{run_id}/steps/report/state").json()
+    assert state == {"state": {"data": {"amounts": [10, 20], "total": 30, "report": "ok"}},
+                     "withheld": None}  # fmt: skip
+    given = server.client.get(f"/api/runs/{run_id}/steps/total/state?which=input").json()
+    assert given["state"] == {"data": {"amounts": [10, 20]}}
+    logs = server.client.get(f"/api/runs/{run_id}/logs").json()["logs"]
+    assert [(line["step_id"], line["message"]) for line in logs] == [("total", "adding up 2 amounts")]
+    latest = server.client.get("/api/workflows").json()["workflows"]
+    assert next(w for w in latest if w["name"] == "orders")["last_run"]["run_id"] is not None
+
+
+def test_runs_are_listed_newest_first_and_paged_with_before(server: Server) -> None:
+    ids = [start(server, "orders", {"data": {"amounts": [n]}}) for n in range(3)]
+    for run_id in ids:
+        finished(server, run_id)
+    page = server.client.get("/api/runs", params={"workflow": "orders", "limit": 2}).json()
+    assert [run["run_id"] for run in page["runs"]] == [ids[2], ids[1]]
+    assert page["next_before"] == ids[1]
+    rest = server.client.get(
+        "/api/runs", params={"workflow": "orders", "limit": 2, "before": ids[1]}
+    ).json()
+    assert rest["runs"][0]["run_id"] == ids[0]
+    failed = server.client.get("/api/runs", params={"reason": "fail"}).json()["runs"]
+    assert all(run["reason"] == "fail" for run in failed)
+
+
+def test_logs_follow_a_running_run_as_server_sent_events(server: Server) -> None:
+    run_id = start(server, "orders", {"data": {"amounts": [1, 2, 3]}})
+    events = []
+    with server.client.stream(
+        "GET", f"/api/runs/{run_id}/logs", headers={"Accept": "text/event-stream"}
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+    assert events[-1] == "end"
+    assert "log" in events
+    assert events.count("step") >= 2
+
+
+def test_retry_from_a_failed_step_uses_its_recorded_input_and_the_fixed_job_file(
+    server: Server,
+) -> None:
+    folder = server.project
+    run_id = start(server, "orders", {"data": {"amounts": [100, 200]}})
+    run = finished(server, run_id)
+    assert run["reason"] == "fail"
+    assert run["steps"][-1]["error"]["message"] == "ValueError: total over 100"
+    (folder / "report.py").write_text(REPORT_FIXED)
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # the server notices the change within its poll interval
+            retried = server.client.post(f"/api/runs/{run_id}/retry", params={"from": "report"})
+            assert retried.status_code == 202, retried.text
+            again = finished(server, retried.json()["run_id"])
+            if again["reason"] == "success" or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert again["reason"] == "success"
+        assert [step["key"] for step in again["steps"]] == ["report"]  # total did not run again
+        output = server.client.get(f"/api/runs/{again['run_id']}/steps/report/state").json()
+        assert output["state"]["data"] == {"amounts": [100, 200], "total": 300, "report": "ok"}
+    finally:
+        (folder / "report.py").write_text(REPORT)
+
+
+def test_cancel_ends_a_running_run_and_a_second_cancel_conflicts(server: Server) -> None:
+    run_id = start(server, "spin", None)
+    response = server.client.post(f"/api/runs/{run_id}/cancel")
+    assert response.status_code == 202, response.text
+    assert finished(server, run_id)["reason"] == "cancel"
+    again = error_of(server.client.post(f"/api/runs/{run_id}/cancel"), 409)
+    assert "already ended (cancel)" in again["message"]
+
+
+def test_invalid_json_is_400_with_the_position_of_the_error(server: Server) -> None:
+    response = server.client.post(
+        "/api/workflows/orders/runs",
+        content=b'{"data": {\n  "amounts": [1,, 2]}}',
+        headers={"Content-Type": "application/json"},
+    )
+    error = error_of(response, 400)
+    assert (error["line"], error["column"]) == (2, 17)
+    assert "line 2 column 17" in error["message"]
+
+
+def test_a_state_that_is_not_an_object_is_400(server: Server) -> None:
+    error = error_of(server.client.post("/api/workflows/orders/runs", json=[1, 2]), 400)
+    assert "must be a JSON object" in error["message"]
+
+
+def test_unknown_workflow_run_and_step_are_404(server: Server) -> None:
+    error = error_of(server.client.post("/api/workflows/nope/runs", json={}), 404)
+    assert "No workflow named 'nope'" in error["message"] and "orders" in error["message"]
+    error_of(server.client.get("/api/runs/no-such-run"), 404)
+    error_of(server.client.get("/api/runs/no-such-run/logs"), 404)
+    run_id = start(server, "orders", {"data": {"amounts": [1]}})
+    finished(server, run_id)
+    error = error_of(server.client.get(f"/api/runs/{run_id}/steps/nope/state"), 404)
+    assert "its step runs are: total, report" in error["message"]
+
+
+def test_starting_a_workflow_that_does_not_validate_is_422_with_its_errors(server: Server) -> None:
+    error = error_of(server.client.post("/api/workflows/broken/runs", json={}), 422)
+    assert any("Cannot find job: b" in line for line in error["errors"])
+
+
+def test_a_body_over_the_limit_is_413(server: Server) -> None:
+    body = b'{"data": "' + b"x" * (1024 * 1024) + b'"}'
+    error = error_of(
+        server.client.post(
+            "/api/workflows/orders/runs", content=body, headers={"Content-Type": "application/json"}
+        ),
+        413,
+    )
+    assert error["limit"] == 1024 * 1024
+
+
+def test_bad_query_parameters_are_400(server: Server) -> None:
+    assert "limit must be" in error_of(server.client.get("/api/runs?limit=0"), 400)["message"]
+    assert "reason must be" in error_of(server.client.get("/api/runs?reason=x"), 400)["message"]
+
+
+def test_openapi_document_names_every_api_route(server: Server) -> None:
+    document = server.client.get("/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) >= {
+        "/api/workflows", "/api/workflows/{name}/runs", "/api/runs", "/api/runs/{run_id}",
+        "/api/runs/{run_id}/logs", "/api/runs/{run_id}/steps/{key}/state",
+        "/api/runs/{run_id}/retry", "/api/runs/{run_id}/cancel", "/hooks/{workflow}/{trigger}",
+        "/healthz",
+    }  # fmt: skip
+
+
+def serve_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    environment = {**os.environ, "STATEFN_TOKEN": "", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "statefn", "serve", *args],
+        capture_output=True, text=True, timeout=60, env=environment,
+    )  # fmt: skip
+
+
+def test_a_public_address_without_a_token_is_exit_2_saying_how_to_fix_it(tmp_path: Path) -> None:
+    result = serve_command(str(tmp_path), "--host", "0.0.0.0", "--port", "0")
+    assert result.returncode == 2
+    assert "a token is required: give --token T or set STATEFN_TOKEN" in result.stderr
+
+
+def test_a_taken_port_is_exit_3(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve_command(str(tmp_path), "--port", str(port))
+    assert result.returncode == 3
+    assert f"Port {port} on 127.0.0.1 is in use by another program" in result.stderr
+
+
+def test_a_bad_ledger_is_exit_3_with_its_password_masked(tmp_path: Path) -> None:
+    url = "postgresql://statefn:hunter2@127.0.0.1:1/nowhere"
+    result = serve_command(str(tmp_path), "--port", "0", "--ledger", url)
+    assert result.returncode == 3
+    assert "postgresql://statefn:***@127.0.0.1:1/nowhere" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_a_missing_project_folder_is_exit_3(tmp_path: Path) -> None:
+    result = serve_command(str(tmp_path / "nope"), "--port", "0")
+    assert result.returncode == 3
+    assert "does not exist" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with a token (on loopback, where it is optional but then enforced)."""
+    project = write_project(tmp_path_factory.mktemp("guarded") / "project")
+    running = start_server(project, token="s3cret-token")
+    yield running
+    running.stop()
+
+
+def test_with_a_token_the_api_refuses_requests_without_it(guarded: Server) -> None:
+    anonymous = httpx.Client(base_url=guarded.url)
+    error = error_of(anonymous.get("/api/runs"), 401)
+    assert "Authorization: Bearer TOKEN" in error["message"]
+    error_of(anonymous.get("/api/runs", headers={"Authorization": "Bearer wrong"}), 401)
+    error_of(anonymous.post("/hooks/orders/intake", json={}), 401)  # unsigned: needs the token
+    assert guarded.client.get("/api/runs").status_code == 200
+    assert anonymous.get("/healthz").status_code == 200
+    assert anonymous.get("/openapi.json").status_code == 200
+
+
+def test_a_page_without_the_token_redirects_to_the_login_form(guarded: Server) -> None:
+    anonymous = httpx.Client(base_url=guarded.url)
+    response = anonymous.get("/runs", headers={"Accept": "text/html"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/runs"
+
+
+def test_logging_in_sets_a_session_cookie_that_opens_the_api(guarded: Server) -> None:
+    browser = httpx.Client(base_url=guarded.url)
+    refused = browser.post("/login", data={"token": "guess", "next": "/"})
+    assert refused.status_code == 401 and "not the server" in refused.text
+    response = browser.post("/login", data={"token": "s3cret-token", "next": "https://evil.example/"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"  # never another site
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "s3cret-token" not in cookie
+    assert browser.get("/api/runs").status_code == 200
