@@ -190,6 +190,7 @@ def test_log_lines_are_numbered_in_order_and_followed_with_after(book: ledger.Le
     # Times are kept in UTC, whatever zone they came in.
     assert [line.time for line in lines[:2]] == ["2026-01-31T09:00:00.000000+00:00"] * 2
     assert [line.message for line in book.logs("run-1", after=2)] == ["three"]
+    assert [line.message for line in book.logs("run-1", after=1, limit=1)] == ["two"]
     assert lines[0].to_dict()["message"] == "one"
 
 

@@ -162,12 +162,13 @@ class LedgerReader:
         ]
         return record
 
-    def logs(self, run_id: str, *, after: int = 0) -> list[LogRecord]:
+    def logs(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
         """The run's log lines with ``seq`` above ``after``, in order (to follow a run, pass
-        the last ``seq`` seen)."""
+        the last ``seq`` seen); at most ``limit`` of them when given."""
+        bounded = "" if limit is None else f" LIMIT {int(limit)}"
         rows = self._db.rows(
             "SELECT run_id, seq, time, level, step_id, message FROM logs "
-            "WHERE run_id = ? AND seq > ? ORDER BY seq",
+            f"WHERE run_id = ? AND seq > ? ORDER BY seq{bounded}",
             (run_id, after),
         )
         return [LogRecord(*row) for row in rows]
