@@ -11,11 +11,7 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +21,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from conftest import Server, start_server
 
 expect.set_options(timeout=15_000)
 CHROMIUM = "/usr/bin/chromium"
@@ -80,30 +78,12 @@ workflow:
 
 
 @contextmanager
-def _served(project: Path, *options: str) -> Iterator[str]:
-    """A ``statefn serve`` process for ``project`` on a free port; its base URL. What the
-    server writes goes to ``serve.log`` beside the project."""
-    log = project.parent / "serve.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "statefn", "serve", str(project), "--port", "0", *options],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+def _served(project: Path, token: str | None = None) -> Iterator[Server]:
+    server = start_server(project, token=token)
     try:
-        deadline = time.monotonic() + 30
-        while not (found := re.search(r"open (http://\S+)/ ", log.read_text())):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("statefn serve did not start:\n" + log.read_text())
-            time.sleep(0.05)
-        yield found.group(1)
+        yield server
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        assert server.stop() == 130
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +147,8 @@ def test_a_failed_step_is_read_fixed_and_retried_from_the_browser(
     page: Page, gate: Gate, tmp_path: Path
 ) -> None:
     project = _project(tmp_path, gate)
-    with _served(project) as base:
+    with _served(project) as server:
+        base = server.url
         page.goto(base + "/")
         expect(page.locator("section.workflow svg.graph g.node")).to_have_count(3)
         expect(page.locator("section.workflow")).to_contain_text(
@@ -225,7 +206,7 @@ def test_a_failed_step_is_read_fixed_and_retried_from_the_browser(
         rows = page.locator("table.runs tbody tr")
         expect(rows).to_have_count(2)
         page.evaluate("window.__samePage = true")
-        started = httpx.post(f"{base}/api/workflows/greetings/runs", json={"data": {"name": "x"}})
+        started = server.client.post("/api/workflows/greetings/runs", json={"data": {}})
         assert started.status_code == 202
         expect(rows).to_have_count(3)  # the runs page follows new runs live
         expect(rows.first).to_contain_text(started.json()["run_id"][:12])
@@ -250,26 +231,25 @@ def test_pages_need_the_token_and_show_what_does_not_validate(tmp_path: Path) ->
     project = tmp_path / "project"
     project.mkdir()
     (project / "broken.yaml").write_text(BROKEN_WORKFLOW)
-    with _served(project, "--token", "t0ken") as base:
+    with _served(project, token="t0ken") as server:
         pages = ["/", "/workflows/broken", "/runs", "/runs/1234"]
-        with httpx.Client(base_url=base) as stranger:
+        with httpx.Client(base_url=server.url) as stranger:
             for path in pages:
                 assert stranger.get(path).status_code in (302, 303, 401), path
             for path in ("/workflows/broken/runs", "/runs/1234/retry", "/runs/1234/cancel"):
                 assert stranger.post(path, data={"input": "{}"}).status_code in (302, 303, 401)
             assert stranger.get("/static/ui.css").status_code == 200
-        with httpx.Client(base_url=base, headers={"Authorization": "Bearer t0ken"}) as user:
-            listing = user.get("/")
-            assert listing.status_code == 200
-            assert "This file no longer validates" in listing.text
-            assert "expresion" in listing.text and "did you mean" in listing.text
-            assert "script-src &#39;self&#39;" not in listing.text
-            assert "script-src 'self'" in listing.headers["content-security-policy"]
-            refused = user.post("/workflows/broken/runs", data={"input": "{}"})
-            assert refused.status_code == 422
-            assert "does not validate" in refused.text
-            missing = user.get("/workflows/nothing-here")
-            assert missing.status_code == 404
-            assert "No workflow named &#39;nothing-here&#39;" in missing.text
-            assert user.get("/runs/1234").status_code == 404
-            assert user.get("/runs?reason=maybe").status_code == 400
+        user = server.client
+        listing = user.get("/")
+        assert listing.status_code == 200
+        assert "This file no longer validates" in listing.text
+        assert "expresion" in listing.text and "did you mean" in listing.text
+        assert "script-src 'self'" in listing.headers["content-security-policy"]
+        refused = user.post("/workflows/broken/runs", data={"input": "{}"})
+        assert refused.status_code == 422
+        assert "does not validate" in refused.text
+        missing = user.get("/workflows/nothing-here")
+        assert missing.status_code == 404
+        assert "No workflow named &#39;nothing-here&#39;" in missing.text
+        assert user.get("/runs/1234").status_code == 404
+        assert user.get("/runs?reason=maybe").status_code == 400

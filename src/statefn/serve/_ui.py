@@ -45,6 +45,8 @@ __all__ = ["PAGE_SIZE", "ui_routes"]
 
 PAGE_SIZE = 50
 RECENT_RUNS = 10
+# A run page shows at most this many log lines; the API gives them all.
+LOG_LINES = 1000
 # How often the runs page's event stream looks for new runs or changed statuses.
 RUNS_POLL_S = 1.0
 # An event stream ends after this long and the browser opens a new one, so that a stream
@@ -348,7 +350,8 @@ class _Pages:
             step_output=chosen.output,
             changes=chosen.changes,
             diff_note=chosen.diff_note,
-            logs=logs,
+            logs=logs[:LOG_LINES],
+            logs_cut=len(logs) > LOG_LINES,
             retry_steps=[step.key for step in record.steps],
             live_url=live,
             focus_step=chosen.record.step_id if chosen.record else "",
@@ -357,7 +360,8 @@ class _Pages:
 
     def _run_parts(self, run_id: str, key: str | None) -> tuple[RunRecord, _StepView, list[Any]]:
         record = self.service.run(run_id)
-        return record, _step_view(self.service, record, key), self.service.ledger.logs(run_id)
+        logs = self.service.ledger.logs(run_id, limit=LOG_LINES + 1)
+        return record, _step_view(self.service, record, key), logs
 
     async def run_live(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]

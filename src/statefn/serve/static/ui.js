@@ -39,7 +39,7 @@
   }
 
   function appendLog(line) {
-    const table = document.querySelector("[data-log-table] tbody");
+    const table = document.querySelector("[data-log-table]:not([data-log-full]) tbody");
     if (!table) return;
     const row = document.createElement("tr");
     row.className = "level-" + line.level;
