@@ -127,7 +127,9 @@ def test_workflows_lists_each_workflow_file_with_its_steps_triggers_and_errors(
     orders = workflows["orders"]
     assert orders["file"] == "orders.yaml"
     assert [step["id"] for step in orders["steps"]] == ["intake", "total", "report"]
-    assert orders["triggers"] == [{"step": "intake", "webhook": True, "signed": False, "cron": None}]
+    assert orders["triggers"] == [
+        {"step": "intake", "webhook": True, "signed": False, "cron": None}
+    ]
     assert [(edge["from"], edge["to"]) for edge in orders["edges"]] == [
         ("intake", "total"),
         ("total", "report"),
@@ -149,7 +151,9 @@ def test_a_started_run_completes_and_its_steps_states_and_logs_are_served(server
     given = server.client.get(f"/api/runs/{run_id}/steps/total/state?which=input").json()
     assert given["state"] == {"data": {"amounts": [10, 20]}}
     logs = server.client.get(f"/api/runs/{run_id}/logs").json()["logs"]
-    assert [(line["step_id"], line["message"]) for line in logs] == [("total", "adding up 2 amounts")]
+    assert [(line["step_id"], line["message"]) for line in logs] == [
+        ("total", "adding up 2 amounts")
+    ]
     latest = server.client.get("/api/workflows").json()["workflows"]
     assert next(w for w in latest if w["name"] == "orders")["last_run"]["run_id"] is not None
 
@@ -278,7 +282,9 @@ def test_openapi_document_names_every_api_route(server: Server) -> None:
     }  # fmt: skip
 
 
-def serve_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def serve_command(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     import os
 
     environment = {**os.environ, "STATEFN_TOKEN": "", **(env or {})}
@@ -304,6 +310,18 @@ def test_a_taken_port_is_exit_3(tmp_path: Path) -> None:
         result = serve_command(str(tmp_path), "--port", str(port))
     assert result.returncode == 3
     assert f"Port {port} on 127.0.0.1 is in use by another program" in result.stderr
+
+
+def test_connections_are_accepted_without_nagle_delays() -> None:
+    # A kept-alive connection otherwise waits ~40 ms per response for a delayed ACK.
+    import socket
+
+    from statefn.cli._serve import _listen
+
+    with _listen("127.0.0.1", 0) as listener, socket.create_connection(listener.getsockname()):
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
 def test_a_bad_ledger_is_exit_3_with_its_password_masked(tmp_path: Path) -> None:
@@ -351,7 +369,9 @@ def test_logging_in_sets_a_session_cookie_that_opens_the_api(guarded: Server) ->
     browser = httpx.Client(base_url=guarded.url)
     refused = browser.post("/login", data={"token": "guess", "next": "/"})
     assert refused.status_code == 401 and "not the server" in refused.text
-    response = browser.post("/login", data={"token": "s3cret-token", "next": "https://evil.example/"})
+    response = browser.post(
+        "/login", data={"token": "s3cret-token", "next": "https://evil.example/"}
+    )
     assert response.status_code == 303
     assert response.headers["location"] == "/"  # never another site
     cookie = response.headers["set-cookie"]
