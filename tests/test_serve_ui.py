@@ -7,6 +7,7 @@ Screenshots go to each test's ``tmp_path``. To refresh the ones the docs show, r
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -23,6 +24,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from conftest import Server, start_server
+from statefn import ledger
+from statefn.ledger import LogLine
 
 expect.set_options(timeout=15_000)
 CHROMIUM = "/usr/bin/chromium"
@@ -253,3 +256,45 @@ def test_pages_need_the_token_and_show_what_does_not_validate(tmp_path: Path) ->
         assert "No workflow named &#39;nothing-here&#39;" in missing.text
         assert user.get("/runs/1234").status_code == 404
         assert user.get("/runs?reason=maybe").status_code == 400
+
+
+def _record_runs(url: str, count: int, log_lines: int) -> list[str]:
+    """``count`` finished runs of workflow ``recorded``, oldest first; the newest has
+    ``log_lines`` log lines."""
+    ids = [f"run-{number:04d}" for number in range(count)]
+    with ledger.open(url) as book:
+        for number, run_id in enumerate(ids):
+            book.run_queued(
+                run_id, engine_id=None, plan_id=None, workflow="recorded",
+                input_state=b"{}", submitted_at=f"2026-01-31T09:{number // 60:02d}:{number % 60:02d}",
+            )  # fmt: skip
+            reason = "fail" if number % 3 == 0 else "success"
+            book.run_finished(run_id, reason=reason, state=b"{}", error=None, duration_ms=1.0)
+        line: LogLine = {"step_id": None, "level": "info", "message": "tick", "time": "2026-01-31"}
+        book.logs_many(ids[-1], [line] * log_lines)
+    return ids
+
+
+def test_runs_are_paged_newest_first_and_a_long_log_is_cut(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".statefn").mkdir(parents=True)
+    ids = _record_runs(f"sqlite:///{project}/.statefn/runs.db", 120, log_lines=1005)
+    newest_first = ids[::-1]
+    with _served(project) as server:
+        shown: list[str] = []
+        path = "/runs"
+        while path:
+            page = server.client.get(path)
+            assert page.status_code == 200
+            shown += re.findall(r'<tr data-nav data-key="([^"]+)"', page.text)
+            older = re.search(r'<a href="([^"]+)" rel="next">', page.text)
+            path = html.unescape(older.group(1)) if older else ""
+        assert shown == newest_first  # three pages: 50, 50, 20; none twice, none missed
+
+        failed = server.client.get("/runs", params={"reason": "fail", "workflow": "recorded"})
+        rows = re.findall(r'<tr data-nav data-key="([^"]+)"', failed.text)
+        assert rows == [run_id for run_id in newest_first if int(run_id[4:]) % 3 == 0][:50]
+
+        long_log = server.client.get(f"/runs/{ids[-1]}")
+        assert long_log.text.count('<td class="msg">tick</td>') == 1000
+        assert "Only the first 1000 lines are shown" in long_log.text
