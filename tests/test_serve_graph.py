@@ -131,3 +131,19 @@ def test_the_picture_is_as_big_as_its_boxes() -> None:
     boxes = layout(DIAMOND)
     assert width >= max(box.x for box in boxes.values()) + 150
     assert height >= max(box.y for box in boxes.values()) + 40
+
+
+def test_an_edge_that_skips_a_column_arcs_over_the_boxes_between() -> None:
+    plan = _plan(
+        {"id": "a", "expression": "x", "next": {"b": True, "c": True}},
+        {"id": "b", "expression": "x", "next": "c"},
+        {"id": "c", "expression": "x"},
+    )
+    boxes = layout(plan)
+    assert (boxes["a"].y, boxes["b"].y, boxes["c"].y) == (boxes["b"].y,) * 3  # one row
+    svg = str(draw(plan))
+    path = re.search(r'data-from="a" data-to="c"><path d="([^"]+)"', svg)
+    assert path is not None
+    controls = [int(y) for y in re.findall(r",(-?\d+)", path.group(1))]
+    assert min(controls) < boxes["b"].y  # above the top of b's box
+    assert min(controls) >= 0  # and inside the picture
