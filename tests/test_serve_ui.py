@@ -167,8 +167,16 @@ def test_a_failed_step_is_read_fixed_and_retried_from_the_browser(
         expect(page.locator("#input-error")).to_contain_text("line 1 column 19")
         expect(page.locator("textarea#input")).to_have_value('{"data": {"name": }')
 
-        page.fill("textarea#input", HOSTILE_INPUT)
+        page.fill("textarea#input", "{}")
         page.get_by_role("button", name="Start run").click()
+        expect(page.locator("h1 .badge")).to_have_text(re.compile("queued|started"))
+        page.get_by_role("button", name="Cancel run").click()
+        expect(page.locator("h1 .badge")).to_have_text("cancel")
+        expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+
+        page.goto(base + "/workflows/greetings")
+        page.fill("textarea#input", HOSTILE_INPUT)
+        page.keyboard.press("Control+Enter")
         expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
         first_run = page.url
         page.evaluate("window.__samePage = true")
@@ -207,11 +215,11 @@ def test_a_failed_step_is_read_fixed_and_retried_from_the_browser(
 
         page.goto(base + "/runs")
         rows = page.locator("table.runs tbody tr")
-        expect(rows).to_have_count(2)
+        expect(rows).to_have_count(3)
         page.evaluate("window.__samePage = true")
         started = server.client.post("/api/workflows/greetings/runs", json={"data": {}})
         assert started.status_code == 202
-        expect(rows).to_have_count(3)  # the runs page follows new runs live
+        expect(rows).to_have_count(4)  # the runs page follows new runs live
         expect(rows.first).to_contain_text(started.json()["run_id"][:12])
         expect(rows.first.locator(".badge")).to_have_text("success")
         assert page.evaluate("window.__samePage") is True

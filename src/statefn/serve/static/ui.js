@@ -7,7 +7,8 @@
 //   event "refresh" the page changed: fetch it again and swap every [data-swap] element
 //   event "end"     nothing more will change: close the stream
 // Keys: "/" focuses the filter, j/k move through [data-nav] items, Enter opens the
-// selected one, "g w" and "g r" go to workflows and runs, Escape leaves a field.
+// selected one, "g w" and "g r" go to workflows and runs, Escape leaves a field,
+// Ctrl+Enter submits the form being typed in. A select[data-submit] submits its form.
 "use strict";
 
 (function () {
@@ -142,6 +143,9 @@
   document.addEventListener("keydown", onKey);
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("[data-live]").forEach(follow);
+    document.querySelectorAll("select[data-submit]").forEach((select) => {
+      select.addEventListener("change", () => select.form.requestSubmit());
+    });
     document.querySelectorAll("[data-nav]").forEach((item) => {
       item.addEventListener("click", (event) => {
         if (event.target.closest("a, button, summary, details")) return;
