@@ -99,7 +99,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = browser.new_context(viewport={"width": 1280, "height": 640})
     opened = context.new_page()
     opened.set_default_timeout(20_000)
     yield opened
@@ -157,7 +157,6 @@ def test_a_failed_step_is_read_fixed_and_retried_from_the_browser(
         expect(page.locator("section.workflow")).to_contain_text(
             "webhook POST /hooks/greetings/hook"
         )
-        _shoot(page, tmp_path, "workflows")
         page.get_by_role("link", name="greetings", exact=True).click()
         expect(page.locator("h1")).to_contain_text("greetings")
 
@@ -236,6 +235,8 @@ def test_a_failed_step_is_read_fixed_and_retried_from_the_browser(
         page.keyboard.press("g")
         page.keyboard.press("w")
         expect(page.locator("h1")).to_contain_text("Workflows")
+        expect(page.locator("section.workflow .badge")).to_have_text("success")  # last run
+        _shoot(page, tmp_path, "workflows")
 
 
 def test_pages_need_the_token_and_show_what_does_not_validate(tmp_path: Path) -> None:
