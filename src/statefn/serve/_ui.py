@@ -18,28 +18,22 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 import orjson
-from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from statefn._errors import StatefnError
-from statefn._plan import Plan, Step, normalise
-from statefn.ledger import STATUSES, RunRecord, StateWithheldError, StepRecord
+from statefn.ledger import STATUSES, RunRecord
 
-from ._graph import draw, edge_text
+from ._graph import draw
 from ._http import BadRequest, parse_json, read_body
-from ._project import Trigger, Workflow
 from ._service import Service, ServiceError
-from ._tree import Diff, diff, short_json, tree
+from ._views import StepView, WorkflowView, environment, plan_of, step_view, workflow_view
 
 __all__ = ["PAGE_SIZE", "ui_routes"]
 
@@ -63,138 +57,14 @@ _HEADERS = {
 _SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
-def _when(text: str | None) -> str:
-    """An ISO time from the ledger as ``2026-01-31 09:00:00`` (UTC, to the second)."""
-    return "" if not text else datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(ms: float | None) -> str:
-    if ms is None:
-        return ""
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.2f} s"
-    minutes, seconds = divmod(ms / 1000, 60)
-    return f"{minutes:.0f} min {seconds:.0f} s"
-
-
-def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("statefn.serve", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(when=_when, duration=_duration, short_json=short_json, edge_text=edge_text)
-    return env
-
-
-@functools.lru_cache(maxsize=128)
-def _normalised(plan_json: bytes) -> Plan | None:
-    """A workflow's plan in normal form, for drawing (cached: files change rarely)."""
-    try:
-        return normalise(orjson.loads(plan_json))
-    except StatefnError:
-        return None
-
-
-def _plan_of(workflow: Workflow) -> Plan | None:
-    if workflow.plan is None:
-        return None
-    return _normalised(orjson.dumps(workflow.plan, option=orjson.OPT_SORT_KEYS))
-
-
-def _trigger_text(workflow: Workflow, trigger: Trigger) -> list[str]:
-    texts = []
-    if trigger.webhook:
-        signed = ", signed" if trigger.secret else ""
-        texts.append(f"webhook POST /hooks/{workflow.name}/{trigger.step_id}{signed}")
-    if trigger.cron:
-        texts.append(f"cron {trigger.cron} (UTC, step {trigger.step_id})")
-    return texts
-
-
-@dataclass
-class _WorkflowView:
-    """What the pages show of a workflow."""
-
-    name: str
-    file: str
-    errors: list[str]
-    triggers: list[str]
-    steps: list[Step]
-    graph: Markup | None
-    last_run: RunRecord | None = None
-
-
-def _workflow_view(workflow: Workflow, last_run: RunRecord | None = None) -> _WorkflowView:
-    plan = _plan_of(workflow)
-    return _WorkflowView(
-        name=workflow.name,
-        file=workflow.file.as_posix(),
-        errors=list(workflow.errors),
-        triggers=[
-            text for trigger in workflow.triggers for text in _trigger_text(workflow, trigger)
-        ],
-        steps=[] if plan is None else list(plan.steps.values()),
-        graph=None if plan is None else draw(plan),
-        last_run=last_run,
-    )
-
-
-@dataclass
-class _StepView:
-    """The chosen step run of a run page: its states, the diff, or why one is missing."""
-
-    record: StepRecord | None
-    input: Markup = field(default_factory=Markup)
-    output: Markup = field(default_factory=Markup)
-    changes: Diff | None = None
-    diff_note: str = ""
-
-
-def _state_tree(
-    service: Service, run_id: str, key: str, which: Literal["input", "output"]
-) -> tuple[Any, Markup]:
-    """A step run's state and its tree; ``None`` and a note when there is none to show."""
-    try:
-        state = service.ledger.state(run_id, key, which=which)
-    except StateWithheldError as error:
-        return None, Markup("<p class='muted'>{}</p>").format(error.message)
-    if state is None:
-        note = "Not recorded yet." if which == "input" else "No output state: see the error."
-        return None, Markup("<p class='muted'>{}</p>").format(note)
-    return state, tree(state, which)
-
-
-def _step_view(service: Service, record: RunRecord, key: str | None) -> _StepView:
-    # Without a choice, the step a reader wants first: the first that did not succeed,
-    # else the last.
-    unhappy = [step for step in record.steps if step.reason not in ("success", None)]
-    if key is not None:
-        chosen = service.step(record.run_id, key)
-    elif unhappy or record.steps:
-        chosen = (unhappy or record.steps)[0 if unhappy else -1]
-    else:
-        return _StepView(None)
-    before, input_tree = _state_tree(service, record.run_id, chosen.key, "input")
-    after, output_tree = _state_tree(service, record.run_id, chosen.key, "output")
-    both = before is not None and after is not None
-    note = "" if both else "Nothing to compare: the input or the output state is missing."
-    return _StepView(chosen, input_tree, output_tree, diff(before, after) if both else None, note)
-
-
 class _Pages:
     """The handlers, bound to one service."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.env = _environment()
-        self.paths: dict[
-            str, str
-        ] = {}  # route name -> its path, with {parameters}; set by ui_routes
+        self.env = environment()
+        # Each route's name -> its path with {parameters}; set by ui_routes.
+        self.paths: dict[str, str] = {}
 
     def path(self, request: Request, name: str, /, **params: str) -> str:
         """The path of route ``name`` (no scheme or host, so the pages work behind a
@@ -227,9 +97,9 @@ class _Pages:
     async def workflows(self, request: Request) -> Response:
         await self.service.refresh()
 
-        def views() -> list[_WorkflowView]:
+        def views() -> list[WorkflowView]:
             return [
-                _workflow_view(workflow, self.service.last_run(workflow.name))
+                workflow_view(workflow, self.service.last_run(workflow.name))
                 for workflow in self.service.workflows()
             ]
 
@@ -255,7 +125,7 @@ class _Pages:
             request,
             "workflow.html",
             status,
-            workflow=_workflow_view(workflow),
+            workflow=workflow_view(workflow),
             recent=recent,
             input_text=input_text,
             input_error=input_error,
@@ -334,7 +204,7 @@ class _Pages:
         except ServiceError as error:
             return self.failure(request, error)
         workflow = self.service.project.get(record.workflow or "")
-        plan = None if workflow is None else _plan_of(workflow)
+        plan = None if workflow is None else plan_of(workflow)
         graph = None
         if plan is not None:
             reasons = {step.step_id: step.reason or "running" for step in record.steps}
@@ -369,10 +239,10 @@ class _Pages:
             nav="runs",
         )
 
-    def _run_parts(self, run_id: str, key: str | None) -> tuple[RunRecord, _StepView, list[Any]]:
+    def _run_parts(self, run_id: str, key: str | None) -> tuple[RunRecord, StepView, list[Any]]:
         record = self.service.run(run_id)
         logs = self.service.ledger.logs(run_id, limit=LOG_LINES + 1)
-        return record, _step_view(self.service, record, key), logs
+        return record, step_view(self.service, record, key), logs
 
     async def run_live(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
