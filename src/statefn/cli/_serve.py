@@ -150,7 +150,13 @@ def serve_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     ledger_url = args.ledger or os.environ.get("STATEFN_LEDGER")
     if not ledger_url:
         default = project_dir.resolve() / ".statefn" / "runs.db"
-        default.parent.mkdir(exist_ok=True)
+        try:
+            default.parent.mkdir(exist_ok=True)
+        except OSError as error:
+            raise CliError(
+                f"Cannot make the ledger's folder {default.parent}: {error.strerror}; give "
+                "--ledger URL (a file you may write, or postgresql://...)"
+            ) from None
         ledger_url = f"sqlite:///{default}"
     broker = args.broker or os.environ.get("STATEFN_BROKER") or None
     credentials = _credentials(args.credentials)
