@@ -220,3 +220,25 @@ def test_problem_is_none_while_the_engine_runs_and_says_when_it_is_closed() -> N
     assert engine.problem() is None
     engine.close()
     assert engine.problem() == "The engine is closed"
+
+
+def test_writes_queued_while_the_writer_is_busy_commit_together_and_one_bad_write_spares_the_rest(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    recorder = _recorder.Recorder(open_ledger(url), "engine-1")
+    busy = threading.Event()
+    recorder.then(busy.wait)  # the writer waits here while the writes below queue up
+    fields = {"engine_id": "engine-1", "plan_id": None, "workflow": "w", "input_state": b"{}"}
+    confirmations = [
+        recorder.write_confirmed("run_queued", run_id, **fields) for run_id in ("a", "b", "a", "c")
+    ]
+    busy.set()
+    assert [confirmed.exception(timeout=30) is None for confirmed in confirmations] == [
+        True, True, False, True,
+    ]  # fmt: skip
+    recorder.close()
+    with open_ledger(url) as book:
+        assert sorted(run.run_id for run in book.runs()) == ["a", "b", "c"]

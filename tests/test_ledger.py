@@ -586,3 +586,23 @@ def test_the_package_exports_what_it_lists_and_each_module_lists_its_own() -> No
     for module in pkgutil.iter_modules(ledger.__path__):
         names = importlib.import_module(f"statefn.ledger.{module.name}").__all__
         assert module.name.startswith("_") and names, module.name
+
+
+# -- batches ------------------------------------------------------------------------------
+
+
+def test_writes_in_a_batch_commit_together(book: ledger.Ledger, ledger_url: str) -> None:
+    with book.batch():
+        _two_step_run(book, "run-1")
+        _queue(book, "run-2")
+        assert _rows(ledger_url, "SELECT COUNT(*) FROM runs") == [(0,)]  # not yet committed
+    assert [run.run_id for run in book.runs()] == ["run-2", "run-1"]
+    assert book.run("run-1").reason == "fail"
+
+
+def test_a_batch_that_fails_leaves_nothing_of_its_writes(book: ledger.Ledger) -> None:
+    _queue(book, "run-1")
+    with pytest.raises(LedgerError), book.batch():
+        _queue(book, "run-2")
+        _queue(book, "run-1")  # already there: the whole batch is rolled back
+    assert [run.run_id for run in book.runs()] == ["run-1"]

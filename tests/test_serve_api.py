@@ -378,3 +378,29 @@ def test_logging_in_sets_a_session_cookie_that_opens_the_api(guarded: Server) ->
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "s3cret-token" not in cookie
     assert browser.get("/api/runs").status_code == 200
+
+
+def test_a_followed_run_resumes_after_the_last_event_id(server: Server) -> None:
+    run_id = start(server, "orders", {"data": {"amounts": [5]}})
+    finished(server, run_id)
+    headers = {"Accept": "text/event-stream", "Last-Event-ID": "1"}
+    with server.client.stream("GET", f"/api/runs/{run_id}/logs", headers=headers) as response:
+        events = [line for line in response.iter_lines() if line.startswith("event: ")]
+    assert "event: log" not in events  # the only log line (seq 1) was seen already
+    assert events[-1] == "event: end"
+
+
+def test_the_quickstart_example_runs_when_served(tmp_path: Path) -> None:
+    import shutil
+
+    project = tmp_path / "quickstart"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "quickstart", project)
+    running = start_server(project)
+    try:
+        run_id = start(running, "quickstart", None)
+        run = finished(running, run_id)
+        assert run["reason"] == "success"
+        assert [step["key"] for step in run["steps"]] == ["load", "clean", "review", "summarize"]
+        assert (project / ".statefn" / "runs.db").exists()  # the default ledger
+    finally:
+        running.stop()

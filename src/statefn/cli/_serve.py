@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["add_serve_parser", "serve_command"]
 
+# The event loop, the engine's supervisor and its ledger writer share the GIL; see _serve.
+SWITCH_INTERVAL_S = 0.0005
+
 _EXAMPLES = """\
 examples:
   statefn serve examples/quickstart              the UI and API on http://127.0.0.1:8787/
@@ -147,7 +150,13 @@ def serve_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     ledger_url = args.ledger or os.environ.get("STATEFN_LEDGER")
     if not ledger_url:
         default = project_dir.resolve() / ".statefn" / "runs.db"
-        default.parent.mkdir(exist_ok=True)
+        try:
+            default.parent.mkdir(exist_ok=True)
+        except OSError as error:
+            raise CliError(
+                f"Cannot make the ledger's folder {default.parent}: {error.strerror}; give "
+                "--ledger URL (a file you may write, or postgresql://...)"
+            ) from None
         ledger_url = f"sqlite:///{default}"
     broker = args.broker or os.environ.get("STATEFN_BROKER") or None
     credentials = _credentials(args.credentials)
@@ -234,8 +243,8 @@ def _serve(
     token: str | None,
     listener: socket.socket,
 ) -> ExitCode:
-    import asyncio
     import signal
+    import sys
 
     import uvicorn
 
@@ -267,7 +276,10 @@ def _serve(
         # uvicorn stops on SIGINT or SIGTERM, then raises the signal again: Ctrl-C ends as
         # an interrupt (130), SIGTERM (a service manager stopping it) as a clean exit.
         signal.signal(signal.SIGTERM, _exit_cleanly)
-        asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Server.run sets up uvicorn's event loop (uvloop): on the standard asyncio loop the
+        # same app answers about 30 times fewer requests a second, with 40 ms stalls.
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
         service.close()
     return ExitCode.OK

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,17 +29,37 @@ __all__ = ["HEARTBEAT_S", "LOST_AFTER_S", "Recorder"]
 HEARTBEAT_S = 5.0
 LOST_AFTER_S = 30.0
 
+# The most writes committed in one transaction.
+BATCH_MAX = 500
+
 _log = logging.getLogger("statefn.engine")
-_Item = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Item:
+    """A write (``function(*args, **kwargs)``), or with ``after`` a callback to call once
+    every earlier write is done; ``confirmed`` is completed when the write is."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    confirmed: Future[None] | None = None
+    after: bool = False
 
 
 class Recorder:
-    """Writes to one ledger from one thread, in the order the writes were asked for."""
+    """Writes to one ledger from one thread, in the order the writes were asked for.
+
+    Writes that queue up while the thread is busy are committed together, in one
+    transaction (up to ``BATCH_MAX``): under load one commit serves many runs. A batch that
+    fails is rolled back and its writes are made again one by one, so that one bad write
+    does not take the others with it.
+    """
 
     def __init__(self, ledger: Ledger, engine_id: str) -> None:
         self.ledger = ledger
         self.engine_id = engine_id
-        self._queue: queue.SimpleQueue[_Item | tuple[()] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         ledger.register_engine(engine_id, socket.gethostname(), os.getpid())
         ledger.mark_lost(dead_after_s=LOST_AFTER_S)
         self._thread = threading.Thread(target=self._loop, name="statefn-ledger", daemon=True)
@@ -46,18 +67,18 @@ class Recorder:
 
     def write(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Ask for ``ledger.<method>(*args, **kwargs)``; it runs on the writer thread."""
-        self._queue.put((getattr(self.ledger, method), args, kwargs))
+        self._queue.put(_Item(getattr(self.ledger, method), args, kwargs))
 
     def write_confirmed(self, method: str, *args: Any, **kwargs: Any) -> Future[None]:
         """``write``, with a future that is done once the write is committed; its exception
         is the ledger's error when the write failed (after the retries)."""
         confirmed: Future[None] = Future()
-        self._queue.put((getattr(self.ledger, method), args, {**kwargs, "_confirm": confirmed}))
+        self._queue.put(_Item(getattr(self.ledger, method), args, kwargs, confirmed))
         return confirmed
 
     def then(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the writer thread once every earlier write is done."""
-        self._queue.put((callback, (), {"_after": True}))
+        self._queue.put(_Item(callback, after=True))
 
     def close(self) -> None:
         """Finish the writes asked for, retire this engine, close the ledger."""
@@ -69,28 +90,59 @@ class Recorder:
     def _loop(self) -> None:
         next_beat = time.monotonic() + HEARTBEAT_S
         while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, next_beat - time.monotonic()))
-            except queue.Empty:
-                item = ()
-            if item is None:
+            batch, stopping = self._take(max(0.0, next_beat - time.monotonic()))
+            self._write(batch)
+            if stopping:
                 return
-            if item:
-                function, args, kwargs = item
-                confirmed = kwargs.pop("_confirm", None)
-                if kwargs.pop("_after", False):
-                    function()
-                else:
-                    failure = self._call(function, args, kwargs)
-                    # A future its waiter cancelled takes no result.
-                    if confirmed is not None and confirmed.set_running_or_notify_cancel():
-                        if failure is not None:
-                            confirmed.set_exception(failure)
-                        else:
-                            confirmed.set_result(None)
             if time.monotonic() >= next_beat:
                 self._call(self._beat, (), {})
                 next_beat = time.monotonic() + HEARTBEAT_S
+
+    def _take(self, wait_s: float) -> tuple[list[_Item], bool]:
+        """The items waiting (after waiting up to ``wait_s`` for the first), at most
+        ``BATCH_MAX``; and whether ``close()`` asked the thread to stop after them."""
+        batch: list[_Item] = []
+        try:
+            item = self._queue.get(timeout=wait_s)
+        except queue.Empty:
+            return batch, False
+        while item is not None:
+            batch.append(item)
+            if len(batch) == BATCH_MAX:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
+    def _write(self, batch: list[_Item]) -> None:
+        writes = [item for item in batch if not item.after]
+        failures: dict[int, Exception | None] = {}
+        if not (len(writes) > 1 and self._together(writes)):
+            failures = {
+                id(item): self._call(item.function, item.args, item.kwargs) for item in writes
+            }
+        for item in batch:
+            if item.after:
+                item.function()
+            # A future its waiter cancelled takes no result.
+            elif item.confirmed is not None and item.confirmed.set_running_or_notify_cancel():
+                failure = failures.get(id(item))
+                if failure is not None:
+                    item.confirmed.set_exception(failure)
+                else:
+                    item.confirmed.set_result(None)
+
+    def _together(self, writes: list[_Item]) -> bool:
+        """Make ``writes`` in one transaction; whether it committed."""
+        try:
+            with self.ledger.batch():
+                for item in writes:
+                    item.function(*item.args, **item.kwargs)
+        except Exception:
+            return False
+        return True
 
     def _beat(self) -> None:
         self.ledger.heartbeat(self.engine_id)

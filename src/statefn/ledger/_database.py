@@ -112,8 +112,14 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Statements inside commit together, or not at all; writers queue for the lock."""
+        """Statements inside commit together, or not at all; writers queue for the lock.
+
+        A transaction inside another (on the same thread) joins it: everything commits with
+        the outer one, and an error anywhere rolls all of it back."""
         with self._lock:
+            if self._in_transaction:
+                yield
+                return
             connection = self._live()
             self._in_transaction = True
             try:

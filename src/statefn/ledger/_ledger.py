@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
@@ -62,6 +63,11 @@ class Ledger(LedgerReader):
         super().__init__(database)
         # The last state hashed: a step's output is usually the next step's input.
         self._last_state: tuple[bytes, str] | None = None
+
+    def batch(self) -> AbstractContextManager[None]:
+        """``with ledger.batch():`` the writes inside commit together, in one transaction,
+        or not at all (an engine under load commits many runs' writes at once)."""
+        return self._db.transaction()
 
     # -- engines ----------------------------------------------------------------------------
 

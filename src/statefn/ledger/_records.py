@@ -7,7 +7,7 @@ stored has a ``None`` reference and its ``*_withheld`` field says why.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 __all__ = ["FINAL_REASONS", "STATUSES", "LogLine", "LogRecord", "RunRecord", "StepRecord"]
@@ -45,8 +45,9 @@ class StepRecord:
     output_withheld: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field."""
-        return asdict(self)
+        """A JSON-safe dict of every field (its values shared with the record, not copied:
+        a list of runs is turned into JSON on every request of a runs page)."""
+        return dict(vars(self))
 
 
 @dataclass
@@ -76,8 +77,9 @@ class RunRecord:
         return self.status if self.status in FINAL_REASONS else None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field, ``reason`` included."""
-        return {**asdict(self), "reason": self.reason}
+        """A JSON-safe dict of every field, ``reason`` included (values shared, as above)."""
+        steps = [step.to_dict() for step in self.steps]
+        return {**vars(self), "steps": steps, "reason": self.reason}
 
 
 @dataclass
@@ -92,5 +94,6 @@ class LogRecord:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field."""
-        return asdict(self)
+        """A JSON-safe dict of every field (its values shared with the record, not copied:
+        a list of runs is turned into JSON on every request of a runs page)."""
+        return dict(vars(self))

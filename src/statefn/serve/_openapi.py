@@ -364,6 +364,9 @@ _PATHS: dict[str, Any] = {
         "post": {
             "summary": "A webhook: the JSON body becomes data of the input state",
             "operationId": "receiveHook",
+            "description": "A trigger with a secret takes requests signed with it (no token); "
+            "one without needs the token on a server that has one.",
+            "security": [{}, {"token": []}],
             "parameters": [
                 _path("workflow", "the workflow's name"),
                 _path("trigger", "the id of a trigger step with webhook"),

@@ -79,6 +79,7 @@ class Workflow:
     steps: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     job_files: dict[str, Path] = field(default_factory=dict)
+    _run_plans: dict[str | None, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def valid(self) -> bool:
@@ -109,14 +110,18 @@ class Workflow:
         return next((step for step in self.steps if step["id"] == step_id), None)
 
     def run_plan(self, start: str | None = None) -> dict[str, Any]:
-        """A copy of the plan to submit: named after the workflow (the ledger files its runs
-        under that name), starting at ``start`` when given."""
+        """The plan to submit: named after the workflow (the ledger files its runs under
+        that name), starting at ``start`` when given. Made once per start step and shared
+        by every run (the engine reads a plan, never changes it): do not change it."""
         if self.plan is None:
             raise ValueError(f"workflow {self.name} has errors")
-        plan = copy.deepcopy(self.plan)
-        plan["workflow"]["name"] = self.name
-        if start is not None:
-            plan["options"] = {**(plan.get("options") or {}), "start": start}
+        plan = self._run_plans.get(start)
+        if plan is None:
+            plan = copy.deepcopy(self.plan)
+            plan["workflow"]["name"] = self.name
+            if start is not None:
+                plan["options"] = {**(plan.get("options") or {}), "start": start}
+            self._run_plans[start] = plan
         return plan
 
     def to_dict(self) -> dict[str, Any]:
