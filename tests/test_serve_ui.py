@@ -295,13 +295,13 @@ def test_runs_are_paged_newest_first_and_a_long_log_is_cut(tmp_path: Path) -> No
         while path:
             page = server.client.get(path)
             assert page.status_code == 200
-            shown += re.findall(r'<tr data-nav data-key="([^"]+)"', page.text)
+            shown += re.findall(r'<tr data-nav data-href="/runs/([^"]+)"', page.text)
             older = re.search(r'<a href="([^"]+)" rel="next">', page.text)
             path = html.unescape(older.group(1)) if older else ""
         assert shown == newest_first  # three pages: 50, 50, 20; none twice, none missed
 
         failed = server.client.get("/runs", params={"reason": "fail", "workflow": "recorded"})
-        rows = re.findall(r'<tr data-nav data-key="([^"]+)"', failed.text)
+        rows = re.findall(r'<tr data-nav data-href="/runs/([^"]+)"', failed.text)
         assert rows == [run_id for run_id in newest_first if int(run_id[4:]) % 3 == 0][:50]
 
         long_log = server.client.get(f"/runs/{ids[-1]}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 import orjson
@@ -39,8 +38,9 @@ __all__ = [
 
 
 def when(text: str | None) -> str:
-    """An ISO time from the ledger as ``2026-01-31 09:00:00`` (UTC, to the second)."""
-    return "" if not text else datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M:%S")
+    """A ledger time (ISO 8601 in UTC with microseconds, docs/ledger.md) as
+    ``2026-01-31 09:00:00``."""
+    return "" if not text else f"{text[:10]} {text[11:19]}"
 
 
 def duration(ms: float | None) -> str:

@@ -23,7 +23,7 @@
     if (!response.ok) return;
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
     const selected = document.querySelector("[data-nav].selected");
-    const selectedKey = selected ? selected.dataset.key : null;
+    const selectedHref = selected ? selected.dataset.href : null;
     document.querySelectorAll("[data-swap]").forEach((old) => {
       const fresh = page.querySelector('[data-swap="' + old.dataset.swap + '"]');
       if (!fresh) return;
@@ -33,8 +33,8 @@
       });
       old.replaceWith(document.adoptNode(fresh));
     });
-    if (selectedKey !== null) {
-      const again = document.querySelector('[data-nav][data-key="' + CSS.escape(selectedKey) + '"]');
+    if (selectedHref !== null) {
+      const again = document.querySelector('[data-nav][data-href="' + CSS.escape(selectedHref) + '"]');
       if (again) again.classList.add("selected");
     }
   }
