@@ -61,6 +61,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship in the package: no stat of each file per page
     )
     env.filters.update(when=when, duration=duration, short_json=short_json, edge_text=edge_text)
     return env
