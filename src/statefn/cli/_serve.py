@@ -12,6 +12,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
+from ._choices import positive_int
 from ._exits import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def add_serve_parser(
         "default: $STATEFN_TOKEN",
     )  # fmt: skip
     where.add_argument(
-        "--max-body", type=_positive, default=1024 * 1024, metavar="BYTES",
+        "--max-body", type=positive_int, default=1024 * 1024, metavar="BYTES",
         help="the largest request body accepted, webhooks included (default 1048576)",
     )  # fmt: skip
     runs = serve.add_argument_group("where runs go")
@@ -81,7 +82,7 @@ def add_serve_parser(
         "sqlite:///PROJECT_DIR/.statefn/runs.db)",
     )  # fmt: skip
     runs.add_argument(
-        "--workers", type=_positive, default=2, metavar="N",
+        "--workers", type=positive_int, default=2, metavar="N",
         help="runs at once on this machine (default 2)",
     )  # fmt: skip
     runs.add_argument(
@@ -95,23 +96,13 @@ def add_serve_parser(
         "configuration is a credential id, and the secrets of signed webhooks",
     )  # fmt: skip
     runs.add_argument(
-        "--repo-dir", metavar="DIR",
-        help="the adaptor repo (default: $STATEFN_REPO_DIR, else ~/.statefn/repo)",
-    )  # fmt: skip
-    runs.add_argument(
-        "--memory-limit", type=_positive, default=500, metavar="MB",
+        "--memory-limit", type=positive_int, default=500, metavar="MB",
         help="stop a run with OOMError above MB of memory (default 500)",
     )  # fmt: skip
     runs.add_argument(
-        "--run-timeout", type=_positive, default=300_000, metavar="MS",
+        "--run-timeout", type=positive_int, default=300_000, metavar="MS",
         help="kill a run after MS milliseconds (default 300000)",
     )  # fmt: skip
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
-    return int(text)
 
 
 def _port(text: str) -> int:
