@@ -377,3 +377,21 @@ def test_the_quickstart_example_runs_when_served(tmp_path: Path) -> None:
         assert (project / ".statefn" / "runs.db").exists()  # the default ledger
     finally:
         running.stop()
+
+
+def test_a_run_the_ledger_refuses_is_503_and_starts_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    project = write_project(tmp_path / "project")
+    running = start_server(project)
+    try:
+        with sqlite3.connect(project / ".statefn" / "runs.db") as connection:
+            connection.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'full'); END"
+            )
+        error = error_of(running.client.post("/api/workflows/orders/runs", json={}), 503)
+        assert error["message"].startswith("The run could not be recorded: ")
+        assert "full" in error["message"]
+        assert running.client.get("/api/runs").json()["runs"] == []
+    finally:
+        running.stop()
