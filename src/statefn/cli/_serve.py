@@ -19,13 +19,16 @@ if TYPE_CHECKING:
     import socket
     from pathlib import Path
 
-    from statefn.serve import Runner
+    from statefn import StatefnError
+    from statefn.serve import Runner, Service
 
     from ._logs import CliLogs
 
 __all__ = ["add_serve_parser", "serve_command"]
 
-# The event loop, the engine's supervisor and its ledger writer share the GIL; see _serve.
+# The server's event loop shares the interpreter lock with the engine's supervisor and
+# ledger writer threads. After a thread's turn the loop waits up to this long for the lock
+# back (Python's default is 5 ms, which every request waiting on the ledger writer paid).
 SWITCH_INTERVAL_S = 0.0005
 
 _EXAMPLES = """\
@@ -35,8 +38,8 @@ examples:
   STATEFN_TOKEN=$(openssl rand -hex 24) statefn serve flows --host 0.0.0.0
   statefn serve flows --ledger postgresql://db/statefn --broker amqp://mq   runs on workers
 
-exit codes: 0 stopped by SIGTERM; 130 stopped by Ctrl-C; 2 usage error (such as a public address without a token);
-3 the folder, ledger, credentials or port cannot be used
+exit codes: 0 stopped by SIGTERM; 130 stopped by Ctrl-C; 2 usage error (such as a public
+address without a token); 3 the folder, ledger, broker, credentials or port cannot be used
 """
 
 
@@ -236,17 +239,19 @@ def _serve(
 
     import uvicorn
 
-    from statefn import ledger
-    from statefn._errors import LedgerError
+    from statefn import StatefnError, ledger
     from statefn.serve import Project, Service, create_app
 
     try:
         book = ledger.open(ledger_url)
-    except LedgerError as error:
-        raise CliError(error.message + (f"\n{error.fix}" if error.fix else "")) from None
+    except StatefnError as error:
+        raise CliError(_message(error)) from None
     try:
         runner = _runner(args, ledger_url, broker, credentials)
-    except Exception:
+    except StatefnError as error:
+        book.close()
+        raise CliError(f"The runs cannot start: {_message(error)}") from None
+    except BaseException:
         book.close()
         raise
     service = Service(Project(project_dir), book, runner, credentials=credentials)
@@ -273,11 +278,15 @@ def _serve(
     return ExitCode.OK
 
 
+def _message(error: StatefnError) -> str:
+    return error.message + (f"\n{error.fix}" if error.fix else "")
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(int(ExitCode.OK))
 
 
-def _report_workflows(service: Any, logs: CliLogs) -> None:
+def _report_workflows(service: Service, logs: CliLogs) -> None:
     workflows = service.workflows()
     if not workflows:
         logs.cli.warning(
