@@ -139,6 +139,18 @@ class Server:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=url, headers=headers, timeout=30)
 
+    def finished(self, run_id: str, timeout: float = 30) -> dict[str, Any]:
+        """The run ``run_id`` (from the API) once it has a final reason."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run: dict[str, Any] = self.client.get(f"/api/runs/{run_id}").json()
+            if run["reason"] is not None:
+                return run
+            time.sleep(0.05)
+        raise AssertionError(f"run {run_id} did not finish in {timeout} s")
+
     def stop(self) -> int:
         """Interrupt the server (Ctrl-C) and wait for it; its exit code."""
         import signal

@@ -92,15 +92,6 @@ def server(
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def finished(server: Server, run_id: str, timeout: float = 30) -> dict[str, Any]:
-    """The run once it has a final reason."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run: dict[str, Any] = server.client.get(f"/api/runs/{run_id}").json()
-        if run["reason"] is not None:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} did not finish in {timeout} s")
 
 
 def start(server: Server, workflow: str, state: Any) -> str:
@@ -136,13 +127,15 @@ def test_workflows_lists_each_workflow_file_with_its_steps_triggers_and_errors(
     ]
     broken = workflows["broken"]
     assert broken["valid"] is False
-    assert broken["errors"] == ["Invalid plan " + broken["errors"][0].split("Invalid plan ")[1]]
+    assert len(broken["errors"]) == 1
+    assert broken["errors"][0].startswith("Invalid plan ")
     assert "Cannot find job: b" in broken["errors"][0]
+    assert broken["triggers"] == []
 
 
 def test_a_started_run_completes_and_its_steps_states_and_logs_are_served(server: Server) -> None:
     run_id = start(server, "orders", {"data": {"amounts": [10, 20]}})
-    run = finished(server, run_id)
+    run = server.finished(run_id)
     assert (run["workflow"], run["reason"]) == ("orders", "success")
     assert [step["key"] for step in run["steps"]] == ["total", "report"]
     state = server.client.get(f"/api/runs/{run_id}/steps/report/state").json()
@@ -161,7 +154,7 @@ def test_a_started_run_completes_and_its_steps_states_and_logs_are_served(server
 def test_runs_are_listed_newest_first_and_paged_with_before(server: Server) -> None:
     ids = [start(server, "orders", {"data": {"amounts": [n]}}) for n in range(3)]
     for run_id in ids:
-        finished(server, run_id)
+        server.finished(run_id)
     page = server.client.get("/api/runs", params={"workflow": "orders", "limit": 2}).json()
     assert [run["run_id"] for run in page["runs"]] == [ids[2], ids[1]]
     assert page["next_before"] == ids[1]
@@ -193,7 +186,7 @@ def test_retry_from_a_failed_step_uses_its_recorded_input_and_the_fixed_job_file
 ) -> None:
     folder = server.project
     run_id = start(server, "orders", {"data": {"amounts": [100, 200]}})
-    run = finished(server, run_id)
+    run = server.finished(run_id)
     assert run["reason"] == "fail"
     assert run["steps"][-1]["error"]["message"] == "ValueError: total over 100"
     (folder / "report.py").write_text(REPORT_FIXED)
@@ -202,7 +195,7 @@ def test_retry_from_a_failed_step_uses_its_recorded_input_and_the_fixed_job_file
         while True:  # the server notices the change within its poll interval
             retried = server.client.post(f"/api/runs/{run_id}/retry", params={"from": "report"})
             assert retried.status_code == 202, retried.text
-            again = finished(server, retried.json()["run_id"])
+            again = server.finished(retried.json()["run_id"])
             if again["reason"] == "success" or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
@@ -218,7 +211,7 @@ def test_cancel_ends_a_running_run_and_a_second_cancel_conflicts(server: Server)
     run_id = start(server, "spin", None)
     response = server.client.post(f"/api/runs/{run_id}/cancel")
     assert response.status_code == 202, response.text
-    assert finished(server, run_id)["reason"] == "cancel"
+    assert server.finished(run_id)["reason"] == "cancel"
     again = error_of(server.client.post(f"/api/runs/{run_id}/cancel"), 409)
     assert "already ended (cancel)" in again["message"]
 
@@ -245,7 +238,7 @@ def test_unknown_workflow_run_and_step_are_404(server: Server) -> None:
     error_of(server.client.get("/api/runs/no-such-run"), 404)
     error_of(server.client.get("/api/runs/no-such-run/logs"), 404)
     run_id = start(server, "orders", {"data": {"amounts": [1]}})
-    finished(server, run_id)
+    server.finished(run_id)
     error = error_of(server.client.get(f"/api/runs/{run_id}/steps/nope/state"), 404)
     assert "its step runs are: total, report" in error["message"]
 
@@ -382,7 +375,7 @@ def test_logging_in_sets_a_session_cookie_that_opens_the_api(guarded: Server) ->
 
 def test_a_followed_run_resumes_after_the_last_event_id(server: Server) -> None:
     run_id = start(server, "orders", {"data": {"amounts": [5]}})
-    finished(server, run_id)
+    server.finished(run_id)
     headers = {"Accept": "text/event-stream", "Last-Event-ID": "1"}
     with server.client.stream("GET", f"/api/runs/{run_id}/logs", headers=headers) as response:
         events = [line for line in response.iter_lines() if line.startswith("event: ")]
@@ -398,9 +391,27 @@ def test_the_quickstart_example_runs_when_served(tmp_path: Path) -> None:
     running = start_server(project)
     try:
         run_id = start(running, "quickstart", None)
-        run = finished(running, run_id)
+        run = running.finished(run_id)
         assert run["reason"] == "success"
         assert [step["key"] for step in run["steps"]] == ["load", "clean", "review", "summarize"]
         assert (project / ".statefn" / "runs.db").exists()  # the default ledger
+    finally:
+        running.stop()
+
+
+def test_a_run_the_ledger_refuses_is_503_and_starts_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    project = write_project(tmp_path / "project")
+    running = start_server(project)
+    try:
+        with sqlite3.connect(project / ".statefn" / "runs.db") as connection:
+            connection.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'full'); END"
+            )
+        error = error_of(running.client.post("/api/workflows/orders/runs", json={}), 503)
+        assert error["message"].startswith("The run could not be recorded: ")
+        assert "full" in error["message"]
+        assert running.client.get("/api/runs").json()["runs"] == []
     finally:
         running.stop()

@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -48,14 +47,6 @@ def run_ids(server: Server) -> list[str]:
         return [run.run_id for run in book.runs(limit=1000)]
 
 
-def finished(server: Server, run_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        run: dict[str, Any] = server.client.get(f"/api/runs/{run_id}").json()
-        if run["reason"] is not None:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} did not finish")
 
 
 def test_a_signed_request_starts_a_run_with_the_body_as_data(server: Server) -> None:
@@ -68,7 +59,7 @@ def test_a_signed_request_starts_a_run_with_the_body_as_data(server: Server) -> 
     assert response.status_code == 202, response.text
     run_id = response.json()["run_id"]
     assert run_id in run_ids(server)  # recorded before the 202
-    assert finished(server, run_id)["reason"] == "success"
+    assert server.finished(run_id)["reason"] == "success"
     output = server.client.get(f"/api/runs/{run_id}/steps/keep/state").json()["state"]
     assert output == {"data": {"kept": {"order": 7}}}
 
@@ -108,7 +99,7 @@ def test_an_empty_body_starts_a_run_with_empty_data(server: Server) -> None:
     response = server.client.post("/hooks/intake/open")
     assert response.status_code == 202
     run_id = response.json()["run_id"]
-    finished(server, run_id)
+    server.finished(run_id)
     given = server.client.get(f"/api/runs/{run_id}/steps/keep/state?which=input").json()
     assert given["state"] == {"data": {}}
 
@@ -131,7 +122,7 @@ def test_200_concurrent_requests_are_each_recorded_once(server: Server) -> None:
     new = [run_id for run_id in recorded if run_id not in before]
     assert sorted(new) == sorted(answered)  # none lost, none twice, none extra
     for run_id in answered[-3:]:
-        assert finished(server, run_id)["reason"] == "success"
+        assert server.finished(run_id)["reason"] == "success"
 
 
 def test_a_trigger_is_paused_while_its_file_does_not_validate(server: Server) -> None:

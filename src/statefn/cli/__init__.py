@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
+from ._choices import positive_int as _positive_int
 from ._exits import CliError, ExitCode
 from ._runs import add_runs_parser
 from ._serve import add_serve_parser
@@ -309,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_repo(commands)
     _add_docs(commands)
     add_runs_parser(commands, [_common_options()])
-    add_serve_parser(commands, [_common_options()])
+    add_serve_parser(commands, [_common_options(), _repo_option()])
     commands.add_parser(
         "test", help="run a small built-in workflow to check the installation",
         description="Run a small built-in workflow and print its result: a check that "
@@ -389,16 +390,6 @@ def _adaptor_spec(text: str) -> AdaptorSpec:
     from ._plans import parse_adaptor_spec
 
     return parse_adaptor_spec(text)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
-    return value
 
 
 class _VersionAction(argparse.Action):

@@ -12,19 +12,23 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
+from ._choices import positive_int
 from ._exits import CliError, ExitCode
 
 if TYPE_CHECKING:
     import socket
     from pathlib import Path
 
-    from statefn.serve import Runner
+    from statefn import StatefnError
+    from statefn.serve import Runner, Service
 
     from ._logs import CliLogs
 
 __all__ = ["add_serve_parser", "serve_command"]
 
-# The event loop, the engine's supervisor and its ledger writer share the GIL; see _serve.
+# The server's event loop shares the interpreter lock with the engine's supervisor and
+# ledger writer threads. After a thread's turn the loop waits up to this long for the lock
+# back (Python's default is 5 ms, which every request waiting on the ledger writer paid).
 SWITCH_INTERVAL_S = 0.0005
 
 _EXAMPLES = """\
@@ -34,8 +38,8 @@ examples:
   STATEFN_TOKEN=$(openssl rand -hex 24) statefn serve flows --host 0.0.0.0
   statefn serve flows --ledger postgresql://db/statefn --broker amqp://mq   runs on workers
 
-exit codes: 0 stopped by SIGTERM; 130 stopped by Ctrl-C; 2 usage error (such as a public address without a token);
-3 the folder, ledger, credentials or port cannot be used
+exit codes: 0 stopped by SIGTERM; 130 stopped by Ctrl-C; 2 usage error (such as a public
+address without a token); 3 the folder, ledger, broker, credentials or port cannot be used
 """
 
 
@@ -71,7 +75,7 @@ def add_serve_parser(
         "default: $STATEFN_TOKEN",
     )  # fmt: skip
     where.add_argument(
-        "--max-body", type=_positive, default=1024 * 1024, metavar="BYTES",
+        "--max-body", type=positive_int, default=1024 * 1024, metavar="BYTES",
         help="the largest request body accepted, webhooks included (default 1048576)",
     )  # fmt: skip
     runs = serve.add_argument_group("where runs go")
@@ -81,7 +85,7 @@ def add_serve_parser(
         "sqlite:///PROJECT_DIR/.statefn/runs.db)",
     )  # fmt: skip
     runs.add_argument(
-        "--workers", type=_positive, default=2, metavar="N",
+        "--workers", type=positive_int, default=2, metavar="N",
         help="runs at once on this machine (default 2)",
     )  # fmt: skip
     runs.add_argument(
@@ -95,23 +99,13 @@ def add_serve_parser(
         "configuration is a credential id, and the secrets of signed webhooks",
     )  # fmt: skip
     runs.add_argument(
-        "--repo-dir", metavar="DIR",
-        help="the adaptor repo (default: $STATEFN_REPO_DIR, else ~/.statefn/repo)",
-    )  # fmt: skip
-    runs.add_argument(
-        "--memory-limit", type=_positive, default=500, metavar="MB",
+        "--memory-limit", type=positive_int, default=500, metavar="MB",
         help="stop a run with OOMError above MB of memory (default 500)",
     )  # fmt: skip
     runs.add_argument(
-        "--run-timeout", type=_positive, default=300_000, metavar="MS",
+        "--run-timeout", type=positive_int, default=300_000, metavar="MS",
         help="kill a run after MS milliseconds (default 300000)",
     )  # fmt: skip
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
-    return int(text)
 
 
 def _port(text: str) -> int:
@@ -248,17 +242,19 @@ def _serve(
 
     import uvicorn
 
-    from statefn import ledger
-    from statefn._errors import LedgerError
+    from statefn import StatefnError, ledger
     from statefn.serve import Project, Service, create_app
 
     try:
         book = ledger.open(ledger_url)
-    except LedgerError as error:
-        raise CliError(error.message + (f"\n{error.fix}" if error.fix else "")) from None
+    except StatefnError as error:
+        raise CliError(_message(error)) from None
     try:
         runner = _runner(args, ledger_url, broker, credentials)
-    except Exception:
+    except StatefnError as error:
+        book.close()
+        raise CliError(f"The runs cannot start: {_message(error)}") from None
+    except BaseException:
         book.close()
         raise
     service = Service(Project(project_dir), book, runner, credentials=credentials)
@@ -285,11 +281,15 @@ def _serve(
     return ExitCode.OK
 
 
+def _message(error: StatefnError) -> str:
+    return error.message + (f"\n{error.fix}" if error.fix else "")
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(int(ExitCode.OK))
 
 
-def _report_workflows(service: Any, logs: CliLogs) -> None:
+def _report_workflows(service: Service, logs: CliLogs) -> None:
     workflows = service.workflows()
     if not workflows:
         logs.cli.warning(

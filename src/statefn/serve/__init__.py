@@ -16,7 +16,15 @@ from ._app import ROUTES, create_app
 from ._cron import Clock, Scheduler, SystemClock
 from ._project import Edge, Project, Trigger, Workflow
 from ._runners import BrokerRunner, EngineRunner, Runner
-from ._service import Conflict, Invalid, NotFound, Service, ServiceError, signature
+from ._service import (
+    Conflict,
+    Invalid,
+    NotFound,
+    Service,
+    ServiceError,
+    Unavailable,
+    signature,
+)
 
 __all__ = [
     "ROUTES",
@@ -34,6 +42,7 @@ __all__ = [
     "ServiceError",
     "SystemClock",
     "Trigger",
+    "Unavailable",
     "Workflow",
     "create_app",
     "signature",

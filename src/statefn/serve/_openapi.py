@@ -161,6 +161,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "the request conflicts with the run (it has ended, it runs elsewhere, ...)",
         413: "the body is over the server's limit (--max-body)",
         422: "the workflow does not validate (its errors are listed)",
+        503: "the ledger (or the broker) did not take the run: nothing was started",
     }
     return {str(status): _json("Error", meaning[status]) for status in (401, *statuses)}
 
@@ -223,7 +224,7 @@ _PATHS: dict[str, Any] = {
             },
             "responses": {
                 "202": _json("RunId", "the run is recorded"),
-                **_errors(400, 404, 413, 422),
+                **_errors(400, 404, 413, 422, 503),
             },
         }
     },
@@ -338,7 +339,7 @@ _PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "202": _json("RunId", "the new run is recorded"),
-                **_errors(404, 409, 422),
+                **_errors(404, 409, 422, 503),
             },
         }
     },
@@ -385,7 +386,7 @@ _PATHS: dict[str, Any] = {
             },
             "responses": {
                 "202": _json("RunId", "the run is recorded"),
-                **_errors(400, 404, 413, 422),
+                **_errors(400, 404, 413, 422, 503),
             },
         }
     },

@@ -21,12 +21,13 @@ import hmac
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from statefn._errors import StatefnError
 from statefn.ledger import Ledger, RunLookupError, RunRecord, StateWithheldError, StepRecord
 
 from ._project import Project, Workflow
 from ._runners import Runner
 
-__all__ = ["Conflict", "Invalid", "NotFound", "Service", "ServiceError"]
+__all__ = ["Conflict", "Invalid", "NotFound", "Service", "ServiceError", "Unavailable", "signature"]
 
 # How often ``follow`` looks at the ledger for a run's new log lines and steps.
 FOLLOW_POLL_S = 0.2
@@ -59,6 +60,12 @@ class Invalid(ServiceError):
     """The workflow or the input does not validate; ``details["errors"]`` lists why."""
 
     status = 422
+
+
+class Unavailable(ServiceError):
+    """The ledger (or the broker) did not take the run: nothing was started."""
+
+    status = 503
 
 
 class Service:
@@ -150,7 +157,11 @@ class Service:
                 errors=[f"unknown step {start!r}"],
             )
         plan = workflow.run_plan(start)
-        return await self.runner.submit(plan, {"data": {}} if state is None else state)
+        try:
+            return await self.runner.submit(plan, {"data": {}} if state is None else state)
+        except StatefnError as error:
+            # The plan validated when it was loaded: what fails here is the ledger or broker.
+            raise Unavailable(f"The run could not be recorded: {error.message}") from error
 
     def run(self, run_id: str) -> RunRecord:
         """The run ``run_id`` with its steps (``NotFound`` if the ledger has none)."""
@@ -160,18 +171,24 @@ class Service:
             raise NotFound(f"No run {run_id!r} in the ledger") from error
 
     def step(self, run_id: str, key: str) -> StepRecord:
-        record = self.run(run_id)
+        """Step run ``key`` of run ``run_id`` (``NotFound`` for either)."""
+        return self._step_of(self.run(run_id), key)
+
+    @staticmethod
+    def _step_of(record: RunRecord, key: str) -> StepRecord:
         found = next((step for step in record.steps if step.key == key), None)
         if found is None:
             keys = ", ".join(step.key for step in record.steps) or "none yet"
-            raise NotFound(f"Run {run_id} has no step run {key!r}; its step runs are: {keys}")
+            raise NotFound(
+                f"Run {record.run_id} has no step run {key!r}; its step runs are: {keys}"
+            )
         return found
 
     async def retry(self, run_id: str, from_step: str | None = None) -> str:
         """A new run of the run's workflow as it is on disk now: from step run ``from_step``
         (a key such as ``clean`` or ``z-1``) with that step's recorded input state, or from
         the start with the run's recorded input."""
-        record = self.run(run_id)
+        record = await asyncio.to_thread(self.run, run_id)
         if record.workflow is None or self.project.get(record.workflow) is None:
             raise Conflict(
                 f"Run {run_id} is of workflow {record.workflow!r}, which is not served here"
@@ -179,11 +196,11 @@ class Service:
         start = None
         try:
             if from_step is None:
-                state = self.ledger.state(run_id, which="input")
+                state = await asyncio.to_thread(self.ledger.state, run_id, which="input")
             else:
-                step = self.step(run_id, from_step)
+                step = self._step_of(record, from_step)
                 start = step.step_id
-                state = self.ledger.state(run_id, step.key, which="input")
+                state = await asyncio.to_thread(self.ledger.state, run_id, step.key, which="input")
         except StateWithheldError as error:
             raise Conflict(f"{error.message}: it cannot be retried with that input") from error
         if state is None:
@@ -192,7 +209,7 @@ class Service:
 
     async def cancel(self, run_id: str) -> None:
         """Cancel a queued or started run this server holds."""
-        record = self.run(run_id)
+        record = await asyncio.to_thread(self.run, run_id)
         if record.reason is not None:
             raise Conflict(f"Run {run_id} has already ended ({record.reason})")
         if not self.runner.cancel(run_id):
