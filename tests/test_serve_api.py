@@ -232,6 +232,8 @@ def test_unknown_workflow_run_and_step_are_404(server: Server) -> None:
     error = error_of(server.client.post("/api/workflows/nope/runs", json={}), 404)
     assert "No workflow named 'nope'" in error["message"] and "orders" in error["message"]
     error_of(server.client.get("/api/runs/no-such-run"), 404)
+    error_of(server.client.get("/api/nothing-here"), 404)
+    error_of(server.client.delete("/api/runs"), 405)
     error_of(server.client.get("/api/runs/no-such-run/logs"), 404)
     run_id = start(server, "orders", {"data": {"amounts": [1]}})
     server.finished(run_id)
