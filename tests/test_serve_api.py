@@ -349,6 +349,9 @@ def test_logging_in_sets_a_session_cookie_that_opens_the_api(guarded: Server) ->
     response = browser.post("/login", data={"token": "s3cret-token", "next": "https://evil.example/"})
     assert response.status_code == 303
     assert response.headers["location"] == "/"  # never another site
+    for target in ("//evil.example/", "/\\evil.example/", "javascript:alert(1)"):
+        again = browser.post("/login", data={"token": "s3cret-token", "next": target})
+        assert again.headers["location"] == "/", target
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "s3cret-token" not in cookie
