@@ -118,7 +118,9 @@ def test_workflows_lists_each_workflow_file_with_its_steps_triggers_and_errors(
     orders = workflows["orders"]
     assert orders["file"] == "orders.yaml"
     assert [step["id"] for step in orders["steps"]] == ["intake", "total", "report"]
-    assert orders["triggers"] == [{"step": "intake", "webhook": True, "signed": False, "cron": None}]
+    assert orders["triggers"] == [
+        {"step": "intake", "webhook": True, "signed": False, "cron": None, "next_tick": None}
+    ]
     assert [(edge["from"], edge["to"]) for edge in orders["edges"]] == [
         ("intake", "total"),
         ("total", "report"),
