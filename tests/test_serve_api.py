@@ -119,7 +119,7 @@ def test_workflows_lists_each_workflow_file_with_its_steps_triggers_and_errors(
     assert orders["file"] == "orders.yaml"
     assert [step["id"] for step in orders["steps"]] == ["intake", "total", "report"]
     assert orders["triggers"] == [
-        {"step": "intake", "webhook": True, "signed": False, "cron": None}
+        {"step": "intake", "webhook": True, "signed": False, "cron": None, "next_tick": None}
     ]
     assert [(edge["from"], edge["to"]) for edge in orders["edges"]] == [
         ("intake", "total"),
@@ -144,9 +144,7 @@ def test_a_started_run_completes_and_its_steps_states_and_logs_are_served(server
     given = server.client.get(f"/api/runs/{run_id}/steps/total/state?which=input").json()
     assert given["state"] == {"data": {"amounts": [10, 20]}}
     logs = server.client.get(f"/api/runs/{run_id}/logs").json()["logs"]
-    assert [(line["step_id"], line["message"]) for line in logs] == [
-        ("total", "adding up 2 amounts")
-    ]
+    assert [(line["step_id"], line["message"]) for line in logs] == [("total", "adding up 2 amounts")]
     latest = server.client.get("/api/workflows").json()["workflows"]
     assert next(w for w in latest if w["name"] == "orders")["last_run"]["run_id"] is not None
 
@@ -236,6 +234,8 @@ def test_unknown_workflow_run_and_step_are_404(server: Server) -> None:
     error = error_of(server.client.post("/api/workflows/nope/runs", json={}), 404)
     assert "No workflow named 'nope'" in error["message"] and "orders" in error["message"]
     error_of(server.client.get("/api/runs/no-such-run"), 404)
+    error_of(server.client.get("/api/nothing-here"), 404)
+    error_of(server.client.delete("/api/runs"), 405)
     error_of(server.client.get("/api/runs/no-such-run/logs"), 404)
     run_id = start(server, "orders", {"data": {"amounts": [1]}})
     server.finished(run_id)
@@ -275,9 +275,7 @@ def test_openapi_document_names_every_api_route(server: Server) -> None:
     }  # fmt: skip
 
 
-def serve_command(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def serve_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
     environment = {**os.environ, "STATEFN_TOKEN": "", **(env or {})}
@@ -311,7 +309,10 @@ def test_connections_are_accepted_without_nagle_delays() -> None:
 
     from statefn.cli._serve import _listen
 
-    with _listen("127.0.0.1", 0) as listener, socket.create_connection(listener.getsockname()):
+    with (
+        _listen("127.0.0.1", 0) as listener,
+        socket.create_connection(listener.getsockname()),
+    ):
         accepted, _ = listener.accept()
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
@@ -362,11 +363,12 @@ def test_logging_in_sets_a_session_cookie_that_opens_the_api(guarded: Server) ->
     browser = httpx.Client(base_url=guarded.url)
     refused = browser.post("/login", data={"token": "guess", "next": "/"})
     assert refused.status_code == 401 and "not the server" in refused.text
-    response = browser.post(
-        "/login", data={"token": "s3cret-token", "next": "https://evil.example/"}
-    )
+    response = browser.post("/login", data={"token": "s3cret-token", "next": "https://evil.example/"})
     assert response.status_code == 303
     assert response.headers["location"] == "/"  # never another site
+    for target in ("//evil.example/", "/\\evil.example/", "javascript:alert(1)"):
+        again = browser.post("/login", data={"token": "s3cret-token", "next": target})
+        assert again.headers["location"] == "/", target
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "s3cret-token" not in cookie

@@ -136,3 +136,24 @@ def test_a_bad_cron_expression_is_a_workflow_error_naming_the_field(service: Ser
     workflow = service.workflow("nightly")
     assert not workflow.triggers
     assert "workflow.steps[0].cron: '*/2 * *' has 3 fields, not 5" in workflow.errors[0]
+
+
+def test_a_running_server_schedules_its_cron_triggers(tmp_path: Path) -> None:
+    from conftest import start_server
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "nightly.json").write_text(flow("* * * * *"))
+    running = start_server(project)
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        trigger: dict[str, str | None] = {}
+        while not trigger.get("next_tick") and datetime.now(UTC) < deadline:
+            workflows = running.client.get("/api/workflows").json()["workflows"]
+            trigger = workflows[0]["triggers"][0]
+        assert trigger["cron"] == "* * * * *"
+        tick = datetime.fromisoformat(str(trigger["next_tick"]))
+        assert timedelta(0) < tick - datetime.now(UTC) <= timedelta(seconds=60)
+        assert (tick.second, tick.microsecond) == (0, 0)
+    finally:
+        running.stop()

@@ -29,12 +29,29 @@ FLOW = {
 }
 
 
+LEAKY = {
+    "workflow": {
+        "name": "leaky",
+        "steps": [
+            {"id": "hook", "webhook": True, "next": "use"},
+            {
+                "id": "use",
+                "configuration": "partner",
+                "expression": "fn(lambda s: print('secret is', s['configuration']['secret'])"
+                " or s)",
+            },
+        ],
+    }
+}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("hooks")
     project = folder / "project"
     project.mkdir()
     (project / "intake.json").write_text(json.dumps(FLOW))
+    (project / "leaky.json").write_text(json.dumps(LEAKY))
     credentials = folder / "credentials.json"
     credentials.write_text(json.dumps({"partner": {"secret": SECRET}}))
     running = start_server(project, "--credentials", str(credentials), "--workers", "2")
@@ -44,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def run_ids(server: Server) -> list[str]:
     with open_ledger(str(server.project / ".statefn" / "runs.db"), create=False) as book:
-        return [run.run_id for run in book.runs(limit=1000)]
+        return [run.run_id for run in book.runs(workflow="intake", limit=1000)]
 
 
 
@@ -157,3 +174,22 @@ def test_a_signed_trigger_whose_secret_is_missing_is_422(tmp_path: Path) -> None
         assert "--credentials FILE" in response.json()["error"]["message"]
     finally:
         running.stop()
+
+
+def test_no_answer_shows_a_credential(server: Server) -> None:
+    run_id = server.client.post("/hooks/leaky/hook", json={}).json()["run_id"]
+    run = server.finished(run_id)
+    answers = [
+        server.client.get(f"/api/runs/{run_id}"),
+        server.client.get(f"/api/runs/{run_id}/logs"),
+        server.client.get(f"/api/runs/{run_id}/steps/use/state?which=input"),
+        server.client.get(f"/api/runs/{run_id}/steps/use/state"),
+        server.client.get("/api/runs"),
+        server.client.get("/api/workflows"),
+    ]
+    assert run["reason"] == "success"
+    logs = answers[1].json()["logs"]
+    assert [line["message"] for line in logs] == ["secret is ***"]
+    for answer in answers:
+        assert answer.status_code == 200
+        assert SECRET not in answer.text

@@ -94,6 +94,10 @@ def add_serve_parser(
         "default: $STATEFN_BROKER) instead of running them here",
     )  # fmt: skip
     runs.add_argument(
+        "--queue", metavar="Q", default="default",
+        help="with --broker: the queue runs go to (default: default)",
+    )  # fmt: skip
+    runs.add_argument(
         "--credentials", metavar="FILE",
         help="JSON or YAML map of credential id to configuration: for steps whose "
         "configuration is a credential id, and the secrets of signed webhooks",
@@ -209,7 +213,7 @@ def _runner(
     if broker is not None:
         from statefn.distributed import Client  # type: ignore[import-not-found]
 
-        return BrokerRunner(Client(broker=broker, ledger=ledger_url))
+        return BrokerRunner(Client(broker=broker, ledger=ledger_url), args.queue)
     from statefn.engine import Engine
 
     from ._repo import repo_dir

@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from statefn.ledger import STATUSES, StateWithheldError
 
+from ._cron import Scheduler
 from ._http import BadRequest, json_response, read_json
 from ._service import Service
 
@@ -39,12 +40,15 @@ def _service(request: Request) -> Service:
 
 def list_workflows(request: Request) -> Response:
     service = _service(request)
+    scheduler: Scheduler = request.app.state.scheduler
     workflows = []
     for workflow in service.workflows():
         last = service.last_run(workflow.name)
-        workflows.append(
-            {**workflow.to_dict(), "last_run": None if last is None else last.to_dict()}
-        )
+        shown = workflow.to_dict()
+        for trigger in shown["triggers"]:
+            tick = scheduler.next_tick(workflow.name, trigger["step"])
+            trigger["next_tick"] = None if tick is None else tick.isoformat()
+        workflows.append({**shown, "last_run": None if last is None else last.to_dict()})
     return json_response({"workflows": workflows})
 
 

@@ -77,7 +77,10 @@ def _local(target: str) -> str:
     """``target`` if it is a path on this server, else ``/``: a login never sends a user to
     another site."""
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    # Browsers read a backslash as a slash (so "/" and a backslash lead to another host):
+    # a backslash or a control character is refused too.
+    odd = "\\" in target or any(ord(char) < 32 for char in target)
+    if parts.scheme or parts.netloc or odd or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
 

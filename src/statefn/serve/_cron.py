@@ -89,6 +89,18 @@ class Scheduler:
             for schedule in current
         }
 
+    def next_tick(self, workflow: str, step_id: str) -> datetime | None:
+        """When the cron trigger ``step_id`` of ``workflow`` fires next (``None``: it has
+        no schedule, or the scheduler has not seen it yet)."""
+        return next(
+            (
+                due
+                for schedule, due in self.next_ticks.items()
+                if (schedule.workflow, schedule.step_id) == (workflow, step_id)
+            ),
+            None,
+        )
+
     async def tick(self) -> float:
         """Fire every schedule that is due; the seconds until the next is (at most
         ``max_wait_s``)."""

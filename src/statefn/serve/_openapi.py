@@ -133,12 +133,16 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["step", "webhook", "signed", "cron"],
+                    "required": ["step", "webhook", "signed", "cron", "next_tick"],
                     "properties": {
                         "step": {"type": "string"},
                         "webhook": {"type": "boolean"},
                         "signed": {"type": "boolean"},
                         "cron": _NULLABLE_STRING,
+                        "next_tick": {
+                            "type": ["string", "null"],
+                            "description": "when the cron schedule fires next (UTC)",
+                        },
                     },
                 },
             },

@@ -209,6 +209,12 @@ class Project:
                     continue
                 yield path, (status.st_mtime_ns, status.st_size)
 
+    def _problems(self, error: CliError) -> list[str]:
+        """The lines of a loading error, one problem each, with paths relative to the
+        folder (as the API and the UI show files)."""
+        message = error.message.replace(f"{self.root}{os.sep}", "")
+        return [line.strip() for line in message.splitlines() if line.strip()]
+
     def _load(self, path: Path) -> Workflow | None:
         """The workflow in ``path``; ``None`` for a data file that is not a workflow."""
         relative = path.relative_to(self.root)
@@ -216,14 +222,14 @@ class Project:
         try:
             document = read_data(path)
         except CliError as error:
-            return Workflow(known or path.stem, relative, errors=[error.message])
+            return Workflow(known or path.stem, relative, errors=self._problems(error))
         if not _looks_like_workflow(document) and known is None:
             return None
         try:
             loaded = load_plan(path)
         except CliError as error:
             name = _declared_name(document) or known or path.stem
-            return Workflow(name, relative, errors=_problems(error.message))
+            return Workflow(name, relative, errors=self._problems(error))
         name = _declared_name(loaded.plan) or path.stem
         errors = _compile_problems(loaded, self.root)
         return Workflow(
@@ -264,8 +270,3 @@ def _declared_name(document: Any) -> str | None:
     workflow = document.get("workflow", document)
     name = workflow.get("name") if isinstance(workflow, dict) else None
     return name.strip() if isinstance(name, str) and name.strip() else None
-
-
-def _problems(message: str) -> list[str]:
-    """The lines of a ``load_plan`` error, one problem each."""
-    return [line.strip() for line in message.splitlines() if line.strip()]

@@ -73,15 +73,16 @@ class EngineRunner:
 
 
 class BrokerRunner:
-    """Runs through ``statefn.distributed``: a broker carries them to ``statefn worker``
-    hosts, which record them in the same ledger (contract section 10)."""
+    """Runs through ``statefn.distributed``: a broker carries them on ``queue`` to
+    ``statefn worker`` hosts, which record them in the same ledger (contract section 10)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, queue: str = "default") -> None:
         self.client = client
+        self.queue = queue
 
     async def submit(self, plan: dict[str, Any], state: dict[str, Any]) -> str:
         # The client talks to the broker and the ledger: blocking calls, off the event loop.
-        run_id: str = await asyncio.to_thread(self.client.submit, plan, state)
+        run_id: str = await asyncio.to_thread(self.client.submit, plan, state, queue=self.queue)
         return run_id
 
     def cancel(self, run_id: str) -> bool:

@@ -227,6 +227,8 @@ class Service:
         seen: dict[str, str | None] = {}
         while True:
             record = await asyncio.to_thread(self.run, run_id)
+            # Read after the run: a run's lines are written before its end, so once the run
+            # has ended this read holds the last of them.
             logs = await asyncio.to_thread(self.ledger.logs, run_id, after=after)
             for line in logs:
                 after = line.seq
@@ -236,9 +238,6 @@ class Service:
                     seen[step.key] = step.reason
                     yield "step", step.to_dict()
             if record.reason is not None:
-                # Lines written between the two reads above.
-                for line in await asyncio.to_thread(self.ledger.logs, run_id, after=after):
-                    yield "log", line.to_dict()
                 yield "end", record.to_dict()
                 return
             await asyncio.sleep(FOLLOW_POLL_S)
