@@ -242,6 +242,7 @@ def _serve(
     listener: socket.socket,
 ) -> ExitCode:
     import signal
+    import socket
     import sys
 
     import uvicorn
@@ -265,7 +266,9 @@ def _serve(
     try:
         app = create_app(service, token=token, max_body=args.max_body)
         host, port = listener.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
+        # On every address ("0.0.0.0", "::"), show the name others reach this machine by.
+        shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+        shown = f"[{shown}]" if ":" in shown else shown
         _report_workflows(service, logs)
         runs_on = f"broker {broker}" if broker else f"{args.workers} local workers"
         logs.cli.info(f"Ledger {book.url}; runs on {runs_on}")

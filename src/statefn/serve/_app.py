@@ -67,18 +67,13 @@ async def _service_error(request: Request, error: Exception) -> Response:
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    problem = ServiceError(str(error.detail))
-    problem.status = error.status_code
-    return error_response(problem)
+    return error_response(ServiceError(str(error.detail), status=error.status_code))
 
 
 async def _internal_error(request: Request, error: Exception) -> Response:
     _log.exception("%s %s failed", request.method, request.url.path, exc_info=error)
-    problem = ServiceError(
-        f"Internal error: {type(error).__name__} (the server's log has the details)"
-    )
-    problem.status = 500
-    return error_response(problem)
+    message = f"Internal error: {type(error).__name__} (the server's log has the details)"
+    return error_response(ServiceError(message, status=500))
 
 
 async def _poll_project(service: Service, poll_s: float) -> None:

@@ -132,4 +132,10 @@ class Scheduler:
 
     async def run(self) -> None:
         while True:
-            await self.clock.sleep(await self.tick())
+            try:
+                wait = await self.tick()
+            except Exception:
+                # A schedule that cannot be read this turn is read again the next.
+                _log.exception("the cron scheduler could not look at the schedules")
+                wait = self.max_wait_s
+            await self.clock.sleep(wait)

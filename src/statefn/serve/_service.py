@@ -38,10 +38,12 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, *, status: int | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        if status is not None:
+            self.status = status
 
 
 class NotFound(ServiceError):
