@@ -307,3 +307,9 @@ def test_runs_are_paged_newest_first_and_a_long_log_is_cut(tmp_path: Path) -> No
         long_log = server.client.get(f"/runs/{ids[-1]}")
         assert long_log.text.count('<td class="msg">tick</td>') == 1000
         assert "Only the first 1000 lines are shown" in long_log.text
+
+        # A browser reconnecting to a run's stream resumes after the last line it had.
+        resumed = server.client.get(f"/runs/{ids[-1]}/live", headers={"Last-Event-ID": "1003"})
+        assert resumed.headers["content-type"].startswith("text/event-stream")
+        assert re.findall(r"id: (\d+)\nevent: log\n", resumed.text) == ["1004", "1005"]
+        assert resumed.text.endswith("event: end\ndata: {}\n\n")

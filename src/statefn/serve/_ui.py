@@ -246,13 +246,15 @@ class _Pages:
 
     async def run_live(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        after = request.query_params.get("after", "0")
+        # A browser that reconnects (a stream ends after STREAM_LIFETIME_S) says the id of
+        # the last event it had: the seq of its last log line, so no line comes twice.
+        after = request.headers.get("last-event-id") or request.query_params.get("after", "0")
         follow = self.service.follow(run_id, after=int(after) if after.isdigit() else 0)
 
         async def events() -> AsyncIterator[bytes]:
             async for kind, payload in _until(follow, STREAM_LIFETIME_S):
                 if kind == "log":
-                    yield _event("log", payload)
+                    yield _event("log", payload, event_id=payload["seq"])
                 else:
                     yield _event("end" if kind == "end" else "refresh", {})
 
@@ -315,8 +317,9 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[-1] for key, values in fields.items()}
 
 
-def _event(kind: str, payload: dict[str, Any]) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+def _event(kind: str, payload: dict[str, Any], event_id: int | None = None) -> bytes:
+    head = b"" if event_id is None else b"id: %d\n" % event_id
+    return head + b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 async def _ticks(every: float) -> AsyncIterator[None]:
