@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
+from ._distributed import add_distributed_parsers
 from ._exits import CliError, ExitCode
 from ._runs import add_runs_parser
 
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_repo(commands)
     _add_docs(commands)
     add_runs_parser(commands, [_common_options()])
+    add_distributed_parsers(commands, [_common_options()])
     commands.add_parser(
         "test", help="run a small built-in workflow to check the installation",
         description="Run a small built-in workflow and print its result: a check that "
@@ -373,6 +375,12 @@ def _dispatch(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         from ._runs import runs_command
 
         return runs_command(args, logs)
+    if args.command in ("worker", "submit"):
+        from ._distributed import submit_command, worker_command
+
+        return (
+            worker_command(args, logs) if args.command == "worker" else submit_command(args, logs)
+        )
     from ._selftest import selftest_command
 
     return selftest_command(args, logs)

@@ -197,6 +197,7 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
             triggers.update((step.id, step.is_trigger) for step in plan.steps.values())
             run.step_observer = observe
         run.owns_input = message.get("input_owned", False)
+        run.completed = dict(message.get("resume") or {})
         run.prepare()
         result = await run.execute(message["state"])
         return run, result

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..ledger._errors import StaleAttemptError
+
 if TYPE_CHECKING:
     from ..ledger import Ledger
 
@@ -88,6 +90,9 @@ class Recorder:
         for attempt in range(3):
             try:
                 function(*args, **kwargs)
+                return
+            except StaleAttemptError as error:
+                _log.warning("Not recorded: %s", error)
                 return
             except Exception as error:
                 if attempt == 2:
