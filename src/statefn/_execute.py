@@ -54,8 +54,14 @@ async def _call(function: Callable[..., Any], *args: Any) -> Any:
 class Run:
     """One execution of a plan: its id, options, events, workers and linked adaptors."""
 
-    def __init__(self, plan: Plan, options: RunOptions, loop: asyncio.AbstractEventLoop) -> None:
-        self.id = os.urandom(16).hex()
+    def __init__(
+        self,
+        plan: Plan,
+        options: RunOptions,
+        loop: asyncio.AbstractEventLoop,
+        run_id: str | None = None,
+    ) -> None:
+        self.id = run_id or os.urandom(16).hex()
         self.loop = loop
         self.plan = plan
         self.options = options
@@ -202,7 +208,7 @@ class Run:
                     else:
                         if self.step_observer is not None:
                             self.step_observer(step_id, key, state)
-                        work = self._step(step, state)
+                        work = self._step(step, state, key)
                     task = asyncio.ensure_future(work)
                     running[task] = (step_id, key, started)
                     started += 1
@@ -287,11 +293,11 @@ class Run:
         with step_context(step.id):
             return StepResult(output, self.route(step, output), None)
 
-    async def _step(self, step: Step, state: State) -> StepResult:
+    async def _step(self, step: Step, state: State, key: str) -> StepResult:
         with step_context(step.id):
             if step.is_trigger:
                 return StepResult(state, self.route(step, state), None)
-            return await StepRun(self, step).execute(state)
+            return await StepRun(self, step, key).execute(state)
 
     # -- what a step needs from the run ---------------------------------------------------
 

@@ -62,7 +62,7 @@ def _queue(name: str, amqp: bool) -> Queue:
         "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         "x-dead-letter-routing-key": name,
     }
-    return Queue(name, Exchange(name, type="direct"), routing_key=name, queue_arguments=arguments)
+    return Queue(name, Exchange(name, type="topic"), routing_key=name, queue_arguments=arguments)
 
 
 def dead_letter_queue(name: str) -> Queue:

@@ -192,7 +192,7 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
     async def main() -> Any:
         settings = parse_options(options)
         plan = _as_plan(message["plan"], settings.default_step_id)
-        run = Run(plan, settings, asyncio.get_running_loop())
+        run = Run(plan, settings, asyncio.get_running_loop(), message.get("run_id"))
         if message["record_inputs"]:
             triggers.update((step.id, step.is_trigger) for step in plan.steps.values())
             run.step_observer = observe
