@@ -173,7 +173,7 @@ def worker_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
 
 def submit_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     """Submit the plan at ``args.path``; with ``--wait``, follow it to its end."""
-    from statefn._errors import InputError, LedgerError, ValidationError
+    from statefn._errors import CompileError, InputError, LedgerError, ValidationError
     from statefn.distributed import BrokerError, Client
 
     from ._files import read_data
@@ -191,15 +191,17 @@ def submit_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     with client:
         try:
             run_id = client.submit(loaded.plan, state, queue=args.queue)
-        except (InputError, ValidationError) as error:
-            raise CliError(f"{args.path}: {error.message}") from None
+        except (CompileError, InputError, ValidationError) as error:
+            where = f" (step {error.step_id})" if error.step_id else ""
+            raise CliError(f"{args.path}{where}: {error.message}") from None
         print(run_id, flush=True)
         if not args.wait:
             return ExitCode.OK
         print_logs(client.ledger, run_id, follow=True, stream=sys.stderr)
         outcome = client.wait(run_id)
-    if outcome.error is not None:
-        logs.cli.error(f"Run {run_id} ended with {outcome.reason}: {outcome.error.get('message')}")
+    if outcome.reason != "success":
+        detail = f": {outcome.error.get('message')}" if outcome.error else ""
+        logs.cli.error(f"Run {run_id} ended with {outcome.reason}{detail}")
     if outcome.reason in _EXIT_BY_REASON:
         write_state(outcome.state, None, logs)
     return _EXIT_BY_REASON.get(outcome.reason, ExitCode.ABORTED)

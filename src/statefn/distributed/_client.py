@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from celery import Celery
 
+from statefn._compile import compile_job
+from statefn._errors import step_context
 from statefn.engine import RunOutcome
 from statefn.engine._engine import checked_submission
 from statefn.engine._job import queued_fields
@@ -83,11 +85,16 @@ class Client:
         """Record the run and send it to ``queue``; its id.
 
         ``run_options`` are those the engine takes across a process (``timeout_ms``,
-        ``state_limit_mb``, ...). An invalid plan, state or option raises ``InputError``
-        before anything is recorded. If the broker does not take the message now, the run
+        ``state_limit_mb``, ...). An invalid plan, state or option raises ``InputError``,
+        ``ValidationError`` or (a job that does not compile) ``CompileError`` before
+        anything is recorded. If the broker does not take the message now, the run
         stays in the ledger's outbox and a worker publishes it later.
         """
         normal, _ = checked_submission(plan, state, dict(run_options), {})
+        for step in normal["workflow"]["steps"]:
+            if isinstance(step.get("expression"), str):
+                with step_context(step["id"]):
+                    compile_job(step["expression"], step.get("adaptors") or ())
         run_id = run_id or str(uuid.uuid4())
         body = {"plan": normal, "state": state, "options": run_options}
         message = orjson.dumps({"run_id": run_id, "queue": queue, "body": body})

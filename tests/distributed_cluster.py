@@ -1,0 +1,246 @@
+"""Real services and worker processes for the distributed tests (test_distributed*.py).
+
+A throwaway RabbitMQ vhost per module, the session's throwaway PostgreSQL database, a local
+HTTP server that counts side effects by idempotency key, and ``statefn worker`` processes
+started, killed and stopped by pid (each in a session of its own, so that "the whole
+worker" is its process group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+STATEFN = [sys.executable, "-m", "statefn"]
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, every: float = 0.02) -> Any:
+    """``check()``'s first truthy value, polled; fails the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting after {timeout} s for {check}")
+        time.sleep(every)
+
+
+@contextmanager
+def rabbit_vhost() -> Iterator[str]:
+    """The URL of a RabbitMQ vhost made for these tests and deleted after."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed")
+    name = f"statefn_test_{uuid.uuid4().hex[:12]}"
+    made = subprocess.run(["rabbitmqctl", "add_vhost", name], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"RabbitMQ is not usable here: {made.stderr.decode().strip()}")
+    try:
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+    finally:
+        subprocess.run(["rabbitmqctl", "delete_vhost", name], capture_output=True, check=False)
+
+
+def queue_depths(broker: str) -> dict[str, int]:
+    """Messages ready in each queue of the vhost of ``broker``."""
+    vhost = broker.rsplit("/", 1)[1]
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-p", vhost, "-q", "--no-table-headers", "name", "messages"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return {name: int(count) for name, count in (line.split() for line in listed.splitlines())}
+
+
+def rows(ledger: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(ledger, autocommit=True) as connection:
+        return list(connection.execute(sql, params).fetchall())
+
+
+def run_row(ledger: str, run_id: str) -> dict[str, Any]:
+    """The run's status, attempt, deliveries and lease owner, as the ledger has them now."""
+    found = rows(
+        ledger,
+        "SELECT status, attempt, deliveries, lease_owner FROM runs WHERE run_id = %s",
+        (run_id,),
+    )
+    status, attempt, deliveries, owner = found[0]
+    return {"status": status, "attempt": attempt, "deliveries": deliveries, "owner": owner}
+
+
+def finished_steps(ledger: str, run_id: str) -> set[str]:
+    return {
+        key
+        for (key,) in rows(
+            ledger,
+            "SELECT key FROM steps WHERE run_id = %s AND reason IN ('success', 'fail')",
+            (run_id,),
+        )
+    }
+
+
+class EffectServer:
+    """Counts the POSTs it receives by ``Idempotency-Key``; ``?delay=S`` answers after S s."""
+
+    def __init__(self) -> None:
+        self.server = HTTPServer(host="127.0.0.1", threaded=True)
+        self.keys: list[str] = []
+        self._lock = threading.Lock()
+        self.server.expect_request(re.compile("/effect/.*")).respond_with_handler(self._handle)
+
+    def _handle(self, request: Request) -> Response:
+        with self._lock:
+            self.keys.append(request.headers.get("Idempotency-Key", "none"))
+        time.sleep(float(request.args.get("delay", "0")))
+        return Response('{"ok": true}', content_type="application/json")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def counts(self, run_id: str) -> Counter[str]:
+        """How many requests each step run of ``run_id`` sent, by step key."""
+        with self._lock:
+            keys = list(self.keys)
+        return Counter(key.split(":", 1)[1] for key in keys if key.startswith(f"{run_id}:"))
+
+
+@contextmanager
+def effect_server() -> Iterator[EffectServer]:
+    effects = EffectServer()
+    effects.server.start()
+    try:
+        yield effects
+    finally:
+        effects.server.clear()
+        effects.server.stop()
+
+
+def effect_plan(base_url: str, *, slow_step: str = "b", delay: float = 1.5) -> dict[str, Any]:
+    """Three steps a -> b -> c, each one POST with the step run's idempotency key; the slow
+    step's request takes ``delay`` s."""
+    steps = []
+    for step, following in (("a", "b"), ("b", "c"), ("c", None)):
+        query = f"?delay={delay}" if step == slow_step else ""
+        entry: dict[str, Any] = {
+            "id": step,
+            "adaptors": ["http"],
+            "configuration": {"base_url": base_url, "idempotency": True},
+            "expression": f"post('/effect/{step}{query}', body={{'step': '{step}'}})\n"
+            f"fn(lambda state: {{**state, 'data': {{'done': '{step}'}}}})",
+        }
+        if following:
+            entry["next"] = {following: True}
+        steps.append(entry)
+    return {"workflow": {"name": "effects", "steps": steps}}
+
+
+class WorkerProcess:
+    """One ``statefn worker``, in a process group of its own."""
+
+    def __init__(self, broker: str, ledger: str, queue: str, log_dir: Path, *extra: str) -> None:
+        self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*STATEFN, "worker", "--broker", broker, "--ledger", ledger, "--queue", queue,
+             "--workers", "2", "--lease", "3", *extra],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        self.pid = self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"worker {self.pid} exited early:\n{self.log()}")
+            return " ready." in self.log()
+
+        wait_for(ready, timeout=timeout, every=0.1)
+        return self
+
+    def descendants(self) -> list[int]:
+        found, frontier = [], [self.pid]
+        while frontier:
+            pid = frontier.pop()
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    children = (task / "children").read_text().split()
+                except OSError:
+                    continue
+                found.extend(int(child) for child in children)
+                frontier.extend(int(child) for child in children)
+        return found
+
+    def run_process(self, run_id: str) -> int | None:
+        """The pid of the process executing ``run_id`` (its working directory is the run's)."""
+        for pid in self.descendants():
+            try:
+                if os.readlink(f"/proc/{pid}/cwd").endswith(run_id):
+                    return pid
+            except OSError:
+                continue
+        return None
+
+    def kill(self, target: str, run_id: str | None = None) -> None:
+        """SIGKILL ``child`` (the run's process), ``celery`` (the worker's own process) or
+        ``whole`` (the worker and everything it started)."""
+        if target == "child":
+            assert run_id is not None
+            os.kill(wait_for(lambda: self.run_process(run_id), timeout=10), signal.SIGKILL)
+        elif target == "celery":
+            os.kill(self.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        else:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait; a worker that does not stop is killed with its group."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)  # anything it left behind
+        self._log.close()
+        return self.process.returncode
+
+
+@contextmanager
+def workers(
+    broker: str, ledger: str, queue: str, log_dir: Path, count: int = 2, *extra: str
+) -> Iterator[list[WorkerProcess]]:
+    """``count`` ready workers on ``queue``, stopped after."""
+    started = [WorkerProcess(broker, ledger, queue, log_dir, *extra) for _ in range(count)]
+    try:
+        yield [worker.wait_ready() for worker in started]
+    finally:
+        for worker in started:
+            worker.stop()
