@@ -244,3 +244,41 @@ def workers(
     finally:
         for worker in started:
             worker.stop()
+
+
+class WorkerPool:
+    """``count`` workers on one queue, kept at that number: a killed one is replaced."""
+
+    def __init__(self, broker: str, ledger: str, queue: str, log_dir: Path, count: int = 2) -> None:
+        self.args = (broker, ledger, queue, log_dir)
+        self.count = count
+        self.workers: list[WorkerProcess] = []
+        self.retired: list[WorkerProcess] = []
+
+    def ensure(self) -> list[WorkerProcess]:
+        for worker in [w for w in self.workers if w.process.poll() is not None]:
+            self.workers.remove(worker)
+            self.retired.append(worker)
+        fresh = [WorkerProcess(*self.args) for _ in range(self.count - len(self.workers))]
+        for worker in fresh:
+            worker.wait_ready()
+        self.workers.extend(fresh)
+        return self.workers
+
+    def holder(self, ledger: str, run_id: str) -> WorkerProcess:
+        """The worker whose lease the run is under now (waits for a claim)."""
+
+        def find() -> WorkerProcess | None:
+            owner = run_row(ledger, run_id)["owner"]
+            pid = int(owner.split(":")[1]) if owner else None
+            return next((w for w in self.workers if w.pid == pid), None)
+
+        found: WorkerProcess = wait_for(find, timeout=60)
+        return found
+
+    def logs(self) -> str:
+        return "\n".join(worker.log() for worker in [*self.retired, *self.workers])
+
+    def stop(self) -> None:
+        for worker in [*self.workers, *self.retired]:
+            worker.stop()

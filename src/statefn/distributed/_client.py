@@ -18,11 +18,11 @@ import orjson
 from celery import Celery
 
 from statefn._compile import compile_job
-from statefn._errors import step_context
+from statefn._errors import LedgerError, step_context
 from statefn.engine import RunOutcome
 from statefn.engine._engine import checked_submission
 from statefn.engine._job import queued_fields
-from statefn.ledger import Ledger, RunRecord, StateWithheldError
+from statefn.ledger import Ledger, RunLookupError, RunRecord, StateWithheldError
 from statefn.ledger import open as open_ledger
 
 from ._broker import check_broker, make_app, publish
@@ -32,6 +32,7 @@ __all__ = ["Client", "outcome_of"]
 _log = logging.getLogger("statefn.distributed")
 _PAYLOAD_LIMIT_MB = 10
 _POLL_S = (0.02, 0.5)  # the first and the longest wait between two reads of the ledger
+_READ_RETRIES = 5  # reads of the ledger that may fail in a row while waiting
 
 
 def outcome_of(ledger: Ledger, record: RunRecord) -> RunOutcome:
@@ -119,8 +120,20 @@ class Client:
         (``TimeoutError`` after ``timeout`` seconds)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _POLL_S[0]
+        failures = 0
         while True:
-            record = self._ledger.run(run_id)
+            try:
+                record = self._ledger.run(run_id)
+                failures = 0
+            except RunLookupError:
+                raise
+            except LedgerError:
+                # A dropped connection fails one read and is made again for the next.
+                failures += 1
+                if failures > _READ_RETRIES:
+                    raise
+                time.sleep(pause)
+                continue
             if record.reason is not None:
                 return outcome_of(self._ledger, record)
             if deadline is not None and time.monotonic() >= deadline:
