@@ -249,8 +249,16 @@ def workers(
 class WorkerPool:
     """``count`` workers on one queue, kept at that number: a killed one is replaced."""
 
-    def __init__(self, broker: str, ledger: str, queue: str, log_dir: Path, count: int = 2) -> None:
-        self.args = (broker, ledger, queue, log_dir)
+    def __init__(
+        self,
+        broker: str,
+        ledger: str,
+        queue: str,
+        log_dir: Path,
+        count: int = 2,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.args = (broker, ledger, queue, log_dir, *extra)
         self.count = count
         self.workers: list[WorkerProcess] = []
         self.retired: list[WorkerProcess] = []

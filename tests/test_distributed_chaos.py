@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -178,3 +179,41 @@ def test_a_dropped_ledger_connection_does_not_lose_the_run(
     assert (outcome.reason, outcome.state["data"]) == ("success", {"done": "c"})
     assert finished_steps(postgres_database, run_id) == {"a", "b", "c"}
     assert effects.counts(run_id) == {"a": 1, "b": 1, "c": 1}
+
+
+def test_sigterm_lets_a_run_in_flight_finish_within_the_grace(
+    pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
+    postgres_database: str,
+) -> None:  # fmt: skip
+    pool.ensure()
+    run_id = client.submit(effect_plan(effects.url, delay=1.5), queue=queue)
+    holder = pool.holder(postgres_database, run_id)
+    wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+    assert holder.stop() == 0
+    row = run_row(postgres_database, run_id)
+    assert (row["status"], row["attempt"]) == ("success", 1)  # finished where it was
+    assert effects.counts(run_id) == {"a": 1, "b": 1, "c": 1}
+    assert "Shutting down: no new runs" in holder.log()
+
+
+def test_sigterm_past_the_grace_hands_the_run_back_to_resume_elsewhere(
+    broker: str, client: Client, effects: EffectServer, postgres_database: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    queue = f"grace-{uuid.uuid4().hex[:8]}"
+    pair = WorkerPool(broker, postgres_database, queue, tmp_path, extra=("--grace", "1"))
+    try:
+        pair.ensure()
+        run_id = client.submit(effect_plan(effects.url, delay=4), queue=queue)
+        holder = pair.holder(postgres_database, run_id)
+        wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+        assert holder.stop() == 0
+        assert "handed back to the broker" in holder.log()
+        outcome = client.wait(run_id, timeout=60)
+        assert outcome.reason == "success"
+        row = run_row(postgres_database, run_id)
+        # Handed back (attempt 2, not counted as a delivery), then claimed elsewhere.
+        assert (row["attempt"], row["deliveries"]) == (3, 1)
+        assert effects.counts(run_id) == {"a": 1, "b": 2, "c": 1}
+    finally:
+        pair.stop()
