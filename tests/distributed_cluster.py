@@ -290,3 +290,25 @@ class WorkerPool:
     def stop(self) -> None:
         for worker in [*self.workers, *self.retired]:
             worker.stop()
+
+
+@contextmanager
+def redis_db() -> Iterator[str]:
+    """The URL of an empty Redis database (one of 1-15) on 127.0.0.1:6379, emptied after."""
+    import redis
+
+    for number in range(15, 0, -1):
+        client = redis.Redis(host="127.0.0.1", port=6379, db=number, socket_connect_timeout=3)
+        try:
+            empty = client.dbsize() == 0
+        except redis.RedisError as error:
+            pytest.skip(f"no Redis server at 127.0.0.1:6379: {error}")
+        if empty:
+            break
+    else:
+        pytest.skip("no empty Redis database (1-15) to use")
+    try:
+        yield f"redis://127.0.0.1:6379/{number}"
+    finally:
+        client.flushdb()
+        client.close()

@@ -86,6 +86,9 @@ def add_distributed_parsers(
     worker.add_argument("--lease", type=_positive_number, default=30.0, metavar="S",
                         help="a run's lease, renewed every third of it; a duplicate message "
                         "waits for it to expire (30)")  # fmt: skip
+    worker.add_argument("--visibility-timeout", type=_positive_number, default=3600, metavar="S",
+                        help="Redis only: seconds before a message not acknowledged is given "
+                        "to another worker; keep it above your longest run (3600)")  # fmt: skip
     worker.add_argument("--max-deliveries", type=_positive_int, default=3, metavar="N",
                         help="a run whose worker died N times ends with crash and is "
                         "dead-lettered (3)")  # fmt: skip
@@ -163,6 +166,7 @@ def worker_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         grace_s=args.grace,
         lease_s=args.lease,
         max_deliveries=args.max_deliveries,
+        visibility_timeout_s=args.visibility_timeout,
     )
     try:
         worker = Worker(settings)

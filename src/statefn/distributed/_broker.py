@@ -26,6 +26,7 @@ __all__ = [
     "TASK_NAME",
     "BrokerError",
     "check_broker",
+    "is_amqp",
     "make_app",
     "publish",
 ]
@@ -49,7 +50,8 @@ class BrokerError(StatefnError):
     severity = "exception"
 
 
-def _is_amqp(broker: str) -> bool:
+def is_amqp(broker: str) -> bool:
+    """Whether ``broker`` is RabbitMQ (``amqp://``), not Redis."""
     return broker.split("://", 1)[0].lower() in ("amqp", "amqps", "pyamqp")
 
 
@@ -79,12 +81,17 @@ def make_app(
     broker: str, queues: Sequence[str], *, visibility_timeout_s: float | None = None
 ) -> Celery:
     """A Celery app on ``broker`` that knows ``queues``."""
-    amqp = _is_amqp(broker)
-    options: dict[str, Any] = (
-        {"confirm_publish": True}
-        if amqp
-        else {"visibility_timeout": visibility_timeout_s or REDIS_VISIBILITY_TIMEOUT_S}
-    )
+    amqp = is_amqp(broker)
+    options: dict[str, Any] = {"confirm_publish": True}
+    if not amqp:
+        visibility = visibility_timeout_s or REDIS_VISIBILITY_TIMEOUT_S
+        options = {
+            "visibility_timeout": visibility,
+            # Look for messages past their visibility timeout a few times per timeout (at
+            # most every 10 s), each look a scan: kombu's default scans every 100 s.
+            "unacked_restore_interval": max(1.0, min(10.0, visibility / 4)),
+            "unacked_restore_throttle": 1,
+        }
     app = Celery("statefn", broker=broker, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
@@ -114,7 +121,7 @@ def check_broker(app: Celery) -> None:
             connection.ensure_connection(
                 max_retries=1, interval_start=0, timeout=_CONNECT_TIMEOUT_S
             )
-            if _is_amqp(url):
+            if is_amqp(url):
                 _declare_dead_letters(connection, app)
     except Exception as error:
         detail = mask_url(

@@ -37,7 +37,7 @@ from statefn.engine import Engine, RunHandle, RunOutcome
 from statefn.ledger import StaleAttemptError
 from statefn.ledger import open as open_ledger
 
-from ._broker import TASK_NAME, check_broker, make_app, publish
+from ._broker import TASK_NAME, check_broker, is_amqp, make_app, publish
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -86,6 +86,11 @@ class Worker:
             self.ledger.close()
             raise
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.engine.id[:8]}"
+        # RabbitMQ redelivers a message only once the connection that held it has closed:
+        # the last holder is gone, and its lease may be taken over at once. Redis gives a
+        # message out again after its visibility timeout even to a live holder, so there
+        # only an expired lease is taken over.
+        self._trust_redelivery = is_amqp(settings.broker)
         self._draining_since: float | None = None
         self._stop = threading.Event()
         worker = self
@@ -150,7 +155,9 @@ class Worker:
 
     def deliver(self, task: Task, run_id: str, body: dict[str, Any]) -> None:
         """Work on one delivery of run ``run_id`` (see the module's docstring)."""
-        redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+        redelivered = self._trust_redelivery and bool(
+            (task.request.delivery_info or {}).get("redelivered")
+        )
         try:
             claim = self.ledger.claim(
                 run_id, self.owner, lease_s=self.settings.lease_s, take_over=redelivered

@@ -1,0 +1,110 @@
+"""statefn.distributed over Redis: end to end, a killed worker's run delivered again (after
+the visibility timeout) and resumed, and a poison run ended, as over RabbitMQ.
+
+Redis has no dead-letter queue: a poison run ends with ``crash`` in the ledger and its
+message is dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from distributed_cluster import (
+    EffectServer,
+    WorkerPool,
+    effect_plan,
+    effect_server,
+    finished_steps,
+    redis_db,
+    run_row,
+    wait_for,
+)
+from statefn.distributed import Client
+
+# A message not acknowledged within this many seconds goes to another worker; a run's lease
+# (3 s in these tests) expires before that.
+VISIBILITY_S = "4"
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    with redis_db() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def effects() -> Iterator[EffectServer]:
+    with effect_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def queue() -> str:
+    return f"redis-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def pool(
+    broker: str, postgres_database: str, queue: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerPool]:
+    workers = WorkerPool(
+        broker, postgres_database, queue, tmp_path_factory.mktemp("redis"),
+        extra=("--visibility-timeout", VISIBILITY_S),
+    )  # fmt: skip
+    try:
+        workers.ensure()
+        yield workers
+    finally:
+        workers.stop()
+
+
+@pytest.fixture(scope="module")
+def client(broker: str, postgres_database: str) -> Iterator[Client]:
+    with Client(broker, postgres_database) as made:
+        yield made
+
+
+def test_runs_end_on_two_workers_over_redis(
+    pool: WorkerPool, client: Client, queue: str, effects: EffectServer
+) -> None:
+    run_ids = [client.submit(effect_plan(effects.url, delay=0.2), queue=queue) for _ in range(4)]
+    outcomes = [client.wait(run_id, timeout=60) for run_id in run_ids]
+    assert [(o.reason, o.state["data"]) for o in outcomes] == [("success", {"done": "c"})] * 4
+    assert all(effects.counts(run_id) == {"a": 1, "b": 1, "c": 1} for run_id in run_ids)
+
+
+def test_a_killed_workers_run_is_delivered_again_and_resumed_over_redis(
+    pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
+    postgres_database: str,
+) -> None:  # fmt: skip
+    pool.ensure()
+    run_id = client.submit(effect_plan(effects.url, delay=1.5), queue=queue)
+    holder = pool.holder(postgres_database, run_id)
+    wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+    recorded = finished_steps(postgres_database, run_id)
+    holder.kill("whole")
+    pool.ensure()
+    outcome = client.wait(run_id, timeout=90)
+    assert (outcome.reason, outcome.state["data"]) == ("success", {"done": "c"})
+    assert recorded == {"a"}
+    assert effects.counts(run_id) == {"a": 1, "b": 2, "c": 1}
+    assert run_row(postgres_database, run_id)["attempt"] == 2
+
+
+def test_a_poison_run_ends_after_its_delivery_limit_over_redis(
+    pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
+    postgres_database: str,
+) -> None:  # fmt: skip
+    run_id = client.submit(effect_plan(effects.url, delay=30), queue=queue)
+    for delivery in (1, 2, 3):
+        pool.ensure()
+        wait_for(lambda: effects.counts(run_id)["b"] >= delivery, timeout=60)  # noqa: B023
+        pool.holder(postgres_database, run_id).kill("celery")
+    pool.ensure()
+    record = client.wait(run_id, timeout=90)
+    assert (record.reason, record.error["name"]) == ("crash", "ExitError")
+    assert "died during each of its 3 deliveries" in record.error["message"]
+    assert effects.counts(run_id) == {"a": 1, "b": 3}  # a resumed from, never run again
