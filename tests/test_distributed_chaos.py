@@ -10,6 +10,8 @@ engine and run processes follow it by PDEATHSIG) or the whole process group (``w
 
 from __future__ import annotations
 
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -217,3 +219,28 @@ def test_sigterm_past_the_grace_hands_the_run_back_to_resume_elsewhere(
         assert effects.counts(run_id) == {"a": 1, "b": 2, "c": 1}
     finally:
         pair.stop()
+
+
+def test_a_broker_restarted_mid_run_loses_nothing(
+    pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
+    postgres_database: str,
+) -> None:  # fmt: skip
+    pool.ensure()
+    run_id = client.submit(effect_plan(effects.url, delay=3), queue=queue)
+    holder = pool.holder(postgres_database, run_id)
+    wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+    try:
+        subprocess.run(["rabbitmqctl", "stop_app"], capture_output=True, check=True)
+        time.sleep(1)
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], capture_output=True, check=True)
+    subprocess.run(["rabbitmqctl", "await_startup"], capture_output=True, check=True)
+    outcome = client.wait(run_id, timeout=90)
+    assert (outcome.reason, outcome.state["data"]) == ("success", {"done": "c"})
+    assert effects.counts(run_id) == {"a": 1, "b": 1, "c": 1}
+    # The worker said it lost the broker and came back to it.
+    wait_for(lambda: "Connection to broker lost" in holder.log(), timeout=30)
+    wait_for(lambda: holder.log().count("Connected to amqp://") >= 2, timeout=60)
+    # And it still takes runs.
+    again = client.submit(effect_plan(effects.url, delay=0), queue=queue)
+    assert client.wait(again, timeout=60).reason == "success"
