@@ -218,10 +218,17 @@ class WorkerProcess:
             os.killpg(self.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM, then wait; a worker that does not stop is killed with its group."""
+    def terminate(self) -> None:
+        """SIGTERM: the worker starts its graceful shutdown (see ``stop``)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait; a worker that does not stop is killed with its group."""
+        if self._log.closed:  # stopped before
+            return self.process.returncode
+        self.terminate()
+        if self.process.returncode is None:
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -242,8 +249,15 @@ def workers(
     try:
         yield [worker.wait_ready() for worker in started]
     finally:
-        for worker in started:
-            worker.stop()
+        stop_all(started)
+
+
+def stop_all(workers: list[WorkerProcess]) -> None:
+    """Stop ``workers`` side by side: each takes a few seconds to shut down."""
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.stop()
 
 
 class WorkerPool:
@@ -288,8 +302,7 @@ class WorkerPool:
         return "\n".join(worker.log() for worker in [*self.retired, *self.workers])
 
     def stop(self) -> None:
-        for worker in [*self.workers, *self.retired]:
-            worker.stop()
+        stop_all([*self.workers, *self.retired])
 
 
 @contextmanager

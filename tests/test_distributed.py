@@ -424,3 +424,23 @@ def test_an_unreachable_broker_or_ledger_is_named_masked_with_exit_3(
         )  # fmt: skip
         assert done.returncode == 3, done.stderr
         assert named in done.stderr and "s3cret" not in done.stderr
+
+
+def test_a_run_recorded_but_never_published_is_published_by_a_worker(
+    cluster: list[WorkerProcess], client: Client, queue: str
+) -> None:
+    # What a submitter that died between its commit and its publish leaves behind.
+    run_id = str(uuid.uuid4())
+    plan = _one_step("fn(lambda s: {'data': {'from': 'outbox'}})")
+    message = {
+        "run_id": run_id,
+        "queue": queue,
+        "body": {"plan": plan, "state": None, "options": {}},
+    }
+    client.ledger.run_queued(
+        run_id, engine_id=None, plan_id=None, workflow=None, input_state=None,
+        outbox=(queue, orjson.dumps(message)),
+    )  # fmt: skip
+    outcome = client.wait(run_id, timeout=60)
+    assert (outcome.reason, outcome.state) == ("success", {"data": {"from": "outbox"}})
+    assert any(f"Run {run_id} published from the outbox" in worker.log() for worker in cluster)
