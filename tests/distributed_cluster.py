@@ -298,6 +298,17 @@ class WorkerPool:
         found: WorkerProcess = wait_for(find, timeout=60)
         return found
 
+    def run_to_mid_step(
+        self, client: Any, effects: EffectServer, ledger: str, *, delay: float
+    ) -> tuple[str, WorkerProcess]:
+        """Submit a run of ``effect_plan`` (step b taking ``delay`` s) and return once step b
+        is in flight: the run's id and the worker that holds it."""
+        self.ensure()
+        run_id: str = client.submit(effect_plan(effects.url, delay=delay), queue=self.args[2])
+        holder = self.holder(ledger, run_id)
+        wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+        return run_id, holder
+
     def logs(self) -> str:
         return "\n".join(worker.log() for worker in [*self.retired, *self.workers])
 
@@ -325,3 +336,63 @@ def redis_db() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+# -- fixtures shared by the test modules ---------------------------------------------------
+# A module takes one by assigning it to a name of its own (``rabbit_broker =
+# cluster.rabbit_broker_fixture``); tests then ask for it by its fixture name. A module may
+# set ``WORKER_ARGS`` (extra ``statefn worker`` flags for its pool).
+
+
+@pytest.fixture(scope="module", name="broker")
+def rabbit_broker_fixture() -> Iterator[str]:
+    """A RabbitMQ vhost of the module's own."""
+    with rabbit_vhost() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", name="broker")
+def redis_broker_fixture() -> Iterator[str]:
+    """An empty Redis database for the module."""
+    with redis_db() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", name="queue")
+def queue_fixture(request: pytest.FixtureRequest) -> str:
+    """A queue of the module's own (its short name and a random part)."""
+    return f"{request.module.__name__.rsplit('_', 1)[-1]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module", name="effects")
+def effects_fixture() -> Iterator[EffectServer]:
+    with effect_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", name="pool")
+def pool_fixture(
+    broker: str,
+    postgres_database: str,
+    queue: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[WorkerPool]:
+    """Two ready workers on the module's queue, kept at two, stopped after the module."""
+    extra = tuple(getattr(request.module, "WORKER_ARGS", ()))
+    workers = WorkerPool(
+        broker, postgres_database, queue, tmp_path_factory.mktemp("workers"), extra=extra
+    )
+    try:
+        workers.ensure()
+        yield workers
+    finally:
+        workers.stop()
+
+
+@pytest.fixture(scope="module", name="client")
+def client_fixture(broker: str, postgres_database: str) -> Iterator[Any]:
+    from statefn.distributed import Client
+
+    with Client(broker, postgres_database) as made:
+        yield made

@@ -19,17 +19,15 @@ from typing import Any
 import orjson
 import pytest
 
+import distributed_cluster as cluster
 import statefn
 from distributed_cluster import (
     STATEFN,
     EffectServer,
-    WorkerProcess,
+    WorkerPool,
     effect_plan,
-    effect_server,
-    rabbit_vhost,
     rows,
     wait_for,
-    workers,
 )
 from statefn import ledger
 from statefn.cli import main
@@ -254,46 +252,22 @@ def test_http_sends_the_step_runs_idempotency_key_when_configured(
 
 @pytest.fixture
 def effects_alone() -> Iterator[EffectServer]:
-    with effect_server() as effects:
+    with cluster.effect_server() as effects:
         yield effects
 
 
 # -- end to end: RabbitMQ, PostgreSQL, two worker processes ---------------------------------
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    with rabbit_vhost() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def queue() -> str:
-    return f"e2e-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def effects() -> Iterator[EffectServer]:
-    with effect_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def cluster(
-    broker: str, postgres_database: str, queue: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[WorkerProcess]]:
-    with workers(broker, postgres_database, queue, tmp_path_factory.mktemp("workers")) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def client(broker: str, postgres_database: str) -> Iterator[Client]:
-    with Client(broker, postgres_database) as made:
-        yield made
+rabbit_broker = cluster.rabbit_broker_fixture
+module_queue = cluster.queue_fixture
+effect_counter = cluster.effects_fixture
+worker_pool = cluster.pool_fixture
+ledger_client = cluster.client_fixture
 
 
 def test_runs_submitted_here_end_on_two_worker_processes(
-    cluster: list[WorkerProcess], client: Client, queue: str, effects: EffectServer
+    pool: WorkerPool, client: Client, queue: str, effects: EffectServer
 ) -> None:
     plan = effect_plan(effects.url, delay=0.3)
     run_ids = [client.submit(plan, {"data": {"n": n}}, queue=queue) for n in range(8)]
@@ -335,7 +309,7 @@ def _one_step(expression: str, **options: Any) -> dict[str, Any]:
     ids=["success", "fail", "kill"],
 )
 def test_submit_wait_follows_the_run_and_exits_with_its_code(
-    cluster: list[WorkerProcess], broker: str, postgres_database: str, queue: str,
+    pool: WorkerPool, broker: str, postgres_database: str, queue: str,
     tmp_path: Path, expression: str, options: dict[str, Any], code: int,
 ) -> None:  # fmt: skip
     done = _submit(
@@ -364,7 +338,7 @@ def test_submit_of_an_invalid_plan_queues_nothing(
 
 
 def test_logs_follow_from_another_process_sees_a_running_runs_lines(
-    cluster: list[WorkerProcess], client: Client, queue: str, effects: EffectServer,
+    pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
     postgres_database: str,
 ) -> None:  # fmt: skip
     expression = (
@@ -427,7 +401,7 @@ def test_an_unreachable_broker_or_ledger_is_named_masked_with_exit_3(
 
 
 def test_a_run_recorded_but_never_published_is_published_by_a_worker(
-    cluster: list[WorkerProcess], client: Client, queue: str
+    pool: WorkerPool, client: Client, queue: str
 ) -> None:
     # What a submitter that died between its commit and its publish leaves behind.
     run_id = str(uuid.uuid4())
@@ -443,4 +417,4 @@ def test_a_run_recorded_but_never_published_is_published_by_a_worker(
     )  # fmt: skip
     outcome = client.wait(run_id, timeout=60)
     assert (outcome.reason, outcome.state) == ("success", {"data": {"from": "outbox"}})
-    assert any(f"Run {run_id} published from the outbox" in worker.log() for worker in cluster)
+    assert f"Run {run_id} published from the outbox" in pool.logs()

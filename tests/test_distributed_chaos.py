@@ -13,21 +13,20 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+import distributed_cluster as cluster
 from distributed_cluster import (
     EffectServer,
     WorkerPool,
     effect_plan,
-    effect_server,
     finished_steps,
     queue_depths,
-    rabbit_vhost,
     run_row,
     wait_for,
 )
@@ -37,39 +36,11 @@ from statefn.distributed import Client
 FINAL = ("success", "fail", "crash", "kill", "exception", "cancel", "lost")
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    with rabbit_vhost() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def queue() -> str:
-    return f"chaos-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def effects() -> Iterator[EffectServer]:
-    with effect_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def pool(
-    broker: str, postgres_database: str, queue: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerPool]:
-    workers = WorkerPool(broker, postgres_database, queue, tmp_path_factory.mktemp("chaos"))
-    try:
-        workers.ensure()
-        yield workers
-    finally:
-        workers.stop()
-
-
-@pytest.fixture(scope="module")
-def client(broker: str, postgres_database: str) -> Iterator[Client]:
-    with Client(broker, postgres_database) as made:
-        yield made
+rabbit_broker = cluster.rabbit_broker_fixture
+module_queue = cluster.queue_fixture
+effect_counter = cluster.effects_fixture
+worker_pool = cluster.pool_fixture
+ledger_client = cluster.client_fixture
 
 
 def _final(ledger_url: str, run_id: str) -> dict[str, Any]:
@@ -145,10 +116,7 @@ def test_a_superseded_worker_cannot_record_steps_or_a_final_reason(
     pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
     postgres_database: str,
 ) -> None:  # fmt: skip
-    pool.ensure()
-    run_id = client.submit(effect_plan(effects.url, delay=2.5), queue=queue)
-    holder = pool.holder(postgres_database, run_id)
-    wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+    run_id, holder = pool.run_to_mid_step(client, effects, postgres_database, delay=2.5)
     # Another delivery takes the run over, as after a partition: attempt 2.
     with ledger.open(postgres_database) as book:
         claim = book.claim(run_id, "elsewhere", lease_s=60, take_over=True)
@@ -168,9 +136,7 @@ def test_a_dropped_ledger_connection_does_not_lose_the_run(
     pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
     postgres_database: str,
 ) -> None:  # fmt: skip
-    pool.ensure()
-    run_id = client.submit(effect_plan(effects.url, delay=1.5), queue=queue)
-    wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+    run_id, _ = pool.run_to_mid_step(client, effects, postgres_database, delay=1.5)
     with psycopg.connect(postgres_database, autocommit=True) as admin:
         dropped = admin.execute(
             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -187,10 +153,7 @@ def test_sigterm_lets_a_run_in_flight_finish_within_the_grace(
     pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
     postgres_database: str,
 ) -> None:  # fmt: skip
-    pool.ensure()
-    run_id = client.submit(effect_plan(effects.url, delay=1.5), queue=queue)
-    holder = pool.holder(postgres_database, run_id)
-    wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+    run_id, holder = pool.run_to_mid_step(client, effects, postgres_database, delay=1.5)
     assert holder.stop() == 0
     row = run_row(postgres_database, run_id)
     assert (row["status"], row["attempt"]) == ("success", 1)  # finished where it was
@@ -205,10 +168,7 @@ def test_sigterm_past_the_grace_hands_the_run_back_to_resume_elsewhere(
     queue = f"grace-{uuid.uuid4().hex[:8]}"
     pair = WorkerPool(broker, postgres_database, queue, tmp_path, extra=("--grace", "1"))
     try:
-        pair.ensure()
-        run_id = client.submit(effect_plan(effects.url, delay=4), queue=queue)
-        holder = pair.holder(postgres_database, run_id)
-        wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+        run_id, holder = pair.run_to_mid_step(client, effects, postgres_database, delay=4)
         assert holder.stop() == 0
         assert "handed back to the broker" in holder.log()
         outcome = client.wait(run_id, timeout=60)
@@ -225,10 +185,7 @@ def test_a_broker_restarted_mid_run_loses_nothing(
     pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
     postgres_database: str,
 ) -> None:  # fmt: skip
-    pool.ensure()
-    run_id = client.submit(effect_plan(effects.url, delay=3), queue=queue)
-    holder = pool.holder(postgres_database, run_id)
-    wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+    run_id, holder = pool.run_to_mid_step(client, effects, postgres_database, delay=3)
     try:
         subprocess.run(["rabbitmqctl", "stop_app"], capture_output=True, check=True)
         time.sleep(1)

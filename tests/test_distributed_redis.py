@@ -7,64 +7,27 @@ message is dropped.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
-import pytest
-
+import distributed_cluster as cluster
 from distributed_cluster import (
     EffectServer,
     WorkerPool,
     effect_plan,
-    effect_server,
     finished_steps,
-    redis_db,
     run_row,
     wait_for,
 )
 from statefn.distributed import Client
 
-# A message not acknowledged within this many seconds goes to another worker; a run's lease
-# (3 s in these tests) expires before that.
-VISIBILITY_S = "4"
+# A message not acknowledged within 4 s goes to another worker; a run's lease (3 s in these
+# tests) expires before that.
+WORKER_ARGS = ("--visibility-timeout", "4")
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    with redis_db() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def effects() -> Iterator[EffectServer]:
-    with effect_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def queue() -> str:
-    return f"redis-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def pool(
-    broker: str, postgres_database: str, queue: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerPool]:
-    workers = WorkerPool(
-        broker, postgres_database, queue, tmp_path_factory.mktemp("redis"),
-        extra=("--visibility-timeout", VISIBILITY_S),
-    )  # fmt: skip
-    try:
-        workers.ensure()
-        yield workers
-    finally:
-        workers.stop()
-
-
-@pytest.fixture(scope="module")
-def client(broker: str, postgres_database: str) -> Iterator[Client]:
-    with Client(broker, postgres_database) as made:
-        yield made
+redis_broker = cluster.redis_broker_fixture
+module_queue = cluster.queue_fixture
+effect_counter = cluster.effects_fixture
+worker_pool = cluster.pool_fixture
+ledger_client = cluster.client_fixture
 
 
 def test_runs_end_on_two_workers_over_redis(
@@ -80,10 +43,7 @@ def test_a_killed_workers_run_is_delivered_again_and_resumed_over_redis(
     pool: WorkerPool, client: Client, queue: str, effects: EffectServer,
     postgres_database: str,
 ) -> None:  # fmt: skip
-    pool.ensure()
-    run_id = client.submit(effect_plan(effects.url, delay=1.5), queue=queue)
-    holder = pool.holder(postgres_database, run_id)
-    wait_for(lambda: effects.counts(run_id)["b"] >= 1)
+    run_id, holder = pool.run_to_mid_step(client, effects, postgres_database, delay=1.5)
     recorded = finished_steps(postgres_database, run_id)
     holder.kill("whole")
     pool.ensure()

@@ -10,15 +10,14 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import distributed_cluster as cluster
 from distributed_cluster import (
     EffectServer,
     WorkerPool,
-    effect_server,
     rabbit_vhost,
     rows,
     wait_for,
@@ -43,10 +42,7 @@ def _plan(base_url: str) -> dict[str, object]:
     }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def effects() -> Iterator[EffectServer]:
-    with effect_server() as server:
-        yield server
+effect_counter = cluster.effects_fixture
 
 
 @pytest.mark.soak

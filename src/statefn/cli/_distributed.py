@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._exits import CliError, ExitCode
@@ -77,16 +76,16 @@ def add_distributed_parsers(
                         help="runs at once on this host (2)")  # fmt: skip
     worker.add_argument("--queue", action="append", metavar="Q",
                         help="take runs from queue Q (repeatable; default: default)")  # fmt: skip
-    worker.add_argument("--memory-limit", type=_positive_number, default=500, metavar="MB",
+    worker.add_argument("--memory-limit", type=_positive_int, default=500, metavar="MB",
                         help="stop a run over this much memory with OOMError (500)")  # fmt: skip
-    worker.add_argument("--run-timeout", type=_positive_number, default=300_000, metavar="MS",
+    worker.add_argument("--run-timeout", type=_positive_int, default=300_000, metavar="MS",
                         help="kill a run after this many milliseconds (300000)")  # fmt: skip
-    worker.add_argument("--grace", type=_positive_number, default=30.0, metavar="S",
+    worker.add_argument("--grace", type=_positive_int, default=30, metavar="S",
                         help="on SIGTERM, seconds runs in flight may take to finish (30)")  # fmt: skip
-    worker.add_argument("--lease", type=_positive_number, default=30.0, metavar="S",
+    worker.add_argument("--lease", type=_positive_int, default=30, metavar="S",
                         help="a run's lease, renewed every third of it; a duplicate message "
                         "waits for it to expire (30)")  # fmt: skip
-    worker.add_argument("--visibility-timeout", type=_positive_number, default=3600, metavar="S",
+    worker.add_argument("--visibility-timeout", type=_positive_int, default=3600, metavar="S",
                         help="Redis only: seconds before a message not acknowledged is given "
                         "to another worker; keep it above your longest run (3600)")  # fmt: skip
     worker.add_argument("--max-deliveries", type=_positive_int, default=3, metavar="N",
@@ -109,20 +108,11 @@ def add_distributed_parsers(
 
 
 def _positive_int(text: str) -> int:
-    value = _positive_number(text)
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    return int(value)
+    """The type of the whole-number flags: the one every command uses (``statefn.cli``,
+    which imports this module, so it is looked up when a flag is parsed)."""
+    from . import _positive_int as positive_int
 
-
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
-    return value
+    return positive_int(text)
 
 
 def _services(args: argparse.Namespace) -> tuple[str, str]:
@@ -177,6 +167,8 @@ def worker_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
 
 def submit_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     """Submit the plan at ``args.path``; with ``--wait``, follow it to its end."""
+    from pathlib import Path
+
     from statefn._errors import CompileError, InputError, LedgerError, ValidationError
     from statefn.distributed import BrokerError, Client
 
