@@ -32,6 +32,7 @@ from distributed_cluster import (
 from statefn import ledger
 from statefn.cli import main
 from statefn.distributed import Client
+from statefn.distributed._broker import make_app, publish
 from statefn.engine import Engine
 from statefn.ledger import StaleAttemptError
 
@@ -418,3 +419,20 @@ def test_a_run_recorded_but_never_published_is_published_by_a_worker(
     outcome = client.wait(run_id, timeout=60)
     assert (outcome.reason, outcome.state) == ("success", {"data": {"from": "outbox"}})
     assert f"Run {run_id} published from the outbox" in pool.logs()
+
+
+def test_a_message_the_worker_cannot_run_still_ends_its_run(
+    pool: WorkerPool, client: Client, broker: str, queue: str
+) -> None:
+    run_id = str(uuid.uuid4())
+    body = {"plan": _one_step("fn(lambda s: s)"), "state": None, "options": {"bogus": 1}}
+    message = {"run_id": run_id, "queue": queue, "body": body}
+    client.ledger.run_queued(
+        run_id, engine_id=None, plan_id=None, workflow=None, input_state=None,
+        outbox=(queue, orjson.dumps(message)),
+    )  # fmt: skip
+    publish(make_app(broker, [queue]), run_id, queue, body)
+    client.ledger.outbox_published(run_id)
+    outcome = client.wait(run_id, timeout=60)
+    assert (outcome.reason, outcome.error["name"]) == ("exception", "WorkerStartError")
+    assert "bogus" in outcome.error["message"]

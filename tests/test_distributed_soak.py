@@ -98,6 +98,7 @@ def test_a_thousand_runs_all_end_once_while_workers_keep_dying(
     assert len(kills) >= 3, kills
     for run_id, _, attempt in outcomes:
         counts = effects.counts(run_id)
+        # Every step ran; none more than once per delivery (the exact rule, that a recorded
+        # step never runs again, is checked window by window in test_distributed_chaos.py).
         assert set(counts) == {"a", "b"}
-        # Each delivery after the first may repeat only the step it found in flight.
-        assert sum(counts.values()) <= 2 + (attempt - 1), (run_id, counts, attempt)
+        assert max(counts.values()) <= attempt, (run_id, counts, attempt)

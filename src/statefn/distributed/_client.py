@@ -142,7 +142,9 @@ class Client:
             pause = min(pause * 2, _POLL_S[1])
 
     def close(self) -> None:
-        """Close the ledger connection."""
+        """Close the connections to the broker and the ledger."""
+        for app in self._apps.values():
+            app.close()
         self._ledger.close()
 
     def __enter__(self) -> Client:

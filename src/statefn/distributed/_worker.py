@@ -32,7 +32,7 @@ from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_shutting_down
 
-from statefn._errors import ExitError, LedgerError, StatefnError
+from statefn._errors import ExitError, LedgerError, WorkerStartError
 from statefn.engine import Engine, RunHandle, RunOutcome
 from statefn.ledger import StaleAttemptError
 from statefn.ledger import open as open_ledger
@@ -162,36 +162,43 @@ class Worker:
             claim = self.ledger.claim(
                 run_id, self.owner, lease_s=self.settings.lease_s, take_over=redelivered
             )
+            if claim.kind == "run" and claim.deliveries > self.settings.max_deliveries:
+                self._end_poison(run_id, claim.attempt)
+                raise Reject("poison run", requeue=False)
+            if claim.kind == "run":
+                self._work(run_id, body, claim.attempt)
         except LedgerError as error:
+            # Nothing is acknowledged that the ledger has not finished: another delivery will.
             _log.error("Run %s goes back to the broker: %s", run_id, error)
             time.sleep(1.0)  # not at once into the arms of the same unreachable ledger
             raise Reject(str(error), requeue=True) from None
         if claim.kind == "unknown":
             _log.error("Run %s is not in the ledger %s: message dropped", run_id, self.ledger.url)
-            return
-        if claim.kind == "finished":
+        elif claim.kind == "finished":
             _log.info("Run %s has already ended: a duplicate delivery, dropped", run_id)
-            return
-        if claim.kind == "held":
+        elif claim.kind == "held":
             raise task.retry(countdown=max(1.0, claim.wait_s), max_retries=None)
-        if claim.deliveries > self.settings.max_deliveries:
-            self._end_poison(run_id, claim.attempt)
-            raise Reject("poison run", requeue=False)
-        _log.info("Run %s: attempt %d on %s", run_id, claim.attempt, self.owner)
+
+    def _work(self, run_id: str, body: dict[str, Any], attempt: int) -> None:
+        """Run the claimed run to its final reason in the ledger."""
+        _log.info("Run %s: attempt %d on %s", run_id, attempt, self.owner)
         try:
             handle = self.engine.submit(
                 body["plan"],
                 body["state"],
                 run_id,
-                attempt=claim.attempt,
+                attempt=attempt,
                 resume=self.ledger.completed_steps(run_id),
                 **body["options"],
             )
-        except StatefnError as error:
-            outcome = RunOutcome(run_id, error.severity, None, error.to_dict(), 0.0)
+        except Exception as error:  # a message this worker cannot run: the run still ends
+            failure = WorkerStartError(
+                f"The worker could not start the run: {type(error).__name__}: {error}"
+            )
+            outcome = RunOutcome(run_id, failure.severity, None, failure.to_dict(), 0.0)
         else:
-            outcome = self._follow(handle, run_id, claim.attempt)
-        self._record_final(run_id, claim.attempt, outcome)
+            outcome = self._follow(handle, run_id, attempt)
+        self._record_final(run_id, attempt, outcome)
 
     def _follow(self, handle: RunHandle, run_id: str, attempt: int) -> RunOutcome:
         """Wait for the run, renewing its lease; cancel it if another attempt took it; hand
