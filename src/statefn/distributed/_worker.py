@@ -182,15 +182,12 @@ class Worker:
     def _work(self, run_id: str, body: dict[str, Any], attempt: int) -> None:
         """Run the claimed run to its final reason in the ledger."""
         _log.info("Run %s: attempt %d on %s", run_id, attempt, self.owner)
+        completed = self.ledger.completed_steps(run_id)
         try:
             handle = self.engine.submit(
-                body["plan"],
-                body["state"],
-                run_id,
-                attempt=attempt,
-                resume=self.ledger.completed_steps(run_id),
+                body["plan"], body["state"], run_id, attempt=attempt, resume=completed,
                 **body["options"],
-            )
+            )  # fmt: skip
         except Exception as error:  # a message this worker cannot run: the run still ends
             failure = WorkerStartError(
                 f"The worker could not start the run: {type(error).__name__}: {error}"
