@@ -52,8 +52,8 @@ def _queued(book: ledger.Ledger, run_id: str = "r1", queue: str = "q") -> str:
 def test_a_superseded_attempt_cannot_record_anything(ledger_url: str) -> None:
     with ledger.open(ledger_url) as book:
         run_id = _queued(book)
-        first = book.claim(run_id, "w1", lease_s=30, take_over=False)
-        second = book.claim(run_id, "w2", lease_s=30, take_over=True)
+        first = _expired_claim(book, run_id)
+        second = book.claim(run_id, "w2", lease_s=30)
         assert (first.kind, first.attempt, second.kind, second.attempt) == ("run", 1, "run", 2)
         stale_writes = [
             lambda: book.run_started(run_id, attempt=1),
@@ -76,35 +76,35 @@ def test_a_superseded_attempt_cannot_record_anything(ledger_url: str) -> None:
         assert book.run(run_id).reason == "success"
 
 
-def test_a_live_lease_holds_off_a_duplicate_delivery_but_not_a_redelivery(
-    ledger_url: str,
-) -> None:
+def _expired_claim(book: ledger.Ledger, run_id: str) -> ledger.Claim:
+    """A claim by w1 whose lease has run out (as if w1 died)."""
+    claim = book.claim(run_id, "w1", lease_s=0.01)
+    time.sleep(0.05)
+    return claim
+
+
+def test_a_live_lease_holds_off_another_delivery_until_it_expires(ledger_url: str) -> None:
     with ledger.open(ledger_url) as book:
         run_id = _queued(book)
-        book.claim(run_id, "w1", lease_s=30, take_over=False)
-        held = book.claim(run_id, "w2", lease_s=30, take_over=False)
+        book.claim(run_id, "w1", lease_s=30)
+        held = book.claim(run_id, "w2", lease_s=30)
         assert held.kind == "held" and 25 < held.wait_s <= 30 and held.attempt == 1
-        taken = book.claim(run_id, "w2", lease_s=30, take_over=True)
+        assert book.claim(run_id, "w1", lease_s=30).kind == "run"  # its own holder may
+        other = _queued(book, "r2")
+        _expired_claim(book, other)
+        taken = book.claim(other, "w2", lease_s=30)
         assert (taken.kind, taken.attempt, taken.deliveries) == ("run", 2, 2)
-
-
-def test_an_expired_lease_is_claimed_without_a_redelivery(ledger_url: str) -> None:
-    with ledger.open(ledger_url) as book:
-        run_id = _queued(book)
-        book.claim(run_id, "w1", lease_s=0.01, take_over=False)
-        time.sleep(0.05)
-        assert book.claim(run_id, "w2", lease_s=30, take_over=False).kind == "run"
 
 
 def test_a_finished_run_is_a_duplicate_and_an_unknown_run_is_unknown(ledger_url: str) -> None:
     with ledger.open(ledger_url) as book:
         run_id = _queued(book)
-        claim = book.claim(run_id, "w1", lease_s=30, take_over=False)
+        claim = book.claim(run_id, "w1", lease_s=30)
         book.run_finished(
             run_id, reason="fail", state=None, error=None, duration_ms=1, attempt=claim.attempt
         )
-        assert book.claim(run_id, "w2", lease_s=30, take_over=True).kind == "finished"
-        assert book.claim("nope", "w2", lease_s=30, take_over=True).kind == "unknown"
+        assert book.claim(run_id, "w2", lease_s=30).kind == "finished"
+        assert book.claim("nope", "w2", lease_s=30).kind == "unknown"
 
 
 def test_a_handed_back_run_does_not_count_as_a_delivery_and_fences_its_attempt(
@@ -112,7 +112,7 @@ def test_a_handed_back_run_does_not_count_as_a_delivery_and_fences_its_attempt(
 ) -> None:
     with ledger.open(ledger_url) as book:
         run_id = _queued(book)
-        claim = book.claim(run_id, "w1", lease_s=30, take_over=False)
+        claim = book.claim(run_id, "w1", lease_s=30)
         assert book.release(run_id, claim.attempt) is True
         record = rows_of(book, run_id)
         assert (record["status"], record["deliveries"]) == ("queued", 0)
@@ -121,7 +121,7 @@ def test_a_handed_back_run_does_not_count_as_a_delivery_and_fences_its_attempt(
                 run_id, reason="cancel", state=None, error=None, duration_ms=1,
                 attempt=claim.attempt,
             )  # fmt: skip
-        again = book.claim(run_id, "w2", lease_s=30, take_over=False)
+        again = book.claim(run_id, "w2", lease_s=30)
         assert (again.kind, again.attempt, again.deliveries) == ("run", 3, 1)
 
 
@@ -138,7 +138,7 @@ def test_distributed_runs_are_never_marked_lost_when_their_engine_is_gone(
     with ledger.open(ledger_url) as book:
         book.register_engine("gone", "host", 1)
         run_id = _queued(book)
-        claim = book.claim(run_id, "w1", lease_s=30, take_over=False)
+        claim = book.claim(run_id, "w1", lease_s=30)
         book.run_started(run_id, attempt=claim.attempt, engine_id="gone")
         book.run_queued("local", engine_id="gone", plan_id=None, workflow="w", input_state=None)
         book.retire_engine("gone")
@@ -157,7 +157,7 @@ def test_the_outbox_holds_a_message_until_it_is_published_or_its_run_claimed(
         ]  # fmt: skip
         assert book.outbox_pending(older_than_s=60) == []
         book.outbox_published(first)
-        book.claim(second, "w1", lease_s=30, take_over=False)
+        book.claim(second, "w1", lease_s=30)
         assert book.outbox_pending(older_than_s=0) == []
 
 
@@ -192,7 +192,7 @@ def test_a_resumed_run_takes_recorded_outputs_and_runs_only_the_rest(tmp_path: P
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     with ledger.open(url) as book:
         run_id = _queued(book)
-        claim = book.claim(run_id, "w1", lease_s=30, take_over=False)
+        claim = book.claim(run_id, "w1", lease_s=30)
         book.step_started(run_id, "a", "a", input_state=b"{}", attempt=claim.attempt)
         book.step_finished(
             run_id, "a", reason="success", output_state=b'{"data": {"go": 7}}',
@@ -217,8 +217,8 @@ def test_an_engine_run_for_a_superseded_attempt_records_nothing_more(tmp_path: P
     plan = {"workflow": {"steps": [{"id": "a", "expression": "fn(lambda s: s)"}]}}
     with ledger.open(url) as book:
         run_id = _queued(book)
-        book.claim(run_id, "w1", lease_s=30, take_over=False)
-        book.claim(run_id, "w2", lease_s=30, take_over=True)
+        _expired_claim(book, run_id)
+        book.claim(run_id, "w2", lease_s=30)
         with Engine(workers=1, ledger=url) as engine:
             outcome = engine.submit(plan, run_id=run_id, attempt=1).result(timeout=60)
         assert outcome.reason == "success"

@@ -45,6 +45,14 @@ run was aborted (crash, kill, exception, cancel, lost)
 """
 
 _EXIT_BY_REASON = {"success": ExitCode.OK, "fail": ExitCode.STEP_FAILED}
+# --log LEVEL as the worker's log level.
+_CELERY_LEVELS = {
+    "none": "CRITICAL",
+    "error": "ERROR",
+    "warn": "WARNING",
+    "info": "INFO",
+    "debug": "DEBUG",
+}
 
 
 def add_distributed_parsers(
@@ -82,9 +90,9 @@ def add_distributed_parsers(
                         help="kill a run after this many milliseconds (300000)")  # fmt: skip
     worker.add_argument("--grace", type=_positive_int, default=30, metavar="S",
                         help="on SIGTERM, seconds runs in flight may take to finish (30)")  # fmt: skip
-    worker.add_argument("--lease", type=_positive_int, default=30, metavar="S",
-                        help="a run's lease, renewed every third of it; a duplicate message "
-                        "waits for it to expire (30)")  # fmt: skip
+    worker.add_argument("--lease", type=_positive_int, default=15, metavar="S",
+                        help="a run's lease, renewed every third of it: a run whose worker "
+                        "died resumes elsewhere once it expires (15)")  # fmt: skip
     worker.add_argument("--visibility-timeout", type=_positive_int, default=3600, metavar="S",
                         help="Redis only: seconds before a message not acknowledged is given "
                         "to another worker; keep it above your longest run (3600)")  # fmt: skip
@@ -157,6 +165,7 @@ def worker_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         lease_s=args.lease,
         max_deliveries=args.max_deliveries,
         visibility_timeout_s=args.visibility_timeout,
+        log_level=_CELERY_LEVELS[args.log],
     )
     try:
         worker = Worker(settings)

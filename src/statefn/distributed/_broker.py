@@ -26,7 +26,6 @@ __all__ = [
     "TASK_NAME",
     "BrokerError",
     "check_broker",
-    "is_amqp",
     "make_app",
     "publish",
 ]
@@ -50,8 +49,7 @@ class BrokerError(StatefnError):
     severity = "exception"
 
 
-def is_amqp(broker: str) -> bool:
-    """Whether ``broker`` is RabbitMQ (``amqp://``), not Redis."""
+def _is_amqp(broker: str) -> bool:
     return broker.split("://", 1)[0].lower() in ("amqp", "amqps", "pyamqp")
 
 
@@ -81,7 +79,7 @@ def make_app(
     broker: str, queues: Sequence[str], *, visibility_timeout_s: float | None = None
 ) -> Celery:
     """A Celery app on ``broker`` that knows ``queues``."""
-    amqp = is_amqp(broker)
+    amqp = _is_amqp(broker)
     options: dict[str, Any] = {"confirm_publish": True}
     if not amqp:
         visibility = visibility_timeout_s or REDIS_VISIBILITY_TIMEOUT_S
@@ -121,7 +119,7 @@ def check_broker(app: Celery) -> None:
             connection.ensure_connection(
                 max_retries=1, interval_start=0, timeout=_CONNECT_TIMEOUT_S
             )
-            if is_amqp(url):
+            if _is_amqp(url):
                 _declare_dead_letters(connection, app)
     except Exception as error:
         detail = mask_url(

@@ -37,7 +37,7 @@ from statefn.engine import Engine, RunHandle, RunOutcome
 from statefn.ledger import StaleAttemptError
 from statefn.ledger import open as open_ledger
 
-from ._broker import TASK_NAME, check_broker, is_amqp, make_app, publish
+from ._broker import TASK_NAME, check_broker, make_app, publish
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -60,9 +60,10 @@ class WorkerSettings:
     memory_limit_mb: float | None = 500
     run_timeout_ms: float | None = 300_000
     grace_s: float = 30.0
-    lease_s: float = 30.0
+    lease_s: float = 15.0
     max_deliveries: int = 3
     visibility_timeout_s: float | None = None
+    log_level: str = "INFO"  # of the worker's own log (Celery's and statefn's), on stderr
 
 
 class Worker:
@@ -86,11 +87,6 @@ class Worker:
             self.ledger.close()
             raise
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.engine.id[:8]}"
-        # RabbitMQ redelivers a message only once the connection that held it has closed:
-        # the last holder is gone, and its lease may be taken over at once. Redis gives a
-        # message out again after its visibility timeout even to a live holder, so there
-        # only an expired lease is taken over.
-        self._trust_redelivery = is_amqp(settings.broker)
         self._draining_since: float | None = None
         self._stop = threading.Event()
         worker = self
@@ -114,7 +110,7 @@ class Worker:
             without_gossip=True,
             without_mingle=True,
             without_heartbeat=True,
-            loglevel="INFO",
+            loglevel=self.settings.log_level,
         )
         try:
             celery_worker.start()
@@ -155,13 +151,8 @@ class Worker:
 
     def deliver(self, task: Task, run_id: str, body: dict[str, Any]) -> None:
         """Work on one delivery of run ``run_id`` (see the module's docstring)."""
-        redelivered = self._trust_redelivery and bool(
-            (task.request.delivery_info or {}).get("redelivered")
-        )
         try:
-            claim = self.ledger.claim(
-                run_id, self.owner, lease_s=self.settings.lease_s, take_over=redelivered
-            )
+            claim = self.ledger.claim(run_id, self.owner, lease_s=self.settings.lease_s)
             if claim.kind == "run" and claim.deliveries > self.settings.max_deliveries:
                 self._end_poison(run_id, claim.attempt)
                 raise Reject("poison run", requeue=False)

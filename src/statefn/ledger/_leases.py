@@ -44,10 +44,10 @@ class Claim:
 class Leases(LedgerReader):
     """The ledger's writes for distributed workers."""
 
-    def claim(self, run_id: str, owner: str, *, lease_s: float, take_over: bool) -> Claim:
+    def claim(self, run_id: str, owner: str, *, lease_s: float) -> Claim:
         """Claim the run for ``owner`` for ``lease_s`` seconds, unless it is finished or
-        (without ``take_over``) another owner's lease has not expired. ``take_over`` is for
-        a delivery that the broker says it delivered before: the last holder is gone."""
+        another owner's lease has not expired (its holder may be alive: a broker that gives
+        a message out again does not prove its last holder dead)."""
         lock = " FOR UPDATE" if self._db.url.dialect == "postgresql" else ""
         with self._db.transaction():
             rows = self._db.rows(
@@ -60,7 +60,7 @@ class Leases(LedgerReader):
             status, attempt, deliveries, holder, until = rows[0]
             if status in FINAL_REASONS:
                 return Claim("finished", attempt, deliveries)
-            if not take_over and holder not in (None, owner) and until > now():
+            if holder not in (None, owner) and until > now():
                 left = datetime.fromisoformat(until) - datetime.fromisoformat(now())
                 return Claim("held", attempt, deliveries, wait_s=left.total_seconds())
             self._db.execute(
