@@ -550,11 +550,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     ),
     # metaclasses and class factories: classes made from names chosen at run time
     ("type-of-a-class", "M = type(int)", Forbidden(TYPE_OF_CLASS)),
-    (
-        "type-of-an-abc",
-        "import collections\nM = type(collections.UserDict)",
-        Forbidden(TYPE_OF_CLASS),
-    ),
+    ("type-of-an-abc", "import collections\nM = type(collections.UserDict)", Forbidden(TYPE_OF_CLASS)),
     ("type-of-an-enum", "import re\nM = type(re.RegexFlag)", Forbidden(TYPE_OF_CLASS)),
     ("type-of-type-of-value", "M = type(type(1))", Forbidden(TYPE_OF_CLASS)),
     (
@@ -595,10 +591,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "enum-attribute-of-uuid",
         "import uuid\nfn(lambda s: uuid.Enum)",
-        Fails(
-            AttributeError,
-            "module 'uuid' has no attribute 'Enum': the sandbox removes it from jobs",
-        ),
+        Fails(AttributeError, "module 'uuid' has no attribute 'Enum': the sandbox removes it from jobs"),
     ),
     (
         "enum-functional-api-on-populated-enum",
@@ -696,11 +689,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
         Refused(TOO_COMPLEX),
     ),
     ("deep-unary", "x = " + "-" * 100_000 + "1", Refused(TOO_COMPLEX)),
-    (
-        "deep-parentheses",
-        "x = " + "(" * 5000 + "1" + ")" * 5000,
-        Refused("SyntaxError: too many nested parentheses"),
-    ),
+    ("deep-parentheses", "x = " + "(" * 5000 + "1" + ")" * 5000, Refused("SyntaxError: too many nested parentheses")),
     ("null-byte", "x = 1\0", Refused("SyntaxError: source code string cannot contain null bytes")),
     (
         "lone-surrogate",
@@ -739,10 +728,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "zoneinfo-tzpath",
         "import zoneinfo\nfn(lambda s: {**s, 'p': zoneinfo.TZPATH})",
-        Fails(
-            AttributeError,
-            "module 'zoneinfo' has no attribute 'TZPATH': the sandbox removes it from jobs",
-        ),
+        Fails(AttributeError, "module 'zoneinfo' has no attribute 'TZPATH': the sandbox removes it from jobs"),
     ),
     (
         "zoneinfo-key-traversal",
@@ -760,10 +746,7 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     (
         "datetime-capsule",
         "import datetime\nfn(lambda s: datetime.datetime_CAPI)",
-        Fails(
-            AttributeError,
-            "module 'datetime' has no attribute 'datetime_CAPI': the sandbox removes it from jobs",
-        ),
+        Fails(AttributeError, "module 'datetime' has no attribute 'datetime_CAPI': the sandbox removes it from jobs"),
     ),
     # lambda defaults
     ("lambda-default-builtins", "fn(lambda s, b=__builtins__: s)", underscore_name("__builtins__")),
@@ -1026,14 +1009,8 @@ def test_a_run_cannot_seed_the_random_generator_of_the_process() -> None:
 def test_two_runs_do_not_share_a_random_generator() -> None:
     seeded = "import random\nx = random.seed(7)\nfn(lambda s: s)"
     draw = "import random\nfn(lambda s: {**s, 'x': random.random()})"
-    plan = {
-        "workflow": {
-            "steps": [
-                {"id": "a", "expression": seeded, "next": "b"},
-                {"id": "b", "expression": draw},
-            ]
-        }
-    }
+    plan = {"workflow": {"steps": [{"id": "a", "expression": seeded, "next": "b"},
+                                   {"id": "b", "expression": draw}]}}
     assert statefn.run(plan)["x"] != random_after_seed(7)
 
 
@@ -1046,7 +1023,7 @@ def random_after_seed(seed: int) -> float:
 # -- masking: every form a secret takes when printed ------------------------------------------
 
 HOSTILE_SECRETS = [
-    'it\'s-a-"secret"',
+    "it's-a-\"secret\"",
     "back\\slash-secret",
     "tab\tand\nnewline-secret",
     "pässwörd-sécret",
@@ -1075,9 +1052,7 @@ def test_a_printed_secret_is_masked_in_every_form(secret: str, shown: str) -> No
     statefn.run(
         job,
         {"data": {}, "configuration": {"token": secret}},
-        on_event=lambda name, payload: (
-            messages.append(payload["message"]) if name == "log" else None
-        ),
+        on_event=lambda name, payload: messages.append(payload["message"]) if name == "log" else None,
     )
     assert len(messages) == 1
     assert "***" in messages[0]
@@ -1095,15 +1070,14 @@ get('/x')
 """
 
 
-@pytest.mark.parametrize(
-    "path", ["/nonexistent/ca.pem", "/etc/hostname", "/etc", "/proc/self/environ"]
-)
+@pytest.mark.parametrize("path", ["/nonexistent/ca.pem", "/etc/hostname", "/etc", "/proc/self/environ"])
 def test_http_tls_paths_do_not_tell_whether_a_file_exists(path: str) -> None:
     plan = {"workflow": {"steps": [{"id": "probe", "adaptors": ["http"], "expression": TLS_PROBE}]}}
     result = statefn.run(plan, {"data": {"path": path}})
     record = result["errors"]["probe"]
     assert record["message"] == (
-        "Could not load the TLS files named in configuration tls: each must be a readable PEM file"
+        "Could not load the TLS files named in configuration tls: each must be a readable "
+        "PEM file"
     )
     assert "details" not in record or path not in str(record["details"])
 
@@ -1134,51 +1108,15 @@ def test_an_edge_condition_counts_against_its_steps_timeout() -> None:
 # -- property: no combination of allowed constructs reaches the interpreter ----------------
 
 _NAMES = [
-    "gi_frame",
-    "gi_code",
-    "f_back",
-    "f_globals",
-    "f_builtins",
-    "tb_frame",
-    "co_code",
-    "cr_frame",
-    "ag_frame",
-    "mro",
-    "register",
-    "format",
-    "format_map",
-    "real",
-    "args",
-    "__class__",
-    "__globals__",
-    "__self__",
-    "__dict__",
-    "__subclasses__",
-    "__bases__",
-    "__builtins__",
-    "__closure__",
-    "__func__",
-    "__code__",
-    "__traceback__",
+    "gi_frame", "gi_code", "f_back", "f_globals", "f_builtins", "tb_frame", "co_code",
+    "cr_frame", "ag_frame", "mro", "register", "format", "format_map", "real", "args",
+    "__class__", "__globals__", "__self__", "__dict__", "__subclasses__", "__bases__",
+    "__builtins__", "__closure__", "__func__", "__code__", "__traceback__",
 ]
 _SUBJECTS = [
-    "gen",
-    "(lambda: 0)",
-    "fn",
-    "print",
-    "console",
-    "S",
-    "json",
-    "int",
-    "''",
-    "'{0}'",
-    "Exception()",
-    "type(gen)",
-    "decimal.getcontext()",
-    "collections.UserString('x')",
-    "re.compile('a')",
-    "datetime.datetime(2020, 1, 1)",
-    "iter([1])",
+    "gen", "(lambda: 0)", "fn", "print", "console", "S", "json", "int", "''", "'{0}'",
+    "Exception()", "type(gen)", "decimal.getcontext()", "collections.UserString('x')",
+    "re.compile('a')", "datetime.datetime(2020, 1, 1)", "iter([1])",
 ]
 _TEMPLATES = ["{0!s:.1}", "{0.__class__}", "{0.gi_frame}", "{0[0]}", "{x.real}", "{0:{1.real}}"]
 _PRELUDE = (
@@ -1221,11 +1159,8 @@ def job_steps(draw: Any) -> str:
 @st.composite
 def hostile_jobs(draw: Any) -> str:
     steps = draw(st.lists(job_steps(), min_size=1, max_size=3))
-    body = "\n".join(
-        f"try:\n    {line.replace(chr(10), chr(10) + '    ')}\n"
-        "    found.append(x)\nexcept Exception:\n    pass"
-        for line in steps
-    )
+    body = "\n".join(f"try:\n    {line.replace(chr(10), chr(10) + '    ')}\n"
+                     "    found.append(x)\nexcept Exception:\n    pass" for line in steps)
     return _PRELUDE + body + "\nfn(lambda s: {**s, 'found': found})\n"
 
 
@@ -1292,8 +1227,7 @@ fn(boom)
 def test_an_error_class_with_a_library_str_is_read_without_job_code() -> None:
     lines: list[Any] = []
     result = statefn.run(
-        STRING_ERROR,
-        on_event=lambda name, payload: lines.append(payload) if name == "log" else None,
+        STRING_ERROR, on_event=lambda name, payload: lines.append(payload) if name == "log" else None
     )
     assert result["errors"]["job-1"]["message"] == "raised by the job"
     assert lines == []

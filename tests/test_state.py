@@ -358,7 +358,8 @@ def test_job_operation_returning_a_non_dict_is_named_as_the_job_writes_it() -> N
     result = statefn.run("total = 1\n\nfn(lambda state: total)\n")
     record = result["errors"]["job-1"]
     assert record["message"] == (
-        "TypeError: operation 1 (fn(lambda state: total), line 3) returned int, not a state dict"
+        "TypeError: operation 1 (fn(lambda state: total), line 3) returned int, "
+        "not a state dict"
     )
     assert record["pos"] == {"line": 3, "column": 1, "src": "fn(lambda state: total)"}
 
