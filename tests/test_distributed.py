@@ -89,7 +89,7 @@ def test_a_live_lease_holds_off_another_delivery_until_it_expires(ledger_url: st
         book.claim(run_id, "w1", lease_s=30)
         held = book.claim(run_id, "w2", lease_s=30)
         assert held.kind == "held" and 25 < held.wait_s <= 30 and held.attempt == 1
-        assert book.claim(run_id, "w1", lease_s=30).kind == "run"  # its own holder may
+        assert book.claim(run_id, "w1", lease_s=30).kind == "held"  # even for its holder
         other = _queued(book, "r2")
         _expired_claim(book, other)
         taken = book.claim(other, "w2", lease_s=30)

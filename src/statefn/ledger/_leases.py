@@ -45,9 +45,10 @@ class Leases(LedgerReader):
     """The ledger's writes for distributed workers."""
 
     def claim(self, run_id: str, owner: str, *, lease_s: float) -> Claim:
-        """Claim the run for ``owner`` for ``lease_s`` seconds, unless it is finished or
-        another owner's lease has not expired (its holder may be alive: a broker that gives
-        a message out again does not prove its last holder dead)."""
+        """Claim the run for ``owner`` for ``lease_s`` seconds, unless it is finished or its
+        lease has not expired: its holder may be alive (a broker that gives a message out
+        again does not prove its last holder dead), and may be this same worker, which the
+        broker handed the message again after a reconnection."""
         lock = " FOR UPDATE" if self._db.url.dialect == "postgresql" else ""
         with self._db.transaction():
             rows = self._db.rows(
@@ -60,7 +61,7 @@ class Leases(LedgerReader):
             status, attempt, deliveries, holder, until = rows[0]
             if status in FINAL_REASONS:
                 return Claim("finished", attempt, deliveries)
-            if holder not in (None, owner) and until > now():
+            if holder is not None and until > now():
                 left = datetime.fromisoformat(until) - datetime.fromisoformat(now())
                 return Claim("held", attempt, deliveries, wait_s=left.total_seconds())
             self._db.execute(
