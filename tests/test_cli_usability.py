@@ -70,7 +70,7 @@ def test_misspelt_command_suggests_the_command(statefn: Run) -> None:
     assert result.returncode == 2
     assert result.stderr.endswith(
         "statefn: error: argument COMMAND: invalid choice: 'rn'; did you mean 'run'? "
-        "(choose from run, compile, validate, repo, docs, runs, serve, test)\n"
+        "(choose from run, compile, validate, repo, docs, runs, serve, worker, submit, test)\n"
     )
 
 

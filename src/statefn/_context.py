@@ -13,12 +13,16 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["RunContext", "current_run", "run_resource"]
+__all__ = ["RunContext", "current_run", "idempotency_key", "run_resource"]
 
 T = TypeVar("T")
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
     "statefn_run", default=None
+)
+# The key of the step run whose operation is executing (such as ``post-1``).
+_step_key: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "statefn_step_key", default=None
 )
 
 
@@ -72,5 +76,18 @@ def run_resource(key: str, factory: Callable[[], T]) -> T:
     return run.resource(key, factory)
 
 
-def enter_run(run: RunContext) -> contextvars.Token[RunContext | None]:
+def idempotency_key() -> str | None:
+    """A stable key for the step run whose operation is executing: ``run_id:step_key``
+    (such as ``3f2a…:post-1``), or None outside a step.
+
+    It is the same each time the step run is attempted, also when a distributed worker
+    runs a step again after another worker died in it: send it to services that drop
+    repeated requests (the http adaptor does, as ``Idempotency-Key``, when the step's
+    configuration sets ``"idempotency": true``)."""
+    run, key = _current.get(), _step_key.get()
+    return None if run is None or key is None else f"{run.run_id}:{key}"
+
+
+def enter_run(run: RunContext, step_key: str | None = None) -> contextvars.Token[RunContext | None]:
+    _step_key.set(step_key)
     return _current.set(run)

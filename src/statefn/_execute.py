@@ -54,8 +54,14 @@ async def _call(function: Callable[..., Any], *args: Any) -> Any:
 class Run:
     """One execution of a plan: its id, options, events, workers and linked adaptors."""
 
-    def __init__(self, plan: Plan, options: RunOptions, loop: asyncio.AbstractEventLoop) -> None:
-        self.id = os.urandom(16).hex()
+    def __init__(
+        self,
+        plan: Plan,
+        options: RunOptions,
+        loop: asyncio.AbstractEventLoop,
+        run_id: str | None = None,
+    ) -> None:
+        self.id = run_id or os.urandom(16).hex()
         self.loop = loop
         self.plan = plan
         self.options = options
@@ -84,6 +90,10 @@ class Run:
         # told when the input state is its own.
         self.step_observer: Callable[[str, str, State], None] | None = None
         self.leaf_keys: list[str] = []
+        # Step runs that completed in an earlier delivery of this run, by key, with their
+        # recorded output states: the walk takes those outputs instead of running the steps
+        # again (their edges are evaluated as usual). A distributed worker's resume.
+        self.completed: dict[str, State] = {}
         # True when the input state was just decoded from JSON for this run alone (in an
         # engine worker): nothing else holds it and it is plain JSON, so it is not copied.
         self.owns_input = False
@@ -192,9 +202,14 @@ class Run:
                 while queue and len(running) < self.concurrency:
                     step_id, state = queue.popleft()
                     key = self._key(step_id)
-                    if self.step_observer is not None:
-                        self.step_observer(step_id, key, state)
-                    task = asyncio.ensure_future(self._step(self.plan.steps[step_id], state))
+                    step = self.plan.steps[step_id]
+                    if key in self.completed:
+                        work = self._recorded(step, key, self.completed.pop(key))
+                    else:
+                        if self.step_observer is not None:
+                            self.step_observer(step_id, key, state)
+                        work = self._step(step, state, key)
+                    task = asyncio.ensure_future(work)
                     running[task] = (step_id, key, started)
                     started += 1
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -272,11 +287,17 @@ class Run:
             text, step_id=step.id, details={"condition": edge.condition, "target": edge.target}
         )
 
-    async def _step(self, step: Step, state: State) -> StepResult:
+    async def _recorded(self, step: Step, key: str, output: State) -> StepResult:
+        """A step run that completed before: its recorded output, routed as usual."""
+        self.logger.info("Step %s completed in an earlier delivery: resuming after it", key)
+        with step_context(step.id):
+            return StepResult(output, self.route(step, output), None)
+
+    async def _step(self, step: Step, state: State, key: str) -> StepResult:
         with step_context(step.id):
             if step.is_trigger:
                 return StepResult(state, self.route(step, state), None)
-            return await StepRun(self, step).execute(state)
+            return await StepRun(self, step, key).execute(state)
 
     # -- what a step needs from the run ---------------------------------------------------
 

@@ -89,9 +89,10 @@ class StepResult:
 class StepRun:
     """The life of one step."""
 
-    def __init__(self, run: Run, step: Step) -> None:
+    def __init__(self, run: Run, step: Step, key: str) -> None:
         self.run = run
         self.step = step
+        self.key = key
         self.label = f"{step.name} ({step.id})" if step.name else step.id
         self._announced = False
         self._ended = False
@@ -123,7 +124,7 @@ class StepRun:
         work = self._routed(self._work(worker, state, console, classifier, settings, started))
         try:
             if worker is None:
-                outcome = await _within(run, console, work)
+                outcome = await _within(run, self.key, console, work)
             else:
                 outcome = await self._on_worker(worker, work, console, started)
         except StepTimeoutError as timeout:
@@ -147,7 +148,7 @@ class StepRun:
     ) -> OperationsOutcome:
         """Hand the step's work to its worker and wait for it, within the step's timeout."""
         run = self.run
-        future = asyncio.wrap_future(worker.submit(_within(run, console, work)))
+        future = asyncio.wrap_future(worker.submit(_within(run, self.key, console, work)))
         try:
             outcome: OperationsOutcome = await asyncio.wait_for(future, run.timeout_s)
             return outcome
@@ -335,11 +336,11 @@ def _abandoned(worker: StepWorker | None) -> bool:
     return worker is not None and worker.abandoned
 
 
-async def _within(run: Run, console: JobConsole, work: Any) -> Any:
+async def _within(run: Run, key: str, console: JobConsole, work: Any) -> Any:
     """Run ``work`` with the run and the step's console visible to adaptor code, and a
     decimal context of its own: what job code does to ``decimal.getcontext()`` stays in
     the step, whichever thread (the host's own, inline) it runs on."""
-    enter_run(run.context)
+    enter_run(run.context, key)
     step_console.set(console)
     with decimal.localcontext(decimal.Context()):
         return await work

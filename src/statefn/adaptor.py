@@ -18,7 +18,8 @@ language's ``S.data.id``); ``resolve`` turns them into values, inside lists and 
 
 Also here: ``adaptor_error`` (an ``AdaptorError`` with JSON-safe details, to raise),
 ``log_line`` (a line in the job's log), ``run_resource`` (an object such as an HTTP
-client shared by one run's operations and closed when it ends) and ``current_run``.
+client shared by one run's operations and closed when it ends), ``current_run`` and
+``idempotency_key`` (stable across the attempts of a step run).
 The guide is ``docs/adaptors.md``.
 """
 
@@ -31,7 +32,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from ._context import current_run, run_resource
+from ._context import current_run, idempotency_key, run_resource
 from ._errors import AdaptorError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "adaptor_error",
     "compose_next_state",
     "current_run",
+    "idempotency_key",
     "is_operation_factory",
     "json_safe",
     "log_line",

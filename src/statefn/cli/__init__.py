@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
 from ._choices import positive_int as _positive_int
+from ._distributed import add_distributed_parsers
 from ._exits import CliError, ExitCode
 from ._runs import add_runs_parser
 from ._serve import add_serve_parser
@@ -311,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_docs(commands)
     add_runs_parser(commands, [_common_options()])
     add_serve_parser(commands, [_common_options(), _repo_option()])
+    add_distributed_parsers(commands, [_common_options()])
     commands.add_parser(
         "test", help="run a small built-in workflow to check the installation",
         description="Run a small built-in workflow and print its result: a check that "
@@ -380,6 +382,12 @@ def _dispatch(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         from ._serve import serve_command
 
         return serve_command(args, logs)
+    if args.command in ("worker", "submit"):
+        from ._distributed import submit_command, worker_command
+
+        return (
+            worker_command(args, logs) if args.command == "worker" else submit_command(args, logs)
+        )
     from ._selftest import selftest_command
 
     return selftest_command(args, logs)

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from ._exits import CliError, ExitCode
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ._logs import CliLogs
 
-__all__ = ["add_runs_parser", "runs_command"]
+__all__ = ["add_runs_parser", "print_logs", "runs_command"]
 
 _RUNS_EXAMPLES = """\
 examples:
@@ -210,7 +210,12 @@ def _show(book: Ledger, args: argparse.Namespace) -> None:
 
 
 def _logs(book: Ledger, args: argparse.Namespace) -> None:
-    run_id = book.find_run(args.run)
+    print_logs(book, book.find_run(args.run), follow=args.follow)
+
+
+def print_logs(book: Ledger, run_id: str, *, follow: bool, stream: TextIO | None = None) -> None:
+    """Print the run's log lines to ``stream`` (stdout); with ``follow``, until it ends."""
+    out = stream or sys.stdout
     after = 0
     while True:
         # Whether it had ended is read before the lines: every line written before the end
@@ -218,10 +223,10 @@ def _logs(book: Ledger, args: argparse.Namespace) -> None:
         ended = book.run(run_id).reason is not None
         for line in book.logs(run_id, after=after):
             step = f" [{line.step_id}]" if line.step_id else ""
-            print(f"{_when(line.time, precise=True)}{step} {line.level}: {line.message}")
+            print(f"{_when(line.time, precise=True)}{step} {line.level}: {line.message}", file=out)
             after = line.seq
-        sys.stdout.flush()
-        if ended or not args.follow:
+        out.flush()
+        if ended or not follow:
             return
         time.sleep(_POLL_S)
 

@@ -211,7 +211,7 @@ def _runner(
     from statefn.serve import BrokerRunner, EngineRunner
 
     if broker is not None:
-        from statefn.distributed import Client  # type: ignore[import-not-found]
+        from statefn.distributed import Client
 
         return BrokerRunner(Client(broker=broker, ledger=ledger_url), args.queue)
     from statefn.engine import Engine

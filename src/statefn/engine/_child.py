@@ -192,11 +192,12 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
     async def main() -> Any:
         settings = parse_options(options)
         plan = _as_plan(message["plan"], settings.default_step_id)
-        run = Run(plan, settings, asyncio.get_running_loop())
+        run = Run(plan, settings, asyncio.get_running_loop(), message.get("run_id"))
         if message["record_inputs"]:
             triggers.update((step.id, step.is_trigger) for step in plan.steps.values())
             run.step_observer = observe
         run.owns_input = message.get("input_owned", False)
+        run.completed = dict(message.get("resume") or {})
         run.prepare()
         result = await run.execute(message["state"])
         return run, result

@@ -15,7 +15,7 @@ from typing import Any
 
 from .._api import validate_plan
 from .._errors import CredentialLoadError, InputError
-from .._options import parse_options
+from .._options import RunOptions, parse_options
 from ._handle import RunHandle, RunOutcome
 from ._job import LOCAL_OPTIONS, Job, Recording, queued_fields
 from ._limits import MB
@@ -24,7 +24,7 @@ from ._protocol import NO_FRAME_LIMIT, encode_frame
 from ._recorder import Recorder
 from ._supervisor import EngineSettings, Supervisor
 
-__all__ = ["CROSSING_OPTIONS", "Engine"]
+__all__ = ["CROSSING_OPTIONS", "Engine", "checked_submission"]
 
 # The options of ``run`` that travel to the worker with the run.
 CROSSING_OPTIONS = frozenset(
@@ -69,6 +69,31 @@ def _environment(base_dir: Path) -> dict[str, str]:
         "TMPDIR": str(base_dir),
         "MALLOC_ARENA_MAX": "2",
     }
+
+
+def checked_submission(
+    plan: Any, state: Any, run_options: dict[str, Any], local: dict[str, Any]
+) -> tuple[dict[str, Any], RunOptions]:
+    """The normalised plan and the options of a run that goes to a worker process; raises
+    ``InputError`` for a plan, state or option that cannot go (``local``: the callables the
+    engine's process calls)."""
+    refused = sorted(set(run_options) - CROSSING_OPTIONS)
+    if refused:
+        raise InputError(
+            f"run option(s) {', '.join(refused)} cannot be used with the engine",
+            fix=f"Options that cross to the worker: {', '.join(sorted(CROSSING_OPTIONS))}; "
+            "credentials go to Engine(credentials=...).",
+        )
+    settings = parse_options({**run_options, **local})
+    normal = validate_plan(plan, default_step_id=settings.default_step_id)
+    if any(isinstance(step.get("expression"), list) for step in normal["workflow"]["steps"]):
+        raise InputError(
+            "a plan run by the engine needs job source: Python callables cannot cross "
+            "into a worker process"
+        )
+    if state is not None and not isinstance(state, dict):
+        raise InputError(f"the input state must be a dict, got {type(state).__name__}")
+    return normal, settings
 
 
 class Engine:
@@ -150,9 +175,21 @@ class Engine:
     # -- runs ------------------------------------------------------------------------------
 
     def submit(
-        self, plan: Any, state: Any = None, run_id: str | None = None, **run_options: Any
+        self,
+        plan: Any,
+        state: Any = None,
+        run_id: str | None = None,
+        *,
+        attempt: int | None = None,
+        resume: Mapping[str, Any] | None = None,
+        **run_options: Any,
     ) -> RunHandle:
         """Queue a run and return its handle at once.
+
+        ``attempt`` and ``resume`` are for distributed workers: the run ``run_id`` is
+        already in the engine's ledger, this delivery holds ``attempt`` (every write carries
+        it), and ``resume`` maps the keys of step runs that completed before to their
+        recorded output states (those steps do not run again).
 
         ``run_options`` are the options of ``run`` that can cross a process (see
         ``CROSSING_OPTIONS``), plus ``on_event``, ``logger`` and ``job_logger``, which are
@@ -162,22 +199,7 @@ class Engine:
         if self._closed:
             raise InputError("the engine is closed: submit runs before close()")
         local = {name: run_options.pop(name) for name in LOCAL_OPTIONS & set(run_options)}
-        refused = sorted(set(run_options) - CROSSING_OPTIONS)
-        if refused:
-            raise InputError(
-                f"run option(s) {', '.join(refused)} cannot be used with the engine",
-                fix=f"Options that cross to the worker: {', '.join(sorted(CROSSING_OPTIONS))}; "
-                "credentials go to Engine(credentials=...).",
-            )
-        settings = parse_options({**run_options, **local})
-        normal = validate_plan(plan, default_step_id=settings.default_step_id)
-        if any(isinstance(step.get("expression"), list) for step in normal["workflow"]["steps"]):
-            raise InputError(
-                "a plan run by the engine needs job source: Python callables cannot cross "
-                "into a worker process"
-            )
-        if state is not None and not isinstance(state, dict):
-            raise InputError(f"the input state must be a dict, got {type(state).__name__}")
+        normal, settings = checked_submission(plan, state, run_options, local)
         handle = RunHandle(run_id or str(uuid.uuid4()), self._cancel)
         linker = {**dict(run_options.get("linker") or {}), **self._linker}
         options = {**run_options, "linker": linker} if linker else run_options
@@ -200,6 +222,7 @@ class Engine:
                     "record_inputs": self._recorder is not None,
                     "work_dir": str(self._settings.base_dir / handle.id),
                     "engine_repo": self._linker.get("repo"),
+                    "resume": dict(resume or {}),
                 }
             )
         except TypeError as error:
@@ -213,10 +236,11 @@ class Engine:
         max_blob = int((limit * 2 + 64) * MB) if limit else NO_FRAME_LIMIT
         job = Job(handle, frame, max_blob, **local)
         if self._recorder is not None:
-            job.recording = Recording(self._recorder, handle.id)
-            handle.recorded = job.recording.queued(
-                **queued_fields(self.id, normal, state, self._settings.payload_limit_mb)
-            )
+            job.recording = Recording(self._recorder, handle.id, attempt)
+            if attempt is None:
+                handle.recorded = job.recording.queued(
+                    **queued_fields(self.id, normal, state, self._settings.payload_limit_mb)
+                )
         if failure is not None:
             job.finish(
                 RunOutcome(handle.id, failure.severity, None, failure.to_dict(), 0.0), None, 0

@@ -38,7 +38,7 @@ _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WAR
 
 
 def queued_fields(
-    engine_id: str, normal: dict[str, Any], state: Any, payload_limit_mb: float
+    engine_id: str | None, normal: dict[str, Any], state: Any, payload_limit_mb: float
 ) -> dict[str, Any]:
     """What ``Ledger.run_queued`` records of a run at submit (its configuration left out)."""
     visible = {key: value for key, value in (state or {}).items() if key != "configuration"}
@@ -68,11 +68,16 @@ def _unconfigured(blob: bytes | None, *, leaves: bool = False) -> bytes | None:
 
 
 class Recording:
-    """What the ledger learns of one run, written through the engine's ``Recorder``."""
+    """What the ledger learns of one run, written through the engine's ``Recorder``.
 
-    def __init__(self, recorder: Recorder, run_id: str) -> None:
+    With ``attempt`` (a distributed delivery of a run already in the ledger), every write
+    carries it, so that nothing is recorded once another delivery supersedes this one."""
+
+    def __init__(self, recorder: Recorder, run_id: str, attempt: int | None = None) -> None:
         self.recorder = recorder
         self.run_id = run_id
+        self.attempt = attempt
+        self._fence: dict[str, Any] = {} if attempt is None else {"attempt": attempt}
         # Events name a step by id; the ledger keys step runs (``z``, ``z-1``). With several
         # runs of one step, they end in the order they were queued (oldest first).
         self._open_keys: dict[str, collections.deque[str]] = {}
@@ -82,13 +87,18 @@ class Recording:
         return self.recorder.write_confirmed("run_queued", self.run_id, **fields)
 
     def started(self) -> None:
-        self.recorder.write("run_started", self.run_id)
+        if self.attempt is None:
+            self.recorder.write("run_started", self.run_id)
+        else:
+            self.recorder.write(
+                "run_started", self.run_id, engine_id=self.recorder.engine_id, **self._fence
+            )
 
     def step_input(self, step_id: str, key: str, blob: bytes | None, withheld: str | None) -> None:
         self._open_keys.setdefault(step_id, collections.deque()).append(key)
         self.recorder.write(
             "step_started", self.run_id, key, step_id,
-            input_state=_unconfigured(blob), input_withheld=withheld,
+            input_state=_unconfigured(blob), input_withheld=withheld, **self._fence,
         )  # fmt: skip
 
     def event(self, event: ArrivedEvent) -> None:
@@ -104,11 +114,12 @@ class Recording:
                 reason=reason, output_state=_unconfigured(event.blob),
                 output_withheld=event.withheld,
                 error=error, duration_ms=payload["duration_ms"], mem=payload.get("mem"),
+                **self._fence,
             )  # fmt: skip
         elif event.name == "log":
             self.recorder.write(
                 "log", self.run_id, step_id=payload.get("job_id"), level=payload["level"],
-                message=payload["message"], time=payload["time"],
+                message=payload["message"], time=payload["time"], **self._fence,
             )  # fmt: skip
 
     def finished(
@@ -123,7 +134,7 @@ class Recording:
             "run_finished", self.run_id, reason=outcome.reason,
             state=_unconfigured(blob, leaves=leaves),
             state_withheld=withheld,
-            error=outcome.error, duration_ms=outcome.duration_ms,
+            error=outcome.error, duration_ms=outcome.duration_ms, **self._fence,
         )  # fmt: skip
         self.recorder.then(then)
 

@@ -19,6 +19,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..ledger._errors import StaleAttemptError
+
 if TYPE_CHECKING:
     from ..ledger import Ledger
 
@@ -159,6 +161,10 @@ class Recorder:
             try:
                 function(*args, **kwargs)
                 return None
+            except StaleAttemptError as error:
+                # A superseded delivery's write: nothing to retry, nothing recorded.
+                _log.warning("Not recorded: %s", error)
+                return error
             except Exception as error:
                 if attempt == 2:
                     _log.error("The run ledger could not record %s: %s", function.__name__, error)

@@ -13,7 +13,8 @@ The engine writes through the same object (``run_queued``, ``step_started``, ``l
 see ``docs/ledger.md`` for the schema and the rules on states and secrets.
 """
 
-from ._errors import RunLookupError, StateWithheldError
+from ._errors import RunLookupError, StaleAttemptError, StateWithheldError
+from ._leases import Claim
 from ._ledger import Ledger, open
 from ._reads import LedgerReader
 from ._records import FINAL_REASONS, STATUSES, LogLine, LogRecord, RunRecord, StepRecord
@@ -21,12 +22,14 @@ from ._records import FINAL_REASONS, STATUSES, LogLine, LogRecord, RunRecord, St
 __all__ = [
     "FINAL_REASONS",
     "STATUSES",
+    "Claim",
     "Ledger",
     "LedgerReader",
     "LogLine",
     "LogRecord",
     "RunLookupError",
     "RunRecord",
+    "StaleAttemptError",
     "StateWithheldError",
     "StepRecord",
     "open",

@@ -23,7 +23,8 @@ from statefn._errors import LedgerError, LostError
 
 from ._clock import now, utc_text
 from ._database import Database
-from ._reads import LedgerReader
+from ._errors import StaleAttemptError
+from ._leases import Leases
 from ._records import FINAL_REASONS, LogLine
 from ._url import parse_url
 
@@ -51,8 +52,13 @@ def _error_text(error: dict[str, Any] | None) -> str | None:
     return None if error is None else orjson.dumps(error).decode()
 
 
-class Ledger(LedgerReader):
-    """An open ledger: the read API, and the writes of an engine.
+class Ledger(Leases):
+    """An open ledger: the read API, the writes of an engine, and the leases of
+    distributed workers.
+
+    Every write of a run takes an optional ``attempt``: given, the write happens only while
+    the run's attempt is still that one (else ``StaleAttemptError``), so a distributed worker
+    whose delivery was superseded cannot record anything of the run.
 
     One instance may be shared by threads (calls are serialised); an engine should make its
     writes from one thread, in the order the events happened. Do not use an instance in a
@@ -103,6 +109,7 @@ class Ledger(LedgerReader):
         """Mark ``lost`` the queued or started runs whose engine retired, or has not sent a
         heartbeat for ``dead_after_s`` seconds; their ids. A run held by an engine that
         heartbeats is never touched, and two engines marking at once mark each run once.
+        A distributed run (one with a queue) is never marked: its broker delivers it again.
 
         Heartbeats are compared with this process's clock: keep ``dead_after_s`` well above
         the clock skew between hosts.
@@ -113,7 +120,7 @@ class Ledger(LedgerReader):
             held = self._db.rows(
                 "SELECT r.run_id, e.host, e.pid FROM runs r "
                 "JOIN engines e ON e.engine_id = r.engine_id "
-                "WHERE r.status IN ('queued', 'started') "
+                "WHERE r.status IN ('queued', 'started') AND r.queue IS NULL "
                 "AND (e.retired_at IS NOT NULL OR e.heartbeat_at < ?)",
                 (now(minus_s=dead_after_s),),
             )
@@ -142,35 +149,54 @@ class Ledger(LedgerReader):
         input_state: bytes | None,
         input_withheld: str | None = None,
         submitted_at: str | None = None,
+        outbox: tuple[str, bytes] | None = None,
     ) -> None:
         """Record a new run, ``queued`` on ``engine_id``, with its input state.
 
         A run id already in the ledger is a ``LedgerError``. ``submitted_at`` is ISO 8601
-        (default: now).
+        (default: now). ``outbox`` (a queue and a broker message) makes it a distributed run:
+        no delivery yet (attempt 0), and its message waits in the outbox, in the same commit,
+        until ``outbox_published``.
         """
+        at = now() if submitted_at is None else utc_text(submitted_at)
+        queue, message = outbox if outbox is not None else (None, None)
         with self._db.transaction():
             input_ref = self._store(input_state)
             self._db.execute(
-                "INSERT INTO runs (run_id, plan_id, workflow, engine_id, status, submitted_at, "
-                "input_ref, input_withheld) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                "INSERT INTO runs (run_id, plan_id, workflow, engine_id, attempt, status, "
+                "submitted_at, input_ref, input_withheld, queue) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                 (
                     run_id,
                     plan_id,
                     workflow,
                     engine_id,
-                    now() if submitted_at is None else utc_text(submitted_at),
+                    1 if outbox is None else 0,
+                    at,
                     input_ref,
                     input_withheld,
+                    queue,
                 ),
             )
+            if outbox is not None:
+                self._db.execute(
+                    "INSERT INTO outbox (run_id, queue, message, created_at) VALUES (?, ?, ?, ?)",
+                    (run_id, queue, message, at),
+                )
 
-    def run_started(self, run_id: str) -> None:
-        """Record that the run's worker began it."""
-        self._changed(
-            run_id,
-            "UPDATE runs SET status = 'started', started_at = ? WHERE run_id = ?",
-            (now(), run_id),
-        )
+    def run_started(
+        self, run_id: str, *, attempt: int | None = None, engine_id: str | None = None
+    ) -> None:
+        """Record that the run's worker began it (on ``engine_id``, when it is not the
+        engine that queued it)."""
+        with self._db.transaction():
+            self._fence(run_id, attempt)
+            self._changed(
+                run_id,
+                "UPDATE runs SET status = 'started', started_at = ?, "
+                "engine_id = COALESCE(?, engine_id) WHERE run_id = ?",
+                (now(), engine_id, run_id),
+            )
 
     def run_finished(
         self,
@@ -181,6 +207,7 @@ class Ledger(LedgerReader):
         state_withheld: str | None = None,
         error: dict[str, Any] | None,
         duration_ms: float | None,
+        attempt: int | None = None,
     ) -> None:
         """Record the run's final ``reason`` (one of ``FINAL_REASONS``), state and error.
 
@@ -190,6 +217,7 @@ class Ledger(LedgerReader):
         if reason not in FINAL_REASONS:
             raise ValueError(f"reason must be one of {', '.join(FINAL_REASONS)}, not {reason!r}")
         with self._db.transaction():
+            self._fence(run_id, attempt)
             state_ref = self._store(state)
             self._changed(
                 run_id,
@@ -208,6 +236,7 @@ class Ledger(LedgerReader):
         *,
         input_state: bytes | None,
         input_withheld: str | None = None,
+        attempt: int | None = None,
     ) -> None:
         """Record that step run ``key`` (such as ``z-1``) of step ``step_id`` began.
 
@@ -215,6 +244,7 @@ class Ledger(LedgerReader):
         """
         at = now()
         with self._db.transaction():
+            self._fence(run_id, attempt)
             input_ref = self._store(input_state)
             self._db.execute(
                 "INSERT INTO steps (run_id, key, step_id, seq, started_at, input_ref, "
@@ -239,10 +269,12 @@ class Ledger(LedgerReader):
         error: dict[str, Any] | None,
         duration_ms: float | None,
         mem: dict[str, Any] | None,
+        attempt: int | None = None,
     ) -> None:
         """Record how step run ``key`` ended: ``reason`` (success, fail, crash, kill or
         cancel), its output state, error record, duration and memory figures."""
         with self._db.transaction():
+            self._fence(run_id, attempt)
             output_ref = self._store(output_state)
             changed = self._db.execute(
                 "UPDATE steps SET finished_at = ?, reason = ?, output_ref = ?, "
@@ -266,15 +298,29 @@ class Ledger(LedgerReader):
                     fix="Call step_started before step_finished",
                 )
 
-    def log(self, run_id: str, *, step_id: str | None, level: str, message: str, time: str) -> None:
+    def log(
+        self,
+        run_id: str,
+        *,
+        step_id: str | None,
+        level: str,
+        message: str,
+        time: str,
+        attempt: int | None = None,
+    ) -> None:
         """Record one log line (``time`` ISO 8601; ``message`` already masked)."""
         self.logs_many(
-            run_id, [{"step_id": step_id, "level": level, "message": message, "time": time}]
+            run_id,
+            [{"step_id": step_id, "level": level, "message": message, "time": time}],
+            attempt=attempt,
         )
 
-    def logs_many(self, run_id: str, lines: Iterable[LogLine]) -> None:
+    def logs_many(
+        self, run_id: str, lines: Iterable[LogLine], *, attempt: int | None = None
+    ) -> None:
         """Record several log lines of one run, in order, in one commit."""
         with self._db.transaction():
+            self._fence(run_id, attempt)
             last = self._db.rows(
                 "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE run_id = ?", (run_id,)
             )[0][0]
@@ -307,6 +353,21 @@ class Ledger(LedgerReader):
                 (digest, len(body), body),
             )
         return digest
+
+    def _fence(self, run_id: str, attempt: int | None) -> None:
+        """Inside a transaction: hold the run's attempt at ``attempt`` until the commit, or
+        raise ``StaleAttemptError``. On PostgreSQL the row is share-locked, so a claim of a
+        new attempt waits for this write (SQLite's writers queue for the whole file)."""
+        if attempt is None:
+            return
+        lock = " FOR SHARE" if self._db.url.dialect == "postgresql" else ""
+        rows = self._db.rows(f"SELECT attempt FROM runs WHERE run_id = ?{lock}", (run_id,))
+        if not rows:
+            raise LedgerError(
+                f"Run {run_id} is not in the ledger {self.url}", fix="Call run_queued first"
+            )
+        if rows[0][0] != attempt:
+            raise StaleAttemptError(run_id, attempt, int(rows[0][0]))
 
     def _changed(self, run_id: str, sql: str, params: tuple[Any, ...]) -> None:
         if not self._db.execute(sql, params):

@@ -81,6 +81,24 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     );
     """,
+    # 2: distributed runs (statefn.distributed). A run sent through a broker names its queue;
+    # its lease (owner, expiry) and its attempt fence the workers that deliver it, and
+    # ``deliveries`` counts the deliveries that did not end it (poison runs). The outbox
+    # holds each run's broker message until a publish is confirmed.
+    """
+    ALTER TABLE runs ADD COLUMN queue TEXT;
+    ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE runs ADD COLUMN lease_until TEXT;
+    ALTER TABLE runs ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE outbox (
+        run_id        TEXT PRIMARY KEY REFERENCES runs (run_id),
+        queue         TEXT NOT NULL,
+        message       {bytes} NOT NULL,
+        created_at    TEXT NOT NULL,
+        published_at  TEXT
+    );
+    CREATE INDEX outbox_unpublished ON outbox (published_at, created_at);
+    """,
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -8,9 +8,12 @@ returns once the run is recorded in the ledger as ``queued``, so that the server
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from statefn.engine import Engine, RunHandle
+
+if TYPE_CHECKING:
+    from statefn.distributed import Client
 
 __all__ = ["BrokerRunner", "EngineRunner", "Runner"]
 
@@ -76,7 +79,7 @@ class BrokerRunner:
     """Runs through ``statefn.distributed``: a broker carries them on ``queue`` to
     ``statefn worker`` hosts, which record them in the same ledger (contract section 10)."""
 
-    def __init__(self, client: Any, queue: str = "default") -> None:
+    def __init__(self, client: Client, queue: str = "default") -> None:
         self.client = client
         self.queue = queue
 
@@ -94,4 +97,6 @@ class BrokerRunner:
         return None
 
     def close(self) -> None:
-        """Nothing to stop: the workers own the runs, the broker keeps those not yet taken."""
+        """Let go of the broker and ledger connections; the workers own the runs, and the
+        broker keeps those not yet taken."""
+        self.client.close()

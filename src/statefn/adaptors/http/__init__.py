@@ -12,6 +12,9 @@ Configuration (``state["configuration"]``):
   basic auth). ``headers``: sent with every request.
 - ``tls``: ``{"verify": true | false | "/path/to/ca.pem", "cert": "/path/to/cert.pem" |
   ["/path/to/cert.pem", "/path/to/key.pem"]}``.
+- ``idempotency``: ``true`` sends the step run's idempotency key (``run_id:step_key``, the
+  same when a distributed worker runs the step again) as an ``Idempotency-Key`` header on
+  every request but GET, unless the request sets that header itself.
 
 Credentials and configuration headers go only to the origin of ``base_url`` (anywhere when
 there is none): an absolute URL to another host is sent without them, and so is a redirect

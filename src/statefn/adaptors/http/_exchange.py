@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from statefn.adaptor import AdaptorError
+from statefn.adaptor import AdaptorError, idempotency_key
 
 from ._body import PARSE_MODES, BodyStream, body_excerpt, parse_body
 from ._client import ClientLease, ClientSettings, credential_scope, lease_client
@@ -116,6 +116,9 @@ async def exchange(
     method = method.strip().upper()
     url = target_url(path, configuration, options.query)
     headers = request_headers(url, configuration, options.headers)
+    key = idempotency_key()
+    if configuration.get("idempotency") is True and method != "GET" and key is not None:
+        headers.setdefault("idempotency-key", key)
     body = encode_body(options.body, options.form, options.files, headers)
     settings = ClientSettings(_tls(configuration), options.max_redirects)
     started = time.perf_counter()

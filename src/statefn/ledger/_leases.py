@@ -1,0 +1,126 @@
+"""Leases of distributed runs: which delivery of a run may work on it, and its outbox.
+
+A distributed run (one submitted with a queue) starts at attempt 0. Each delivery that a
+worker accepts *claims* the run: the attempt goes up by one and the worker holds a lease
+(owner and expiry) that it renews while it works. Every write the worker then makes carries
+its attempt (see ``Ledger._fence``), so a delivery that a later one superseded records
+nothing more. ``deliveries`` counts the claims that did not end the run, for poison runs; a
+run handed back on a graceful shutdown gives its delivery back.
+
+The outbox keeps each run's broker message from the commit that queued the run until a
+publish is confirmed, so a submitter that dies in between loses nothing: a worker publishes
+what stays pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+
+from ._clock import now
+from ._reads import LedgerReader
+from ._records import FINAL_REASONS
+
+__all__ = ["Claim", "Leases"]
+
+_OPEN = "status IN ('queued', 'started')"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a delivery found: ``run`` (it now holds ``attempt``), ``finished`` (the run has
+    its final reason), ``held`` (another worker's lease runs ``wait_s`` more seconds) or
+    ``unknown`` (no such run)."""
+
+    kind: Literal["run", "finished", "held", "unknown"]
+    attempt: int
+    deliveries: int
+    wait_s: float = 0.0
+
+
+class Leases(LedgerReader):
+    """The ledger's writes for distributed workers."""
+
+    def claim(self, run_id: str, owner: str, *, lease_s: float) -> Claim:
+        """Claim the run for ``owner`` for ``lease_s`` seconds, unless it is finished or its
+        lease has not expired: its holder may be alive (a broker that gives a message out
+        again does not prove its last holder dead), and may be this same worker, which the
+        broker handed the message again after a reconnection."""
+        lock = " FOR UPDATE" if self._db.url.dialect == "postgresql" else ""
+        with self._db.transaction():
+            rows = self._db.rows(
+                "SELECT status, attempt, deliveries, lease_owner, lease_until FROM runs "
+                f"WHERE run_id = ?{lock}",
+                (run_id,),
+            )
+            if not rows:
+                return Claim("unknown", 0, 0)
+            status, attempt, deliveries, holder, until = rows[0]
+            if status in FINAL_REASONS:
+                return Claim("finished", attempt, deliveries)
+            if holder is not None and until > now():
+                left = datetime.fromisoformat(until) - datetime.fromisoformat(now())
+                return Claim("held", attempt, deliveries, wait_s=left.total_seconds())
+            self._db.execute(
+                "UPDATE runs SET attempt = ?, deliveries = ?, lease_owner = ?, lease_until = ? "
+                "WHERE run_id = ?",
+                (attempt + 1, deliveries + 1, owner, now(minus_s=-lease_s), run_id),
+            )
+            return Claim("run", attempt + 1, deliveries + 1)
+
+    def renew(self, run_id: str, attempt: int, *, lease_s: float) -> bool:
+        """Extend the lease of ``attempt`` by ``lease_s`` seconds from now; ``False`` when the
+        attempt was superseded or the run has ended (stop working on it)."""
+        return bool(
+            self._db.execute(
+                f"UPDATE runs SET lease_until = ? WHERE run_id = ? AND attempt = ? AND {_OPEN}",
+                (now(minus_s=-lease_s), run_id, attempt),
+            )
+        )
+
+    def release(self, run_id: str, attempt: int) -> bool:
+        """Hand the run back unfinished (a graceful shutdown): no lease, queued again, and
+        this delivery not counted against the poison limit. The attempt moves on, so that
+        nothing the delivery still reports (its cancelled run) is recorded."""
+        return bool(
+            self._db.execute(
+                "UPDATE runs SET status = 'queued', attempt = attempt + 1, lease_owner = NULL, "
+                "lease_until = NULL, deliveries = deliveries - 1 "
+                f"WHERE run_id = ? AND attempt = ? AND {_OPEN}",
+                (run_id, attempt),
+            )
+        )
+
+    def completed_steps(self, run_id: str) -> dict[str, Any]:
+        """The recorded output state of each step run of ``run_id`` that completed (reason
+        ``success`` or ``fail``, its output stored), by key: what a later delivery resumes
+        from."""
+        rows = self._db.rows(
+            "SELECT t.key, s.body FROM steps t JOIN states s ON s.hash = t.output_ref "
+            "WHERE t.run_id = ? AND t.reason IN ('success', 'fail')",
+            (run_id,),
+        )
+        return {key: orjson.loads(body) for key, body in rows}
+
+    # -- the outbox -------------------------------------------------------------------------
+
+    def outbox_pending(
+        self, *, older_than_s: float, limit: int = 100
+    ) -> list[tuple[str, str, bytes]]:
+        """Messages not confirmed published for ``older_than_s`` seconds whose run no worker
+        has claimed yet: (run id, queue, message), oldest first."""
+        rows = self._db.rows(
+            "SELECT o.run_id, o.queue, o.message FROM outbox o "
+            "JOIN runs r ON r.run_id = o.run_id "
+            "WHERE o.published_at IS NULL AND o.created_at < ? AND r.attempt = 0 "
+            "ORDER BY o.created_at LIMIT ?",
+            (now(minus_s=older_than_s), limit),
+        )
+        return [(run_id, queue, bytes(message)) for run_id, queue, message in rows]
+
+    def outbox_published(self, run_id: str) -> None:
+        """Record that the broker confirmed the run's message."""
+        self._db.execute("UPDATE outbox SET published_at = ? WHERE run_id = ?", (now(), run_id))
