@@ -5,6 +5,7 @@ Speed itself is not asserted."""
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -55,9 +56,12 @@ def kinds(kind: Any) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_statefn_side_checks_its_result_and_reports_positive_figures(name: str) -> None:
+def test_statefn_side_checks_its_result_and_reports_figures(name: str) -> None:
+    # Each side checks its own result (``expect``) and raises on a wrong one. The figures are
+    # only numbers here: several are the difference of two timings (a run of N steps less a
+    # run of one), which a busy machine can make negative at these small sizes.
     measured = side.WORKLOADS[name](**SMALL[name])
-    assert all(value > 0 for value in measured.values())
+    assert all(isinstance(value, float) and math.isfinite(value) for value in measured.values())
 
 
 def test_statefn_side_and_table_cover_the_same_workloads() -> None:
