@@ -159,6 +159,8 @@ def test_the_outbox_holds_a_message_until_it_is_published_or_its_run_claimed(
         book.outbox_published(first)
         book.claim(second, "w1", lease_s=30)
         assert book.outbox_pending(older_than_s=0) == []
+        # A published message (with its input state) is not kept.
+        assert book._db.rows("SELECT run_id FROM outbox", ()) == [("r2",)]
 
 
 def test_completed_steps_are_those_that_succeeded_or_failed_with_their_outputs(

@@ -261,6 +261,9 @@ def test_a_body_over_the_limit_is_413(server: Server) -> None:
 
 def test_bad_query_parameters_are_400(server: Server) -> None:
     assert "limit must be" in error_of(server.client.get("/api/runs?limit=0"), 400)["message"]
+    # Digits str.isdigit takes but int refuses, and numbers too long for int, are 400 too.
+    assert "limit must be" in error_of(server.client.get("/api/runs?limit=²"), 400)["message"]
+    error_of(server.client.get("/api/runs?limit=" + "9" * 5000), 400)
     assert "reason must be" in error_of(server.client.get("/api/runs?reason=x"), 400)["message"]
 
 
@@ -417,3 +420,54 @@ def test_a_run_the_ledger_refuses_is_503_and_starts_nothing(tmp_path: Path) -> N
         assert running.client.get("/api/runs").json()["runs"] == []
     finally:
         running.stop()
+
+
+def test_another_site_cannot_change_anything_but_the_same_site_can(server: Server) -> None:
+    post = "/api/workflows/orders/runs"
+    before = len(server.client.get("/api/runs?limit=500").json()["runs"])
+    for header in ({"Origin": "http://evil.example"}, {"Referer": "http://evil.example/x"}):
+        error = error_of(server.client.post(post, json={}, headers=header), 403)
+        assert "another site" in error["message"]
+    form = server.client.post(
+        "/workflows/orders/runs", data={"state": "{}"}, headers={"Origin": "null"}
+    )
+    assert form.status_code == 403
+    assert len(server.client.get("/api/runs?limit=500").json()["runs"]) == before
+    same_site = server.client.post(post, json={}, headers={"Origin": server.url})
+    assert same_site.status_code == 202
+
+
+def test_without_a_token_only_loopback_host_names_are_answered(server: Server) -> None:
+    error = error_of(server.client.get("/api/runs", headers={"Host": "rebound.example"}), 403)
+    assert "answers only to localhost" in error["message"]
+    assert server.client.get("/api/runs", headers={"Host": "localhost"}).status_code == 200
+
+
+def test_the_live_stream_of_an_unknown_run_is_404(server: Server) -> None:
+    error_of(server.client.get("/runs/no-such-run/live"), 404)
+
+
+def test_a_webhook_tells_a_caller_without_the_token_nothing(guarded: Server) -> None:
+    anonymous = httpx.Client(base_url=guarded.url)
+    for path in ("/hooks/nope/x", "/hooks/orders/nope"):
+        error = error_of(anonymous.post(path, json={}), 404)
+        assert error["message"] == "No such webhook"
+    named = error_of(guarded.client.post("/hooks/nope/x", json={}), 404)
+    assert "orders" in named["message"]
+
+
+def test_sigterm_stops_the_server_at_once_and_its_running_runs_end_cancelled(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    from statefn import ledger
+
+    project = write_project(tmp_path / "project")
+    running = start_server(project)
+    run_ids = [start(running, "spin", None) for _ in range(3)]  # two run, one waits
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=30) == 0
+    running.stop()
+    with ledger.open(str(project / ".statefn" / "runs.db")) as book:
+        assert {book.run(run_id).status for run_id in run_ids} == {"cancel"}

@@ -248,6 +248,7 @@ def _serve(
     import uvicorn
 
     from statefn import StatefnError, ledger
+    from statefn.ledger._url import mask_url
     from statefn.serve import Project, Service, create_app
 
     try:
@@ -270,7 +271,7 @@ def _serve(
         shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
         shown = f"[{shown}]" if ":" in shown else shown
         _report_workflows(service, logs)
-        runs_on = f"broker {broker}" if broker else f"{args.workers} local workers"
+        runs_on = f"broker {mask_url(broker)}" if broker else f"{args.workers} local workers"
         logs.cli.info(f"Ledger {book.url}; runs on {runs_on}")
         print(f"statefn serve: open http://{shown}:{port}/  (Ctrl-C stops)", flush=True)
         config = uvicorn.Config(

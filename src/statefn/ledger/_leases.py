@@ -115,12 +115,14 @@ class Leases(LedgerReader):
         rows = self._db.rows(
             "SELECT o.run_id, o.queue, o.message FROM outbox o "
             "JOIN runs r ON r.run_id = o.run_id "
-            "WHERE o.published_at IS NULL AND o.created_at < ? AND r.attempt = 0 "
+            "WHERE o.created_at < ? AND r.attempt = 0 "
             "ORDER BY o.created_at LIMIT ?",
             (now(minus_s=older_than_s), limit),
         )
         return [(run_id, queue, bytes(message)) for run_id, queue, message in rows]
 
     def outbox_published(self, run_id: str) -> None:
-        """Record that the broker confirmed the run's message."""
-        self._db.execute("UPDATE outbox SET published_at = ? WHERE run_id = ?", (now(), run_id))
+        """The broker confirmed the run's message: the outbox lets go of it (it holds the
+        run's input state, configuration included, which the ledger keeps no longer than
+        it must)."""
+        self._db.execute("DELETE FROM outbox WHERE run_id = ?", (run_id,))

@@ -94,10 +94,9 @@ MIGRATIONS: tuple[str, ...] = (
         run_id        TEXT PRIMARY KEY REFERENCES runs (run_id),
         queue         TEXT NOT NULL,
         message       {bytes} NOT NULL,
-        created_at    TEXT NOT NULL,
-        published_at  TEXT
+        created_at    TEXT NOT NULL
     );
-    CREATE INDEX outbox_unpublished ON outbox (published_at, created_at);
+    CREATE INDEX outbox_by_age ON outbox (created_at);
     """,
 )
 

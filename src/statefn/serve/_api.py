@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from statefn.ledger import STATUSES, StateWithheldError
 
 from ._cron import Scheduler
-from ._http import BadRequest, json_response, read_json
+from ._http import BadRequest, json_response, read_json, whole_number
 from ._service import Service
 
 __all__ = [
@@ -66,9 +66,10 @@ async def start_run(request: Request) -> Response:
 def _limit(text: str | None) -> int:
     if text is None:
         return 50
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    limit = whole_number(text)
+    if limit is None or not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}, got {text!r}")
-    return int(text)
+    return limit
 
 
 def list_runs(request: Request) -> Response:
@@ -100,7 +101,7 @@ def run_logs(request: Request) -> Response:
     if "text/event-stream" in request.headers.get("accept", ""):
         after = request.headers.get("last-event-id", "0")
         return StreamingResponse(
-            _events(service, run_id, int(after) if after.isdigit() else 0),
+            _events(service, run_id, whole_number(after) or 0),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -6,6 +6,12 @@ it, except the few paths a stranger may see: ``/healthz`` (for load balancers),
 themselves by their signature when their trigger has a secret (an unsigned webhook needs
 the token like any API call). The cookie holds an HMAC of the token, not the token; it is
 ``HttpOnly`` and ``SameSite=Strict``, so another site cannot make a browser use it.
+
+Whatever the token, a browser on another site cannot act through this server: a request that
+changes something (any method but GET, HEAD and OPTIONS; webhooks apart) whose ``Origin`` (or
+``Referer``) is another site is refused with 403. Without a token (a loopback bind) the
+server answers only to loopback host names, so a page that points a name of its own at
+127.0.0.1 (DNS rebinding) cannot read it either.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._http import Unauthorized, error_response
+from ._http import Forbidden, Unauthorized, error_response, read_form
 
 __all__ = ["COOKIE", "TokenAuth", "login_form", "login_submit", "logout"]
 
@@ -27,6 +33,8 @@ COOKIE = "statefn_session"
 # Paths anyone may reach; webhooks check their own signature (see the module docstring).
 _OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/login"})
 _OPEN_PREFIXES = ("/static/", "/hooks/")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 def session_value(token: str) -> str:
@@ -51,10 +59,17 @@ class TokenAuth:
         self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        refusal = _foreign(request, loopback_only=self.token is None)
+        if refusal is not None:
+            await error_response(Forbidden(refusal))(scope, receive, send)
+            return
+        if self.token is None:
+            await self.app(scope, receive, send)
+            return
         path = request.url.path
         open_path = path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
         if open_path or carries_token(request, self.token):
@@ -71,6 +86,30 @@ class TokenAuth:
         else:
             response = RedirectResponse(f"/login?next={_local(path)}", status_code=303)
         await response(scope, receive, send)
+
+
+def _host_name(host: str) -> str:
+    """The name part of a ``Host`` value (``[::1]:8787`` -> ``[::1]``)."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.partition(":")[0]
+
+
+def _foreign(request: Request, *, loopback_only: bool) -> str | None:
+    """Why a request that comes from another site (or, on loopback, through a host name
+    that is not loopback) is refused, or None."""
+    host = request.headers.get("host", "")
+    if loopback_only and _host_name(host).lower() not in _LOOPBACK_NAMES:
+        return (
+            f"This server answers only to localhost, 127.0.0.1 and [::1], not {host!r}: "
+            "serve on another address with --host and --token"
+        )
+    if request.method in _SAFE_METHODS or request.url.path.startswith("/hooks/"):
+        return None
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is not None and urlsplit(source).netloc != host:
+        return f"A request from another site ({source}) cannot change anything here"
+    return None
 
 
 def _local(target: str) -> str:
@@ -115,10 +154,10 @@ async def login_form(request: Request) -> Response:
 
 
 async def login_submit(request: Request) -> Response:
-    form = await request.form()
-    target = str(form.get("next") or "/")
+    form = await read_form(request)
+    target = form.get("next") or "/"
     token: str | None = request.app.state.token
-    given = str(form.get("token") or "")
+    given = form.get("token", "")
     if token is None:
         return RedirectResponse(_local(target), status_code=303)
     if not hmac.compare_digest(given.encode(), token.encode()):

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from ._auth import carries_token
 from ._http import Unauthorized, json_response, parse_json, read_body
-from ._service import Service, signature
+from ._service import NotFound, Service, signature
 
 __all__ = ["SIGNATURE_HEADER", "receive_hook"]
 
@@ -25,9 +25,15 @@ SIGNATURE_HEADER = "X-Statefn-Signature"
 
 async def receive_hook(request: Request) -> Response:
     service: Service = request.app.state.service
-    workflow = service.workflow(request.path_params["workflow"])
+    token: str | None = request.app.state.token
     step_id = request.path_params["trigger"]
-    secret = service.webhook_secret(workflow, step_id)
+    try:
+        workflow = service.workflow(request.path_params["workflow"])
+        secret = service.webhook_secret(workflow, step_id)
+    except NotFound:
+        if token is not None and not carries_token(request, token):
+            raise NotFound("No such webhook") from None  # the workflows are not a stranger's
+        raise
     body = await read_body(request)
     if secret is not None:
         given = request.headers.get(SIGNATURE_HEADER, "")
@@ -38,9 +44,7 @@ async def receive_hook(request: Request) -> Response:
                 f"{problem} {SIGNATURE_HEADER} header: send sha256=<HMAC-SHA256 of the body "
                 "with the trigger's secret, in hex>"
             )
-    elif request.app.state.token is not None and not carries_token(
-        request, request.app.state.token
-    ):
+    elif token is not None and not carries_token(request, token):
         raise Unauthorized(
             f"The webhook {workflow.name}/{step_id} has no secret, so it needs the server's "
             "token: send 'Authorization: Bearer TOKEN', or give the trigger "

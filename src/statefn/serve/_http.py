@@ -6,7 +6,9 @@ HTTP status; no traceback ever reaches a client.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.requests import Request
@@ -17,16 +19,20 @@ from ._service import ServiceError
 __all__ = [
     "DEFAULT_MAX_BODY",
     "BadRequest",
+    "Forbidden",
     "PayloadTooLarge",
     "Unauthorized",
     "error_response",
     "json_response",
     "parse_json",
     "read_body",
+    "read_form",
     "read_json",
+    "whole_number",
 ]
 
 DEFAULT_MAX_BODY = 1024 * 1024  # bytes of a request body: webhooks and input states
+_WHOLE = re.compile(r"[0-9]{1,18}")
 
 
 class BadRequest(ServiceError):
@@ -39,6 +45,12 @@ class Unauthorized(ServiceError):
     """No token, a wrong token, or a webhook whose signature does not match."""
 
     status = 401
+
+
+class Forbidden(ServiceError):
+    """A request from another site, or for a host name this server does not answer to."""
+
+    status = 403
 
 
 class PayloadTooLarge(ServiceError):
@@ -64,7 +76,8 @@ async def read_body(request: Request) -> bytes:
     its declared length)."""
     limit: int = request.app.state.max_body
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    length = whole_number(declared)
+    if length is not None and length > limit:
         raise _too_large(limit)
     chunks = []
     size = 0
@@ -102,3 +115,17 @@ async def read_json(request: Request, default: Any) -> Any:
     """The request's JSON body, or ``default`` when it is empty."""
     body = await read_body(request)
     return default if not body.strip() else parse_json(body)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A posted form (``application/x-www-form-urlencoded``) within the body limit, the last
+    value of each field."""
+    body = await read_body(request)
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[-1] for key, values in fields.items()}
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number when it is one written in ASCII digits (at most 18 of them),
+    else None: ``str.isdigit`` also takes digits such as "²", which ``int`` refuses."""
+    return int(text) if _WHOLE.fullmatch(text) else None

@@ -34,7 +34,7 @@ class Runner(Protocol):
         ...
 
     def close(self) -> None:
-        """Stop taking runs; wait for those in flight."""
+        """Stop taking runs, and let go of those in flight (the server is stopping)."""
         ...
 
 
@@ -72,7 +72,9 @@ class EngineRunner:
         return self.engine.problem()
 
     def close(self) -> None:
-        self.engine.close()
+        """Cancel the runs in flight (recorded ``cancel``) rather than hold a stopping
+        server for as long as they and the queued runs take."""
+        self.engine.close(wait=False)
 
 
 class BrokerRunner:

@@ -20,7 +20,7 @@ import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 from starlette.requests import Request
@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from statefn.ledger import STATUSES, RunRecord
 
 from ._graph import draw
-from ._http import BadRequest, parse_json, read_body
+from ._http import BadRequest, parse_json, read_form, whole_number
 from ._service import Service, ServiceError
 from ._views import StepView, WorkflowView, environment, plan_of, step_view, workflow_view
 
@@ -137,7 +137,7 @@ class _Pages:
         form: dict[str, str] = {}
         try:
             await self.service.refresh()  # a file saved a moment ago is what runs
-            form = await _form(request)
+            form = await read_form(request)
             text = form.get("input", "").strip() or _DEFAULT_INPUT
             state = parse_json(text.encode())
             if not isinstance(state, dict):
@@ -249,7 +249,8 @@ class _Pages:
         # A browser that reconnects (a stream ends after STREAM_LIFETIME_S) says the id of
         # the last event it had: the seq of its last log line, so no line comes twice.
         after = request.headers.get("last-event-id") or request.query_params.get("after", "0")
-        follow = self.service.follow(run_id, after=int(after) if after.isdigit() else 0)
+        await asyncio.to_thread(self.service.run, run_id)  # 404 for an unknown run
+        follow = self.service.follow(run_id, after=whole_number(after) or 0)
 
         async def events() -> AsyncIterator[bytes]:
             async for kind, payload in _until(follow, STREAM_LIFETIME_S):
@@ -264,7 +265,7 @@ class _Pages:
         run_id = request.path_params["run_id"]
         try:
             await self.service.refresh()  # the job file fixed a moment ago is what runs
-            form = await _form(request)
+            form = await read_form(request)
             new_id = await self.service.retry(run_id, form.get("from") or None)
         except ServiceError as error:
             return self.failure(request, error)
@@ -308,13 +309,6 @@ class _RunsQuery:
     def encoded_with(self, before: str | None) -> str:
         pairs = {"workflow": self.workflow, "reason": self.reason, "before": before}
         return urlencode({key: value for key, value in pairs.items() if value})
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """A posted form (``application/x-www-form-urlencoded``), last value of each field."""
-    body = await read_body(request)
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    return {key: values[-1] for key, values in fields.items()}
 
 
 def _event(kind: str, payload: dict[str, Any], event_id: int | None = None) -> bytes:
