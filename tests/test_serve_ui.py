@@ -91,6 +91,11 @@ def _served(project: Path, token: str | None = None) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"The browser tests drive Debian's Chromium at {CHROMIUM}, which is not installed: "
+            "apt-get install chromium (.ci/run does)"
+        )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
