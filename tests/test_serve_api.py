@@ -471,3 +471,16 @@ def test_sigterm_stops_the_server_at_once_and_its_running_runs_end_cancelled(
     running.stop()
     with ledger.open(str(project / ".statefn" / "runs.db")) as book:
         assert {book.run(run_id).status for run_id in run_ids} == {"cancel"}
+
+
+def test_a_credentials_file_is_checked_as_statefn_run_checks_it(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "project")
+    for content, problem in (
+        ("[1, 2]", "expected a map of credential id to configuration"),
+        ('{"partner": "hunter2"}', "credential 'partner' must be an object"),
+    ):
+        credentials = tmp_path / "credentials.json"
+        credentials.write_text(content)
+        result = serve_command(str(project), "--port", "0", "--credentials", str(credentials))
+        assert result.returncode == 3
+        assert problem in result.stderr

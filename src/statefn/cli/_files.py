@@ -13,7 +13,7 @@ from typing import Any
 
 from ._exits import CliError
 
-__all__ = ["YAML_SUFFIXES", "read_data", "read_text"]
+__all__ = ["YAML_SUFFIXES", "read_credentials", "read_data", "read_text"]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -45,6 +45,17 @@ def read_data(path: Path | str) -> Any:
                     f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
                 ) from None
     return _parse_yaml(text, path)
+
+
+def read_credentials(path: str) -> dict[str, Any]:
+    """A credentials file (JSON or YAML): a map of credential id to configuration object."""
+    credentials = read_data(path)
+    if not isinstance(credentials, dict) or not all(isinstance(k, str) for k in credentials):
+        raise CliError(f"{path}: expected a map of credential id to configuration")
+    bad = [key for key, value in credentials.items() if not isinstance(value, dict)]
+    if bad:
+        raise CliError(f"{path}: credential {bad[0]!r} must be an object (a configuration)")
+    return credentials
 
 
 def _parse_yaml(text: str, path: Path | str) -> Any:

@@ -27,7 +27,7 @@ from statefn._masking import Masker
 
 from ._cache import StepCache
 from ._exits import CliError, ExitCode
-from ._files import read_data
+from ._files import read_credentials, read_data
 from ._hints import add_adaptor_hint
 from ._isolate import ledger_url, run_elsewhere
 from ._logs import CliLogs, describe_state
@@ -47,7 +47,7 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     loaded = load_plan(Path(args.path), args.adaptor)
     if args.output is not None:
         _check_writable(Path(args.output))
-    credentials = _read_credentials(args.credentials)
+    credentials = read_credentials(args.credentials) if args.credentials else None
     check_credentials(loaded, credentials)
     _mask_secrets(logs, loaded, credentials)
     logs.sanitize(args.sanitize)
@@ -179,18 +179,6 @@ def _check_writable(target: Path) -> None:
         raise CliError(f"Cannot write the output to {target}: {existing} is not a folder")
     if not os.access(existing, os.W_OK):
         raise CliError(f"Cannot write the output to {target}: permission denied")
-
-
-def _read_credentials(path: str | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    credentials = read_data(path)
-    if not isinstance(credentials, dict) or not all(isinstance(k, str) for k in credentials):
-        raise CliError(f"{path}: expected a map of credential id to configuration")
-    bad = [key for key, value in credentials.items() if not isinstance(value, dict)]
-    if bad:
-        raise CliError(f"{path}: credential {bad[0]!r} must be an object (a configuration)")
-    return credentials
 
 
 def _mask_secrets(logs: CliLogs, loaded: LoadedPlan, credentials: dict[str, Any] | None) -> None:

@@ -134,6 +134,8 @@ def serve_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     # Imported here: `statefn --help` does not pay for what only a server needs.
     from pathlib import Path
 
+    from ._files import read_credentials
+
     project_dir = Path(args.project).expanduser()
     if not project_dir.is_dir():
         raise CliError(f"The project folder {project_dir} does not exist (or is not a folder)")
@@ -157,23 +159,12 @@ def serve_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
             ) from None
         ledger_url = f"sqlite:///{default}"
     broker = args.broker or os.environ.get("STATEFN_BROKER") or None
-    credentials = _credentials(args.credentials)
+    credentials = read_credentials(args.credentials) if args.credentials else {}
     listener = _listen(args.host, args.port)
     try:
         return _serve(args, logs, project_dir, ledger_url, broker, credentials, token, listener)
     finally:
         listener.close()
-
-
-def _credentials(path: str | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    from ._files import read_data
-
-    credentials = read_data(path)
-    if not isinstance(credentials, dict) or not all(isinstance(k, str) for k in credentials):
-        raise CliError(f"{path}: expected a map of credential id to configuration")
-    return credentials
 
 
 def _listen(host: str, port: int) -> socket.socket:
