@@ -49,7 +49,11 @@ __all__ = ["EngineSettings", "Supervisor", "Worker"]
 _log = logging.getLogger("statefn.engine")
 _WATCH_S = 0.025  # how often busy workers' memory is read
 _RESTART_S = 1.0  # the least time between two attempts to start the template
-_EXIT_WAIT_S = 1.0  # how long a run waits for its dead worker's exit status
+# How long a run whose worker's socket closed waits for the template's report of its exit
+# status. The report usually comes within milliseconds and ends the wait at once; on a
+# loaded machine it was seen to take over 1 s (a segfault then read "exited before the run
+# ended"), so the wait is only a bound for a template that never reports.
+_EXIT_WAIT_S = 5.0
 _SOCKET_BUFFER = 4 * MB  # asked of the kernel; it grants at most net.core.[rw]mem_max
 _CREDENTIALS_SPACE = socket.CMSG_SPACE(struct.calcsize("3i"))  # pid, uid, gid
 
