@@ -71,9 +71,12 @@ def test_statefn_side_and_table_cover_the_same_workloads() -> None:
 @pytest.mark.parametrize("name", sorted(ENGINE_SMALL))
 def test_engine_side_checks_its_outcomes_and_reports_figures(name: str) -> None:
     measured = engine_side.WORKLOADS[name](**ENGINE_SMALL[name])
-    assert measured and all(
-        value >= 0 for key, value in measured.items() if key != "ledger_ms_per_run"
-    )
+    assert measured and all(math.isfinite(value) for value in measured.values())
+    # Differences of two timings may come out below zero: the ledger's cost per run on a busy
+    # machine, and the time from a hog's resident memory crossing the limit to its outcome
+    # (cgroup memory.max counts more than resident memory, so the kill can come first).
+    signed = {"ledger_ms_per_run", "after_crossing_ms", "worst_after_crossing_ms"}
+    assert all(value >= 0 for key, value in measured.items() if key not in signed)
 
 
 def test_engine_side_and_table_cover_the_same_workloads() -> None:
