@@ -31,7 +31,7 @@ PROBE = r"""
 import os, signal, socket, time
 
 __all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "sleep", "spawn", "read",
-           "write", "garbage", "fork_many"]
+           "write", "garbage", "fork_many", "pass_file"]
 
 
 def fork_many(count):
@@ -61,6 +61,44 @@ def garbage():
             try:
                 if stat.S_ISSOCK(os.fstat(fd).st_mode):
                     os.write(fd, b"\x00\x00\x00\x02\x00\x00\x00\x00[]")
+            except OSError:
+                pass
+        time.sleep(30)
+        return state
+    return operation
+
+
+def pass_file(kind):
+    # Send the engine a frame whose blob is "in a file", with a file of the given kind.
+    def operation(state):
+        import array, json, stat, struct
+        size = 2 * 1024 * 1024
+        files = []
+        if kind in ("unsealed", "wrong size", "too many"):
+            for _ in range(5 if kind == "too many" else 1):
+                fd = os.memfd_create("statefn-probe", os.MFD_ALLOW_SEALING)
+                os.write(fd, b"x" * (size - (kind == "wrong size")))
+                files.append(fd)
+        if kind == "wrong size":
+            import fcntl
+            seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+            fcntl.fcntl(files[0], fcntl.F_ADD_SEALS, seals)
+        elif kind == "pipe":
+            files.append(os.pipe()[0])
+        elif kind == "regular":
+            with open("statefn-probe-file", "wb") as out:
+                out.write(b"x" * size)
+            files.append(os.open("statefn-probe-file", os.O_RDONLY))
+        head = json.dumps({"t": "record", "level": 20, "message": "x", "job_id": None,
+                           "blob_file": size}).encode()
+        frame = struct.pack("!II", len(head), 0) + head
+        passed = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", files))] if files else []
+        for fd in range(3, 64):
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    sock = socket.socket(fileno=fd)
+                    sock.sendmsg([frame], passed)
+                    sock.detach()
             except OSError:
                 pass
         time.sleep(30)
@@ -455,6 +493,43 @@ def test_a_worker_that_breaks_the_protocol_ends_only_its_own_run(
     assert engine.submit("fn(lambda s: {**s, 'ok': 1})").result(30).state["ok"] == 1
 
 
+def held_files(kind: str) -> list[str]:
+    """What this process holds open of what the probe's ``pass_file(kind)`` passes."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if "statefn-probe" in target:
+                held.append(target)
+    return held
+
+
+BAD_FILES = {
+    "unsealed": "a blob in a file that is not sealed",
+    "wrong size": "a blob in a file of another size than its frame says",
+    "too many": "more files passed at once than a worker may pass",
+    "pipe": "a blob in a file that cannot be read",
+    "regular": "a blob in a file that cannot be read",
+    "none": "a frame whose blob is in a file that was not passed",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_a_worker_that_passes_a_blob_in_a_bad_file_ends_only_its_own_run(
+    engine: Engine, probe_dir: Path, kind: str
+) -> None:
+    # A large blob may come in a sealed memory file passed with its frame; any other file
+    # (or none, or too many) breaks the protocol, and the engine keeps none of them open.
+    outcome = submit_probe(engine, probe_dir, f"pass_file({kind!r})")
+    assert outcome.reason == "crash"
+    assert outcome.error is not None
+    assert outcome.error["message"].startswith(
+        f"The run's worker process broke the protocol (ValueError: {BAD_FILES[kind]}"
+    )
+    assert held_files(kind) == []
+    assert engine.submit("fn(lambda s: {**s, 'ok': 1})").result(30).state["ok"] == 1
+
+
 def test_a_run_that_floods_its_log_is_cut_off_with_a_notice(engine: Engine) -> None:
     job = "fn(lambda state: [print('x' * 2 ** 20) for _ in range(80)] and state)"
     handle = engine.submit(job)
@@ -607,6 +682,20 @@ def test_strict_run_has_no_network_and_its_own_process_tree(probe_dir: Path) -> 
     assert outcome.state["connected"] is False
     assert outcome.state["pid"] == 1  # the run is process 1 of its own PID namespace
     assert outcome.state["files"] == []
+
+
+def test_strict_run_hands_over_a_large_state_whole(probe_dir: Path) -> None:
+    # States of a megabyte or more leave the worker in a sealed memory file: so too from
+    # inside the run's namespaces.
+    job = "fn(lambda state: {**state, 'big': 'x' * (3 * 1024 * 1024)})"
+    with strict_engine(probe_dir) as engine:
+        handle = engine.submit(job)
+        events = list(handle.events())
+        outcome = handle.result(timeout=30)
+    assert outcome.reason == "success", outcome.error
+    assert len(outcome.state["big"]) == 3 * 1024 * 1024
+    completes = [payload["state"] for name, payload in events if name == "job-complete"]
+    assert completes == [outcome.state]
 
 
 def test_strict_run_sees_a_read_only_file_system_without_home(probe_dir: Path) -> None:

@@ -39,7 +39,7 @@ import orjson
 from .._errors import ExitError, OOMError, RunTimeoutError, StatefnError, WorkerStartError
 from ._handle import REASONS, RunHandle, RunOutcome
 from ._limits import MB, ProcessCap, resident_bytes
-from ._protocol import Frame, FrameReader, decode_packet, encode_frame
+from ._protocol import FILES_SPACE, Frame, FrameReader, decode_packet, encode_frame, received_files
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -55,7 +55,9 @@ _RESTART_S = 1.0  # the least time between two attempts to start the template
 # ended"), so the wait is only a bound for a template that never reports.
 _EXIT_WAIT_S = 5.0
 _SOCKET_BUFFER = 4 * MB  # asked of the kernel; it grants at most net.core.[rw]mem_max
-_CREDENTIALS_SPACE = socket.CMSG_SPACE(struct.calcsize("3i"))  # pid, uid, gid
+# What comes with a worker's bytes: the kernel's word on who sent them (pid, uid, gid), and
+# the files its large blobs travel in.
+_ANCILLARY_SPACE = socket.CMSG_SPACE(struct.calcsize("3i")) + FILES_SPACE
 
 
 @dataclass(slots=True)
@@ -230,9 +232,9 @@ class Supervisor:
 
     def _read_worker(self, worker: Worker) -> None:
         try:
-            data, ancillary, _flags, _address = worker.sock.recvmsg(4 * MB, _CREDENTIALS_SPACE)
+            data, ancillary, flags, _address = worker.sock.recvmsg(4 * MB, _ANCILLARY_SPACE)
         except OSError:
-            data, ancillary = b"", []
+            data, ancillary, flags = b"", [], 0
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                 sender = struct.unpack_from("i", payload)[0]
@@ -241,6 +243,7 @@ class Supervisor:
         if not data:
             self._selector.unregister(worker.sock)
             worker.sock.close()
+            worker.reader.close()
             if worker.job is None:  # a worker died before its run: forget it, fork another
                 self._pending.pop(worker.token, None)
                 with contextlib.suppress(ValueError):
@@ -251,7 +254,7 @@ class Supervisor:
                 worker.closed_at = time.monotonic()
             return
         try:
-            for frame in worker.reader.feed(data):
+            for frame in worker.reader.feed(data, received_files(ancillary, flags)):
                 job = worker.job
                 if frame.kind == "hello":
                     if self._pending.pop(worker.token, None) is not None:
@@ -418,6 +421,7 @@ class Supervisor:
             if worker.closed_at is None and worker.sock.fileno() != -1:
                 self._selector.unregister(worker.sock)
                 worker.sock.close()
+            worker.reader.close()
             shutil.rmtree(self.settings.base_dir / job.handle.id, ignore_errors=True)
         record = error.to_dict() if isinstance(error, StatefnError) else error
         duration = (time.monotonic() - job.started) * 1000 if job.started else 0.0
@@ -497,6 +501,7 @@ class Supervisor:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(worker.sock)
             worker.sock.close()
+        worker.reader.close()
 
     def _shutdown(self) -> None:
         for worker in [*self._pending.values(), *self._idle, *self._busy.values()]:
