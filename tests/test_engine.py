@@ -31,7 +31,7 @@ PROBE = r"""
 import os, signal, socket, time
 
 __all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "sleep", "spawn", "read",
-           "write", "garbage", "fork_many", "pass_file"]
+           "write", "garbage", "fork_many", "pass_file", "flee"]
 
 
 def fork_many(count):
@@ -184,6 +184,20 @@ def sleep(seconds):
     def operation(state):
         time.sleep(seconds)
         return state
+    return operation
+
+
+def flee():
+    # A grandchild that leaves the worker's process group (and session), out of reach of a
+    # kill of the group.
+    def operation(state):
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(60)
+            os._exit(0)
+        return {**state, "grandchild": child}
     return operation
 
 
@@ -751,6 +765,19 @@ def test_a_worker_cannot_start_processes_without_bound(engine: Engine, probe_dir
     assert outcome.reason == "success", outcome.error
     assert outcome.state["started"] < 400
     assert outcome.state["refused"].startswith("[Errno 11]")  # EAGAIN from fork
+
+
+def test_a_process_that_left_the_workers_group_ends_with_the_run(
+    engine: Engine, probe_dir: Path
+) -> None:
+    probe = ProcessCap(f"statefn-engine-{os.getpid()}-capprobe")
+    capped = probe.root is not None
+    probe.close()
+    if not capped:
+        pytest.skip("no pids cgroup here: only strict isolation's PID namespace catches this")
+    outcome = submit_probe(engine, probe_dir, "flee()")
+    assert outcome.reason == "success", outcome.error
+    assert gone(outcome.state["grandchild"])
 
 
 def test_a_state_changed_in_place_reaches_the_outcome_changed(engine: Engine) -> None:

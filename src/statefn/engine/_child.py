@@ -26,7 +26,7 @@ from ._limits import MB
 from ._namespaces import enter_run_namespaces, needs_network
 from ._protocol import WITHHELD, encode_state, read_frame, send_frame
 
-__all__ = ["Channel", "execute", "serve"]
+__all__ = ["Channel", "execute", "serve", "warm_up"]
 
 # A run may log this much (its lines' text); later lines are dropped, after one that says so,
 # so that a job printing in a loop cannot flood the engine and its ledger.
@@ -254,14 +254,19 @@ _WARM_UP = {
 }
 
 
-def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
-    """Wait for this worker's one run, run it, report it.
-
-    While it waits, the worker runs a fixed, trivial workflow of its own: a forked process
-    pays for the memory it shares with the template page by page as it first writes to it
-    (reference counts are writes), and this pays for the pages every run touches before
-    the run arrives, not after. Nothing of the caller's is in it."""
+def warm_up() -> None:
+    """Run a fixed, trivial workflow whose frames go nowhere. Nothing of any caller's is in
+    it. Run in the template, it leaves the code every run runs specialised and its caches
+    filled, for every worker to share; run in a worker before its run arrives, it pays for
+    the pages every run touches (a forked process pays for the memory it shares with the
+    template page by page as it first writes to it, and reference counts are writes)
+    before the run, not during it."""
     execute(_NoChannel(sys.maxsize), _WARM_UP)
+
+
+def serve(sock: socket.socket, settings: dict[str, Any]) -> None:
+    """Warm up (see ``warm_up``), then wait for this worker's one run, run it, report it."""
+    warm_up()
     frame = read_frame(sock)
     if frame is None or frame.kind != "run":
         return

@@ -41,17 +41,28 @@ PROCESSES = 256
 
 class ProcessCap:
     """Bounds the processes of each worker with a pids cgroup of its own, where the engine
-    may make one (cgroup v1's ``pids`` hierarchy, or v2 with the pids controller on).
+    may make one (cgroup v1's ``pids`` hierarchy, or v2 with the pids controller on), and
+    ends every process in it when the worker's run ends: those that left the worker's
+    process group (``setsid``) too, which a kill of the group misses.
 
     ``RLIMIT_NPROC`` does not bind root, so without such a cgroup an engine running as
     root bounds a worker's processes only by killing its process group when its run ends.
+
+    Groups are made once and used again: a worker's group, once no process is left in it,
+    takes the next worker (moving a process into a group costs one write; making and
+    removing one costs several, and removal waits for the killed processes to be gone).
+    Processes are killed by the pids the group lists (cgroup v1 has no ``cgroup.kill``):
+    a pid read there and killed at once is not one the kernel has had time to reuse.
     """
 
     _BASES = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 
     def __init__(self, name: str) -> None:
         self.root: Path | None = None
-        self._leftover: set[Path] = set()
+        self._made = 0
+        self._free: list[Path] = []  # groups with no process in them
+        self._held: dict[int, Path] = {}  # a worker's pid: its group
+        self._ending: list[Path] = []  # groups of ended workers, processes maybe left
         for base in self._BASES:
             controls = base / "cgroup.subtree_control"
             if controls.exists() and "pids" not in controls.read_text().split():
@@ -66,53 +77,96 @@ class ProcessCap:
 
     @staticmethod
     def _sweep(base: Path, prefix: str) -> None:
-        """Remove the (empty) cgroups of engines that died without closing."""
+        """End the processes left in the cgroups of engines that died without closing, and
+        remove those cgroups."""
         for group in base.glob(f"{prefix}-*-*"):
             pid = group.name[len(prefix) + 1 :].split("-", 1)[0]
             if not pid.isdigit() or Path(f"/proc/{pid}").exists():
                 continue
             with contextlib.suppress(OSError):
-                for worker in group.iterdir():
-                    if worker.is_dir():
+                workers = [worker for worker in group.iterdir() if worker.is_dir()]
+                if all(_emptied(worker) for worker in workers):
+                    for worker in workers:
                         worker.rmdir()
-                group.rmdir()
+                    group.rmdir()
+
+    @property
+    def ending(self) -> bool:
+        """Whether processes of ended workers may be left (``tidy``, which the engine calls
+        every few milliseconds while this holds, ends them)."""
+        return bool(self._ending)
 
     def admit(self, pid: int) -> bool:
         """Put worker ``pid`` (before its run) in a cgroup of at most ``PROCESSES``."""
         if self.root is None or pid <= 0:
             return False
-        group = self.root / str(pid)
         try:
-            group.mkdir(exist_ok=True)
-            (group / "pids.max").write_text(str(PROCESSES))
-            (group / "cgroup.procs").write_text(str(pid))
+            group = self._free.pop() if self._free else self._make(self.root)
         except OSError:
             return False
+        try:
+            (group / "cgroup.procs").write_text(str(pid))
+        except OSError:  # the worker is gone already
+            self._free.append(group)
+            return False
+        self._held[pid] = group
         return True
 
+    def _make(self, root: Path) -> Path:
+        self._made += 1
+        group = root / str(self._made)
+        group.mkdir()
+        try:
+            (group / "pids.max").write_text(str(PROCESSES))
+        except OSError:
+            group.rmdir()
+            raise
+        return group
+
     def release(self, pid: int) -> None:
-        """Remove worker ``pid``'s cgroup once its processes are gone (later, if not yet)."""
-        if self.root is not None and pid > 0:
-            self._leftover.add(self.root / str(pid))
-        for group in list(self._leftover):
-            try:
-                group.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError:
-                continue
-            self._leftover.discard(group)
+        """Worker ``pid``'s run has ended (its process group was killed): what is left in
+        its group is for ``tidy`` to kill, after which the group is free again."""
+        group = self._held.pop(pid, None)
+        if group is not None:
+            self._ending.append(group)
+
+    def tidy(self) -> None:
+        """Kill what is left in the groups of ended workers (a process may have forked
+        while the last ones were killed); a group found empty is free again."""
+        ending, self._ending = self._ending, []
+        for group in ending:
+            (self._free if _emptied(group) else self._ending).append(group)
 
     def close(self) -> None:
-        """Remove every cgroup made, waiting a little for killed processes to be gone."""
+        """Kill every process in the groups made and remove them, waiting a little for
+        killed processes to be gone."""
+        self._ending.extend(self._held.values())
+        self._held.clear()
         deadline = time.monotonic() + 2.0
-        self.release(0)
-        while self._leftover and time.monotonic() < deadline:
+        self.tidy()
+        while self._ending and time.monotonic() < deadline:
             time.sleep(0.01)
-            self.release(0)
+            self.tidy()
+        for group in [*self._free, *self._ending]:
+            with contextlib.suppress(OSError):
+                group.rmdir()
         if self.root is not None:
             with contextlib.suppress(OSError):
                 self.root.rmdir()
+
+
+def _emptied(group: Path) -> bool:
+    """Whether cgroup ``group`` has no process; if it has, they are sent ``SIGKILL``."""
+    try:
+        pids = (group / "cgroup.procs").read_text().split()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    return not pids
 
 
 def not_dumpable() -> None:

@@ -49,6 +49,7 @@ __all__ = ["EngineSettings", "Supervisor", "Worker"]
 _log = logging.getLogger("statefn.engine")
 _WATCH_S = 0.025  # how often busy workers' memory is read
 _RESTART_S = 1.0  # the least time between two attempts to start the template
+_TIDY_S = 0.01  # how often processes left by ended workers are looked for (and killed)
 # How long a run whose worker's socket closed waits for the template's report of its exit
 # status. The report usually comes within milliseconds and ends the wait at once; on a
 # loaded machine it was seen to take over 1 s (a segfault then read "exited before the run
@@ -138,6 +139,7 @@ class Supervisor:
         self._queued: collections.deque[Job] = collections.deque()
         self._closing = False
         self._next_watch = 0.0
+        self._next_tidy = 0.0
         self._cap = ProcessCap(settings.base_dir.name)
         self._thread = threading.Thread(target=self._main, name="statefn-engine", daemon=True)
         self._thread.start()
@@ -191,6 +193,8 @@ class Supervisor:
             )
         if self._queued and not self._template_ready:
             waits.append(self._last_start + _RESTART_S - now)
+        if self._cap.ending:
+            waits.append(self._next_tidy - now)
         return max(0.0, min(waits))
 
     # -- read ------------------------------------------------------------------------------
@@ -333,7 +337,9 @@ class Supervisor:
     # -- manage ----------------------------------------------------------------------------
 
     def _manage(self) -> None:
-        self._cap.release(0)  # the cgroups of workers that are gone by now
+        if self._cap.ending and time.monotonic() >= self._next_tidy:
+            self._next_tidy = time.monotonic() + _TIDY_S
+            self._cap.tidy()  # processes of ended workers that are not gone yet
         if self._closing and not self._queued:
             return
         if not self._template_ready:
@@ -393,6 +399,13 @@ class Supervisor:
 
     # -- endings ---------------------------------------------------------------------------
 
+    def _release(self, pid: int) -> None:
+        """Let the cgroup of worker ``pid`` (killed) go: it is tidied ``_TIDY_S`` later,
+        when the worker is likely gone and only what escaped its group may be left."""
+        if not self._cap.ending:
+            self._next_tidy = time.monotonic() + _TIDY_S
+        self._cap.release(pid)
+
     def _worker_died(self, worker: Worker) -> None:
         if worker.job is not None:
             self._end(worker.job, "crash", _exit_error(worker.status))
@@ -417,7 +430,7 @@ class Supervisor:
             worker.job = None
             self._busy.pop(worker.token, None)
             _kill(worker.pid)
-            self._cap.release(worker.pid)
+            self._release(worker.pid)
             if worker.closed_at is None and worker.sock.fileno() != -1:
                 self._selector.unregister(worker.sock)
                 worker.sock.close()
@@ -496,7 +509,7 @@ class Supervisor:
     def _forget(self, worker: Worker) -> None:
         """Kill a worker that has no run, and let go of its socket."""
         _kill(worker.pid)
-        self._cap.release(worker.pid)
+        self._release(worker.pid)
         if worker.sock.fileno() != -1:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(worker.sock)
