@@ -23,7 +23,7 @@ import pytest
 
 from statefn import InputError, ValidationError
 from statefn.engine import Engine, RunOutcome, WorkerStartError
-from statefn.engine._limits import ProcessCap
+from statefn.engine._limits import WorkerGroups
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,7 +31,8 @@ PROBE = r"""
 import os, signal, socket, time
 
 __all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "sleep", "spawn", "read",
-           "write", "garbage", "fork_many", "pass_file", "flee"]
+           "write", "garbage", "fork_many", "pass_file", "flee", "die_holding_socket",
+           "hog_in_child"]
 
 
 def fork_many(count):
@@ -183,6 +184,34 @@ def pid():
 def sleep(seconds):
     def operation(state):
         time.sleep(seconds)
+        return state
+    return operation
+
+
+def die_holding_socket(code):
+    # The worker dies while a process it forked keeps its socket (and so the engine's end
+    # of it) open.
+    def operation(state):
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        os._exit(code)
+    return operation
+
+
+def hog_in_child(mb_per_step, steps):
+    # The memory is taken by a forked process; the worker itself only waits.
+    def operation(state):
+        child = os.fork()
+        if child == 0:
+            blocks = []
+            for _ in range(steps):
+                blocks.append(bytearray(mb_per_step * 1024 * 1024))
+                blocks[-1][::4096] = b"x" * len(blocks[-1][::4096])
+                time.sleep(0.01)
+            time.sleep(60)
+            os._exit(0)
+        os.waitpid(child, 0)
         return state
     return operation
 
@@ -755,11 +784,15 @@ def test_strict_limits_hold_from_outside(probe_dir: Path) -> None:
     assert after.state["after"] == 1
 
 
-def test_a_worker_cannot_start_processes_without_bound(engine: Engine, probe_dir: Path) -> None:
-    probe = ProcessCap(f"statefn-engine-{os.getpid()}-capprobe")
-    bounded = probe.root is not None or os.geteuid() != 0
+def cgroups() -> WorkerGroups:
+    """What cgroups an engine can make its workers here (closed: only asked, not used)."""
+    probe = WorkerGroups(f"statefn-engine-{os.getpid()}-capprobe")
     probe.close()
-    if not bounded:
+    return probe
+
+
+def test_a_worker_cannot_start_processes_without_bound(engine: Engine, probe_dir: Path) -> None:
+    if not (cgroups().bounded or os.geteuid() != 0):
         pytest.skip("root without a pids cgroup: processes are bounded only by process groups")
     outcome = submit_probe(engine, probe_dir, "fork_many(400)")
     assert outcome.reason == "success", outcome.error
@@ -767,13 +800,31 @@ def test_a_worker_cannot_start_processes_without_bound(engine: Engine, probe_dir
     assert outcome.state["refused"].startswith("[Errno 11]")  # EAGAIN from fork
 
 
+def test_a_worker_that_dies_while_its_child_holds_the_socket_ends_its_run_at_once(
+    engine: Engine, probe_dir: Path
+) -> None:
+    started = time.monotonic()
+    outcome = submit_probe(engine, probe_dir, "die_holding_socket(3)")
+    assert outcome.reason == "crash"
+    assert outcome.error is not None
+    assert outcome.error["message"] == "The run's worker process exited with code 3"
+    assert time.monotonic() - started < 5  # not at the child's exit, a minute later
+
+
+def test_memory_a_run_holds_in_processes_it_forked_counts_against_its_limit(
+    engine: Engine, probe_dir: Path
+) -> None:
+    if not cgroups().measured:
+        pytest.skip("no memory cgroup here: only the worker's own process is watched")
+    outcome = submit_probe(engine, probe_dir, "hog_in_child(20, 40)")  # 800 MB, limit 300
+    assert outcome.reason == "kill"
+    assert outcome.error is not None and outcome.error["name"] == "OOMError"
+
+
 def test_a_process_that_left_the_workers_group_ends_with_the_run(
     engine: Engine, probe_dir: Path
 ) -> None:
-    probe = ProcessCap(f"statefn-engine-{os.getpid()}-capprobe")
-    capped = probe.root is not None
-    probe.close()
-    if not capped:
+    if not cgroups().bounded:
         pytest.skip("no pids cgroup here: only strict isolation's PID namespace catches this")
     outcome = submit_probe(engine, probe_dir, "flee()")
     assert outcome.reason == "success", outcome.error

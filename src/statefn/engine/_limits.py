@@ -1,12 +1,14 @@
 """The operating system's side of a worker: dying with its parent, rlimits, memory use.
 
-Memory is watched from outside: the engine reads each busy worker's resident set size
-(``/proc/PID/statm``) every few tens of milliseconds and kills a worker over the limit.
-RSS is what the machine pays for; ``RLIMIT_AS`` counts address space (thread stacks, malloc
-arenas, mmaps that were never touched) and would stop honest runs early, so it is set only
-as a distant backstop (several times the limit) against an allocation faster than the
-watchdog. cgroup v2 ``memory.max`` would be exact, but it needs a writable delegated
-cgroup, which containers and ordinary users rarely have.
+Memory is watched from outside: every few tens of milliseconds the engine reads each busy
+worker's resident set size (``/proc/PID/statm``) and, where it could make the worker a
+memory cgroup, the memory charged to that (what every process of the run made, those it
+forked too), and kills a worker over the limit by either. RSS is what the machine pays
+for; ``RLIMIT_AS`` counts address space (thread stacks, malloc arenas, mmaps that were
+never touched) and would stop honest runs early, so it is set only as a distant backstop
+(several times the limit) against an allocation faster than the watchdog. A cgroup's own
+limit (``memory.max``) would end a run with the kernel's OOM kill, which the engine could
+not tell from any other ``SIGKILL``; the engine's kill gives ``OOMError``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 __all__ = [
     "MB",
     "PROCESSES",
-    "ProcessCap",
+    "WorkerGroups",
     "die_with_parent",
     "limit_resources",
     "not_dumpable",
@@ -34,19 +36,36 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 # A worker may hold this many open files and have this many processes (by RLIMIT_NPROC,
-# which does not bind root, and by a pids cgroup where one can be made: see ProcessCap).
+# which does not bind root, and by a pids cgroup where one can be made: see WorkerGroups).
 OPEN_FILES = 256
 PROCESSES = 256
 
 
-class ProcessCap:
-    """Bounds the processes of each worker with a pids cgroup of its own, where the engine
-    may make one (cgroup v1's ``pids`` hierarchy, or v2 with the pids controller on), and
-    ends every process in it when the worker's run ends: those that left the worker's
-    process group (``setsid``) too, which a kill of the group misses.
+_CGROUPS = Path("/sys/fs/cgroup")
 
-    ``RLIMIT_NPROC`` does not bind root, so without such a cgroup an engine running as
-    root bounds a worker's processes only by killing its process group when its run ends.
+
+def _hierarchy(controller: str) -> Path | None:
+    """Where cgroups with ``controller`` are made: its cgroup v1 hierarchy, or the v2 one
+    when the controller is on there."""
+    v1 = _CGROUPS / controller
+    if (v1 / "cgroup.procs").exists():
+        return v1
+    controls = _CGROUPS / "cgroup.subtree_control"
+    if controls.exists() and controller in controls.read_text().split():
+        return _CGROUPS
+    return None
+
+
+class WorkerGroups:
+    """A cgroup of its own for each worker, where the engine may make one (cgroup v1
+    hierarchies, or v2 with the controllers on): in the pids controller, to bound its
+    processes and to end every one of them when its run ends (those that left the
+    worker's process group with ``setsid`` too, which a kill of the group misses); in the
+    memory controller, to count the memory of all of them.
+
+    ``RLIMIT_NPROC`` does not bind root, so without a pids cgroup an engine running as
+    root bounds a worker's processes only by killing its process group when its run ends;
+    without a memory cgroup only the memory of the worker's own process is watched.
 
     Groups are made once and used again: a worker's group, once no process is left in it,
     takes the next worker (moving a process into a group costs one write; making and
@@ -55,40 +74,36 @@ class ProcessCap:
     a pid read there and killed at once is not one the kernel has had time to reuse.
     """
 
-    _BASES = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
-
     def __init__(self, name: str) -> None:
-        self.root: Path | None = None
-        self._made = 0
-        self._free: list[Path] = []  # groups with no process in them
-        self._held: dict[int, Path] = {}  # a worker's pid: its group
-        self._ending: list[Path] = []  # groups of ended workers, processes maybe left
-        for base in self._BASES:
-            controls = base / "cgroup.subtree_control"
-            if controls.exists() and "pids" not in controls.read_text().split():
+        self._roots: dict[str, Path] = {}  # controller: this engine's cgroup for it
+        for controller in ("pids", "memory"):
+            base = _hierarchy(controller)
+            if base is None:
                 continue
+            root = base / name
             try:
-                (base / name).mkdir()
+                root.mkdir(exist_ok=base == _CGROUPS)  # v2: one cgroup for both
+                if base == _CGROUPS:
+                    (root / "cgroup.subtree_control").write_text(f"+{controller}")
             except OSError:
                 continue
-            self.root = base / name
-            self._sweep(base, name.rsplit("-", 2)[0])
-            return
+            self._roots[controller] = root
+            _sweep(base, name.rsplit("-", 2)[0])
+        self._made = 0
+        self._free: list[str] = []  # groups with no process in them
+        self._held: dict[int, str] = {}  # a worker's pid: its group
+        self._ending: list[str] = []  # groups of ended workers, processes maybe left
 
-    @staticmethod
-    def _sweep(base: Path, prefix: str) -> None:
-        """End the processes left in the cgroups of engines that died without closing, and
-        remove those cgroups."""
-        for group in base.glob(f"{prefix}-*-*"):
-            pid = group.name[len(prefix) + 1 :].split("-", 1)[0]
-            if not pid.isdigit() or Path(f"/proc/{pid}").exists():
-                continue
-            with contextlib.suppress(OSError):
-                workers = [worker for worker in group.iterdir() if worker.is_dir()]
-                if all(_emptied(worker) for worker in workers):
-                    for worker in workers:
-                        worker.rmdir()
-                    group.rmdir()
+    @property
+    def bounded(self) -> bool:
+        """Whether each worker's processes are bounded (a pids cgroup could be made)."""
+        return "pids" in self._roots
+
+    @property
+    def measured(self) -> bool:
+        """Whether the memory of all of a worker's processes is counted (a memory cgroup
+        could be made)."""
+        return "memory" in self._roots
 
     @property
     def ending(self) -> bool:
@@ -96,32 +111,57 @@ class ProcessCap:
         every few milliseconds while this holds, ends them)."""
         return bool(self._ending)
 
+    def _paths(self, group: str) -> list[Path]:
+        return sorted({root / group for root in self._roots.values()})
+
     def admit(self, pid: int) -> bool:
-        """Put worker ``pid`` (before its run) in a cgroup of at most ``PROCESSES``."""
-        if self.root is None or pid <= 0:
+        """Put worker ``pid`` (before its run) in a group of at most ``PROCESSES``."""
+        if not self._roots or pid <= 0:
             return False
         try:
-            group = self._free.pop() if self._free else self._make(self.root)
+            group = self._free.pop() if self._free else self._make()
         except OSError:
             return False
         try:
-            (group / "cgroup.procs").write_text(str(pid))
+            for path in self._paths(group):
+                (path / "cgroup.procs").write_text(str(pid))
         except OSError:  # the worker is gone already
-            self._free.append(group)
+            self._ending.append(group)
             return False
         self._held[pid] = group
         return True
 
-    def _make(self, root: Path) -> Path:
+    def _make(self) -> str:
         self._made += 1
-        group = root / str(self._made)
-        group.mkdir()
+        group = str(self._made)
+        made = []
         try:
-            (group / "pids.max").write_text(str(PROCESSES))
+            for path in self._paths(group):
+                path.mkdir()
+                made.append(path)
+            if "pids" in self._roots:
+                (self._roots["pids"] / group / "pids.max").write_text(str(PROCESSES))
         except OSError:
-            group.rmdir()
+            for path in made:
+                path.rmdir()
             raise
         return group
+
+    def memory(self, pid: int) -> int | None:
+        """The memory charged to worker ``pid``'s group since it joined: anonymous and
+        shared memory its processes made, not what they share with the template (``None``
+        without a memory cgroup)."""
+        group = self._held.get(pid)
+        root = self._roots.get("memory")
+        if group is None or root is None:
+            return None
+        try:
+            stat = (root / group / "memory.stat").read_text().split()
+        except OSError:
+            return None
+        counts = dict(zip(stat[::2], stat[1::2], strict=False))
+        keys = ("anon", "shmem") if root.parent == _CGROUPS else ("rss", "shmem")
+        return sum(int(counts.get(key, 0)) for key in keys)
 
     def release(self, pid: int) -> None:
         """Worker ``pid``'s run has ended (its process group was killed): what is left in
@@ -135,7 +175,8 @@ class ProcessCap:
         while the last ones were killed); a group found empty is free again."""
         ending, self._ending = self._ending, []
         for group in ending:
-            (self._free if _emptied(group) else self._ending).append(group)
+            emptied = all([_emptied(path) for path in self._paths(group)])
+            (self._free if emptied else self._ending).append(group)
 
     def close(self) -> None:
         """Kill every process in the groups made and remove them, waiting a little for
@@ -148,24 +189,46 @@ class ProcessCap:
             time.sleep(0.01)
             self.tidy()
         for group in [*self._free, *self._ending]:
+            for path in self._paths(group):
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+        for root in set(self._roots.values()):
             with contextlib.suppress(OSError):
-                group.rmdir()
-        if self.root is not None:
-            with contextlib.suppress(OSError):
-                self.root.rmdir()
+                root.rmdir()
+
+
+def _sweep(base: Path, prefix: str) -> None:
+    """End the processes left in the cgroups of engines that died without closing, and
+    remove those cgroups."""
+    for engine in base.glob(f"{prefix}-*-*"):
+        pid = engine.name[len(prefix) + 1 :].split("-", 1)[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        with contextlib.suppress(OSError):
+            groups = [group for group in engine.iterdir() if group.is_dir()]
+            if all([_emptied(group) for group in groups]):
+                for group in groups:
+                    group.rmdir()
+                engine.rmdir()
+
+
+def _members(group: Path) -> list[int] | None:
+    try:
+        return [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return None
 
 
 def _emptied(group: Path) -> bool:
     """Whether cgroup ``group`` has no process; if it has, they are sent ``SIGKILL``."""
-    try:
-        pids = (group / "cgroup.procs").read_text().split()
-    except FileNotFoundError:
+    if not group.exists():
         return True
-    except OSError:
+    pids = _members(group)
+    if pids is None:
         return False
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
-            os.kill(int(pid), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     return not pids
 
 

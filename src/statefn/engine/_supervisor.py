@@ -38,7 +38,7 @@ import orjson
 
 from .._errors import ExitError, OOMError, RunTimeoutError, StatefnError, WorkerStartError
 from ._handle import REASONS, RunHandle, RunOutcome
-from ._limits import MB, ProcessCap, resident_bytes
+from ._limits import MB, WorkerGroups, resident_bytes
 from ._protocol import FILES_SPACE, Frame, FrameReader, decode_packet, encode_frame, received_files
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ __all__ = ["EngineSettings", "Supervisor", "Worker"]
 _log = logging.getLogger("statefn.engine")
 _WATCH_S = 0.025  # how often busy workers' memory is read
 _RESTART_S = 1.0  # the least time between two attempts to start the template
+# Reads of a dead worker's socket that another process holds open, for what the worker sent
+# before it died (16 reads of up to 4 MB: more than a socket buffer holds).
+_DRAIN_READS = 16
 _TIDY_S = 0.01  # how often processes left by ended workers are looked for (and killed)
 # How long a run whose worker's socket closed waits for the template's report of its exit
 # status. The report usually comes within milliseconds and ends the wait at once; on a
@@ -140,7 +143,7 @@ class Supervisor:
         self._closing = False
         self._next_watch = 0.0
         self._next_tidy = 0.0
-        self._cap = ProcessCap(settings.base_dir.name)
+        self._groups = WorkerGroups(settings.base_dir.name)
         self._thread = threading.Thread(target=self._main, name="statefn-engine", daemon=True)
         self._thread.start()
 
@@ -193,7 +196,7 @@ class Supervisor:
             )
         if self._queued and not self._template_ready:
             waits.append(self._last_start + _RESTART_S - now)
-        if self._cap.ending:
+        if self._groups.ending:
             waits.append(self._next_tidy - now)
         return max(0.0, min(waits))
 
@@ -233,10 +236,24 @@ class Supervisor:
                 worker.status = head
                 if worker.closed_at is not None:
                     self._worker_died(worker)
+                elif worker.job is not None:
+                    # Its socket is still open: a process the run started holds it. What the
+                    # worker sent before it died is read now; unless that held the outcome,
+                    # the run ends here rather than when that process lets go.
+                    for _ in range(_DRAIN_READS):
+                        if worker.job is None or not self._read_worker(worker, wait=False):
+                            break
+                    self._worker_died(worker)
 
-    def _read_worker(self, worker: Worker) -> None:
+    def _read_worker(self, worker: Worker, wait: bool = True) -> bool:
+        """Read what the worker sent (``wait=False``: what has arrived, if anything) and act
+        on its frames; whether anything was read."""
         try:
-            data, ancillary, flags, _address = worker.sock.recvmsg(4 * MB, _ANCILLARY_SPACE)
+            data, ancillary, flags, _address = worker.sock.recvmsg(
+                4 * MB, _ANCILLARY_SPACE, 0 if wait else socket.MSG_DONTWAIT
+            )
+        except BlockingIOError:
+            return False
         except OSError:
             data, ancillary, flags = b"", [], 0
         for level, kind, payload in ancillary:
@@ -256,13 +273,13 @@ class Supervisor:
                 self._worker_died(worker)
             else:
                 worker.closed_at = time.monotonic()
-            return
+            return False
         try:
             for frame in worker.reader.feed(data, received_files(ancillary, flags)):
                 job = worker.job
                 if frame.kind == "hello":
                     if self._pending.pop(worker.token, None) is not None:
-                        self._cap.admit(worker.pid)
+                        self._groups.admit(worker.pid)
                         self._idle.append(worker)
                 elif job is None:
                     raise ValueError(f"a {frame.kind!r} frame from a worker without a run")
@@ -275,6 +292,7 @@ class Supervisor:
             # only it, is ended.
             problem = f"{type(error).__name__}: {error}"
             self._fail_worker(worker, f"The run's worker process broke the protocol ({problem})")
+        return True
 
     def _outcome(self, job: Job, frame: Frame) -> None:
         head = frame.head
@@ -329,17 +347,25 @@ class Supervisor:
         if limit_mb and self._busy and now >= self._next_watch:
             self._next_watch = now + _WATCH_S
             for worker in list(self._busy.values()):
-                resident = resident_bytes(worker.watched)
+                resident = self._resident(worker)
                 if worker.job is not None and resident is not None and resident > limit_mb * MB:
                     message = f"Run exceeded the memory limit of {limit_mb:g} MB"
                     self._end(worker.job, "kill", OOMError(message))
 
+    def _resident(self, worker: Worker) -> int | None:
+        """The memory a run holds: the resident size of the process it runs in, or what
+        its worker's memory cgroup was charged (the processes it forked included, what
+        they share with the template not), whichever is larger."""
+        sizes = (resident_bytes(worker.watched), self._groups.memory(worker.pid))
+        known = [size for size in sizes if size is not None]
+        return max(known) if known else None
+
     # -- manage ----------------------------------------------------------------------------
 
     def _manage(self) -> None:
-        if self._cap.ending and time.monotonic() >= self._next_tidy:
+        if self._groups.ending and time.monotonic() >= self._next_tidy:
             self._next_tidy = time.monotonic() + _TIDY_S
-            self._cap.tidy()  # processes of ended workers that are not gone yet
+            self._groups.tidy()  # processes of ended workers that are not gone yet
         if self._closing and not self._queued:
             return
         if not self._template_ready:
@@ -402,9 +428,9 @@ class Supervisor:
     def _release(self, pid: int) -> None:
         """Let the cgroup of worker ``pid`` (killed) go: it is tidied ``_TIDY_S`` later,
         when the worker is likely gone and only what escaped its group may be left."""
-        if not self._cap.ending:
+        if not self._groups.ending:
             self._next_tidy = time.monotonic() + _TIDY_S
-        self._cap.release(pid)
+        self._groups.release(pid)
 
     def _worker_died(self, worker: Worker) -> None:
         if worker.job is not None:
@@ -527,7 +553,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self._template.kill()
                 self._template.wait()
-        self._cap.close()
+        self._groups.close()
         self._selector.close()
         os.close(self._wake_read)
         os.close(self._wake_write)
