@@ -800,6 +800,18 @@ def test_a_worker_cannot_start_processes_without_bound(engine: Engine, probe_dir
     assert outcome.state["refused"].startswith("[Errno 11]")  # EAGAIN from fork
 
 
+def test_a_burst_of_dying_workers_each_ends_its_run_with_its_exit_status(
+    engine: Engine, probe_dir: Path
+) -> None:
+    # Each worker's exit is reported twice, by its socket closing and by the template, in
+    # either order, with the template's word on its fork before or after its own hello.
+    spec = probe_step(probe_dir, "die('exit')")
+    handles = [engine.submit(spec["plan"], linker=spec["linker"]) for _ in range(100)]
+    messages = [(handle.result(timeout=60).error or {}).get("message") for handle in handles]
+    assert set(messages) == {"The run's worker process exited with code 7"}
+    assert engine.submit("fn(lambda s: {**s, 'ok': 1})").result(30).state["ok"] == 1
+
+
 def test_a_worker_that_dies_while_its_child_holds_the_socket_ends_its_run_at_once(
     engine: Engine, probe_dir: Path
 ) -> None:

@@ -135,7 +135,8 @@ class Supervisor:
         self._last_start = -_RESTART_S
         self.ready = threading.Event()  # set once the template answered (or failed)
         self._tokens = 0
-        self._pending: dict[int, Worker] = {}
+        self._pending: dict[int, Worker] = {}  # by token: forked, not said hello yet
+        self._forking: dict[int, Worker] = {}  # by token: the template has not said "forked"
         self._idle: collections.deque[Worker] = collections.deque()
         self._busy: dict[int, Worker] = {}
         self._by_inner_pid: dict[int, Worker] = {}
@@ -208,7 +209,7 @@ class Supervisor:
                 os.read(self._wake_read, 4096)
         elif worker is None:
             self._read_control()
-        else:
+        elif worker.sock.fileno() != -1:  # not closed earlier in this turn (a dead worker's)
             self._read_worker(worker)
 
     def _read_control(self) -> None:
@@ -226,7 +227,8 @@ class Supervisor:
             self._template_ready = True
             self.ready.set()
         elif kind == "forked":
-            worker = self._pending.get(head["token"])
+            # Its hello, on its own socket, may have come first: it may be idle, or busy.
+            worker = self._forking.pop(head["token"], None)
             if worker is not None:
                 worker.inner_pid = head["pid"]
                 self._by_inner_pid[worker.inner_pid] = worker
@@ -403,6 +405,7 @@ class Supervisor:
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         worker = Worker(self._tokens, ours)
         self._pending[self._tokens] = worker
+        self._forking[self._tokens] = worker
         self._selector.register(ours, selectors.EVENT_READ, worker)
 
     def _dispatch(self, job: Job, worker: Worker) -> None:
@@ -527,6 +530,7 @@ class Supervisor:
         for worker in [*self._pending.values(), *self._idle]:
             self._forget(worker)
         self._pending.clear()
+        self._forking.clear()
         self._idle.clear()
         for worker in list(self._busy.values()):
             worker.status = {"signal": signal.SIGKILL}
