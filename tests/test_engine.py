@@ -32,7 +32,7 @@ import os, signal, socket, time
 
 __all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "sleep", "spawn", "read",
            "write", "garbage", "fork_many", "pass_file", "flee", "die_holding_socket",
-           "hog_in_child"]
+           "hog_in_child", "hog_behind_a_decoy"]
 
 
 def fork_many(count):
@@ -213,6 +213,26 @@ def hog_in_child(mb_per_step, steps):
             os._exit(0)
         os.waitpid(child, 0)
         return state
+    return operation
+
+
+def hog_behind_a_decoy(mb_per_step, steps):
+    # A forked process says hello on the worker's socket (hoping to be watched in place of
+    # the worker), then the worker takes the memory.
+    def operation(state):
+        import stat, struct
+        if os.fork() == 0:
+            hello = b'{"t":"hello"}'
+            for fd in range(3, 64):
+                try:
+                    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                        os.write(fd, struct.pack("!II", len(hello), 0) + hello)
+                except OSError:
+                    pass
+            time.sleep(60)
+            os._exit(0)
+        time.sleep(0.2)
+        return hog(mb_per_step, steps)(state)
     return operation
 
 
@@ -829,6 +849,16 @@ def test_memory_a_run_holds_in_processes_it_forked_counts_against_its_limit(
     if not cgroups().measured:
         pytest.skip("no memory cgroup here: only the worker's own process is watched")
     outcome = submit_probe(engine, probe_dir, "hog_in_child(20, 40)")  # 800 MB, limit 300
+    assert outcome.reason == "kill"
+    assert outcome.error is not None and outcome.error["name"] == "OOMError"
+
+
+def test_no_process_of_a_run_has_itself_watched_in_place_of_the_run(
+    engine: Engine, probe_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As where no memory cgroup can be made: only the worker's own memory is watched.
+    monkeypatch.setattr(WorkerGroups, "memory", lambda self, pid: None)
+    outcome = submit_probe(engine, probe_dir, "hog_behind_a_decoy(20, 40)")  # 800 MB
     assert outcome.reason == "kill"
     assert outcome.error is not None and outcome.error["name"] == "OOMError"
 

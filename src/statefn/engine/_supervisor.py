@@ -258,11 +258,10 @@ class Supervisor:
             return False
         except OSError:
             data, ancillary, flags = b"", [], 0
+        sender = 0  # who sent these bytes, in the kernel's words (one sender per read)
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                 sender = struct.unpack_from("i", payload)[0]
-                worker.pid = worker.pid or sender
-                worker.watched = sender
         if not data:
             self._selector.unregister(worker.sock)
             worker.sock.close()
@@ -281,8 +280,11 @@ class Supervisor:
                 job = worker.job
                 if frame.kind == "hello":
                     if self._pending.pop(worker.token, None) is not None:
+                        worker.pid = worker.watched = sender
                         self._groups.admit(worker.pid)
                         self._idle.append(worker)
+                    elif job is not None and self._introduces(worker):
+                        worker.watched = sender
                 elif job is None:
                     raise ValueError(f"a {frame.kind!r} frame from a worker without a run")
                 elif frame.kind == "outcome":
@@ -295,6 +297,12 @@ class Supervisor:
             problem = f"{type(error).__name__}: {error}"
             self._fail_worker(worker, f"The run's worker process broke the protocol ({problem})")
         return True
+
+    def _introduces(self, worker: Worker) -> bool:
+        """Whether a hello from a busy worker is its run's own process introducing itself:
+        once, under strict isolation only. Any other is ignored, so that no process a run
+        starts can have the engine watch it in place of the run."""
+        return self.settings.isolation == "strict" and worker.watched == worker.pid
 
     def _outcome(self, job: Job, frame: Frame) -> None:
         head = frame.head
