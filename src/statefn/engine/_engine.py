@@ -20,7 +20,7 @@ from ._handle import RunHandle, RunOutcome
 from ._job import LOCAL_OPTIONS, Job, Recording, queued_fields
 from ._limits import MB
 from ._namespaces import strict_wrapper
-from ._protocol import NO_FRAME_LIMIT, encode_frame
+from ._protocol import NO_FRAME_LIMIT, frame_parts
 from ._recorder import Recorder
 from ._supervisor import EngineSettings, Supervisor
 
@@ -209,7 +209,7 @@ class Engine:
         except CredentialLoadError as error:
             credentials, failure = {}, error
         try:
-            frame = encode_frame(
+            frame = frame_parts(
                 {
                     "t": "run",
                     "run_id": handle.id,

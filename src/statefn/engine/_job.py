@@ -144,7 +144,7 @@ class Job:
     """A run inside the engine, from submit to outcome."""
 
     handle: RunHandle
-    frame: bytes  # the run frame, encoded at submit: later changes to the plan do not count
+    frame: list[bytes]  # the run frame's parts, encoded at submit: later changes do not count
     max_blob: int = NO_FRAME_LIMIT  # the largest state the worker may send (state_limit_mb)
     recording: Recording | None = None
     on_event: Callable[[str, dict[str, Any]], Any] | None = None

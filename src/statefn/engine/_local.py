@@ -65,7 +65,7 @@ def run_recorded(
     try:
         handle = RunHandle(run_id or str(uuid.uuid4()), lambda handle: None)
         recording = Recording(recorder, handle.id)
-        job = Job(handle, b"", recording=recording, **local)
+        job = Job(handle, [], recording=recording, **local)
         recording.queued(**queued_fields(engine_id, normal, state, payload_limit_mb))
         recording.started()
         channel = _JobChannel(job, payload_limit_mb)

@@ -49,8 +49,8 @@ __all__ = [
     "FrameReader",
     "decode_packet",
     "encode_frame",
-    "encode_head",
     "encode_state",
+    "frame_parts",
     "read_frame",
     "send_frame",
 ]
@@ -91,14 +91,16 @@ def encode_state(state: Any, limit_bytes: int) -> tuple[bytes | None, str | None
     return blob, None
 
 
-def encode_head(head: dict[str, Any], blob_size: int) -> bytes:
-    """The start of a frame: its header and head; its blob of ``blob_size`` bytes follows."""
+def frame_parts(head: dict[str, Any], blob: bytes | None = None) -> list[bytes]:
+    """A frame as the buffers to send one after another: its header, its head, its blob.
+    A head holding a large state (a run's input) is sent as orjson made it, not copied
+    into one buffer with the rest."""
     encoded = orjson.dumps(head)
-    return _HEADER.pack(len(encoded), blob_size) + encoded
+    return [_HEADER.pack(len(encoded), len(blob or b"")), encoded, *([blob] if blob else [])]
 
 
 def encode_frame(head: dict[str, Any], blob: bytes | None = None) -> bytes:
-    return encode_head(head, len(blob or b"")) + (blob or b"")
+    return b"".join(frame_parts(head, blob))
 
 
 def decode_packet(packet: bytes) -> dict[str, Any]:

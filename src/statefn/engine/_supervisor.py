@@ -418,12 +418,13 @@ class Supervisor:
 
     def _dispatch(self, job: Job, worker: Worker) -> None:
         try:
-            worker.sock.sendall(job.frame)
+            for part in job.frame:
+                worker.sock.sendall(part)
         except OSError:
             _kill(worker.pid)
             self._queued.appendleft(job)
             return
-        job.frame = b""  # the worker has it; the engine need not hold the plan and state
+        job.frame = []  # the worker has it; the engine need not hold the plan and state
         worker.reader.max_blob = job.max_blob
         worker.job = job
         job.worker = worker
