@@ -280,6 +280,8 @@ class Supervisor:
                 job = worker.job
                 if frame.kind == "hello":
                     if self._pending.pop(worker.token, None) is not None:
+                        if sender <= 0:
+                            raise ValueError("a hello the kernel did not name a sender for")
                         worker.pid = worker.watched = sender
                         self._groups.admit(worker.pid)
                         self._idle.append(worker)
@@ -397,6 +399,9 @@ class Supervisor:
         for end in (ours, theirs):  # big states cross in a few large writes, not hundreds
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
             end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
+        # Before the worker exists: the kernel names the sender only of what is sent after
+        # this, and the worker's hello may come before send_fds has even returned.
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self._tokens += 1
         try:
             socket.send_fds(
@@ -410,7 +415,6 @@ class Supervisor:
             return
         finally:
             theirs.close()
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         worker = Worker(self._tokens, ours)
         self._pending[self._tokens] = worker
         self._forking[self._tokens] = worker
@@ -451,6 +455,12 @@ class Supervisor:
     def _fail_worker(self, worker: Worker, message: str) -> None:
         if worker.job is not None:
             self._end(worker.job, "crash", ExitError(message))
+            return
+        # Before its run: it is given none, and another is forked in its place.
+        self._pending.pop(worker.token, None)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        self._forget(worker)
 
     def _end(
         self,
