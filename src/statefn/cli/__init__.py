@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
 from ._choices import positive_int as _positive_int
-from ._distributed import add_distributed_parsers
 from ._exits import CliError, ExitCode
-from ._runs import add_runs_parser
-from ._serve import add_serve_parser
 
 if TYPE_CHECKING:
     from ._logs import CliLogs
@@ -293,8 +290,52 @@ def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every command."""
+def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._runs import add_runs_parser
+
+    add_runs_parser(commands, [_common_options()])
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._serve import add_serve_parser
+
+    add_serve_parser(commands, [_common_options(), _repo_option()])
+
+
+def _add_distributed(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._distributed import add_distributed_parsers
+
+    add_distributed_parsers(commands, [_common_options()])
+
+
+def _add_test(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    commands.add_parser(
+        "test", help="run a small built-in workflow to check the installation",
+        description="Run a small built-in workflow and print its result: a check that "
+        "statefn works on this machine.",
+        parents=[_common_options()],
+    )  # fmt: skip
+
+
+# Each function adds the parsers of the commands it names, in the order --help lists them.
+_COMMANDS: tuple[
+    tuple[tuple[str, ...], Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]],
+    ...,
+] = (
+    (("run",), _add_run),
+    (("compile", "validate"), _add_checks),
+    (("repo",), _add_repo),
+    (("docs",), _add_docs),
+    (("runs",), _add_runs),
+    (("serve",), _add_serve),
+    (("worker", "submit"), _add_distributed),
+    (("test",), _add_test),
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every command, or of ``command`` alone (a command's parser
+    takes longer to build than a small run takes to compile its job)."""
     parser = _Parser(
         prog="statefn", description=_DESCRIPTION, epilog=_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -306,26 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
         "argparse._SubParsersAction[argparse.ArgumentParser]",
         parser.add_subparsers(dest="command", metavar="COMMAND"),
     )
-    _add_run(commands)
-    _add_checks(commands)
-    _add_repo(commands)
-    _add_docs(commands)
-    add_runs_parser(commands, [_common_options()])
-    add_serve_parser(commands, [_common_options(), _repo_option()])
-    add_distributed_parsers(commands, [_common_options()])
-    commands.add_parser(
-        "test", help="run a small built-in workflow to check the installation",
-        description="Run a small built-in workflow and print its result: a check that "
-        "statefn works on this machine.",
-        parents=[_common_options()],
-    )  # fmt: skip
+    for names, add in _COMMANDS:
+        if command is None or command in names:
+            add(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    # `statefn run ...` builds the parser of run alone; anything else (no command, a flag
+    # first, a misspelt command) every parser, for the full help and its suggestions.
+    named = arguments[0] if arguments else None
+    known = any(named in names for names, _ in _COMMANDS)
+    parser = build_parser(named if known else None)
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.error("the following arguments are required: COMMAND")
     from ._logs import LOG_LEVELS, CliLogs
