@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ._logs import CliLogs
     from ._plans import AdaptorSpec
 
-__all__ = ["ExitCode", "build_parser", "main"]
+__all__ = ["ExitCode", "build_parser", "console", "main"]
 
 _DESCRIPTION = """\
 Run workflows of Python jobs that pass JSON state from step to step.
@@ -387,6 +388,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "" if args.debug else " (run again with --debug to see the traceback)"
         logs.report(f"Internal error: {type(error).__name__}: {error}{hint}")
         return int(ExitCode.ABORTED)
+
+
+def console() -> int:
+    """The ``statefn`` command (``python -m statefn``, the installed script): ``main`` in a
+    process that ends with it."""
+    code = main()
+    # On its way out the interpreter collects garbage over every object of the modules a
+    # run imported (about 8 ms after a one-step run, more than compiling its job); the
+    # operating system frees them at once. Frozen, they are left to it. Objects still alive
+    # at exit may then skip ``__del__``, which Python never promised at exit anyway;
+    # ``atexit`` handlers and the flushing of stdout and stderr are unchanged.
+    gc.freeze()
+    return code
 
 
 def _dispatch(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
