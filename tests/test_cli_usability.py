@@ -3,6 +3,7 @@ typos, flags that do what their help says (issue 12). Every test runs the real c
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -269,6 +270,36 @@ def test_run_of_a_json_plan_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert "statefn._execute" in imported
     unused = {"importlib.metadata", "yaml", "httpx", "jsonschema", "statefn.adaptors.http"}
     assert unused & imported == set()
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["run", "compile", "validate", "repo", "docs", "runs", "serve", "worker", "submit", "test"],
+)
+def test_parser_of_one_command_is_that_command_of_the_whole_parser(command: str) -> None:
+    """`statefn run ...` builds the parser of run alone (with the commands added with it,
+    as compile with validate): its help is the full parser's."""
+    from statefn.cli import build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(action.choices)
+
+    alone, every = commands(build_parser(command)), commands(build_parser())
+    assert command in alone and len(alone) <= 2 and len(every) == 10
+    assert alone[command].format_help() == every[command].format_help()
+
+
+def test_jobs_of_the_command_run_with_the_garbage_collector_on(
+    statefn: Run, tmp_path: Path
+) -> None:
+    """The command collects no garbage while it starts: it is on again before jobs run."""
+    write(tmp_path / "probe.py", '__all__ = ["collecting"]\nimport gc\n\n'
+          'def collecting(state):\n    return {**state, "data": gc.isenabled()}\n')  # fmt: skip
+    write(tmp_path / "job.py", "collecting\n")
+    result = statefn("run", "job.py", "-a", f"probe={tmp_path / 'probe.py'}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["data"] is True
 
 
 def test_docs_error_example_is_what_the_quick_start_prints(statefn: Run, tmp_path: Path) -> None:

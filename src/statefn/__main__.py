@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from statefn.cli import main
+from statefn.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

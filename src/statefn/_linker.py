@@ -507,14 +507,14 @@ class _Allowed:
 
 
 # OpenFn's regular expression literals: /pattern/flags (flag g means nothing here).
-_LITERAL = re.compile(r"/(?P<pattern>.*)/(?P<flags>[gimsuy]*)", re.DOTALL)
+_LITERAL = r"/(?P<pattern>.*)/(?P<flags>[gimsuy]*)"  # compiled on first use
 _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
 
 
 def _allowed(entry: str | re.Pattern[str]) -> _Allowed:
     if isinstance(entry, re.Pattern):
         return _Allowed(entry, whole=False)
-    literal = _LITERAL.fullmatch(entry)
+    literal = re.fullmatch(_LITERAL, entry, re.DOTALL)
     if literal is None:
         return _Allowed(re.compile(entry), whole=True)
     flags = 0

@@ -20,12 +20,12 @@ from ._files import read_data
 __all__ = ["CACHE_DIR", "StepCache", "upstream_steps"]
 
 CACHE_DIR = ".statefn-cache"
-_UNSAFE = re.compile(r"[^\w.\- ]")
+_UNSAFE = r"[^\w.\- ]"
 
 
 def _file_name(text: str) -> str:
     # Ids and names may hold any character; a file name may not (a '/' would nest folders).
-    safe = _UNSAFE.sub("_", text).strip(" .")
+    safe = re.sub(_UNSAFE, "_", text).strip(" .")
     return safe or "_"
 
 

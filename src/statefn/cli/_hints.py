@@ -14,12 +14,12 @@ from statefn._errors import StatefnError
 
 __all__ = ["add_adaptor_hint"]
 
-_UNDEFINED = re.compile(r"NameError: name '(?P<name>\w+)' is not defined")
+_UNDEFINED = r"NameError: name '(?P<name>\w+)' is not defined"
 
 
 def add_adaptor_hint(error: StatefnError, linker: dict[str, Any]) -> None:
     """Give a ``NameError`` without a fix the adaptor that exports its name, if one does."""
-    found = _UNDEFINED.fullmatch(error.message)
+    found = re.fullmatch(_UNDEFINED, error.message)
     if found is None or error.fix is not None:
         return
     adaptor = _adaptor_exporting(found["name"], linker)

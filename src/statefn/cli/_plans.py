@@ -33,7 +33,8 @@ __all__ = [
     "parse_adaptor_spec",
 ]
 
-_SPEC = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)(?:@(?P<version>[^=\s]+))?(?:=(?P<path>.+))?$")
+# NAME, NAME@VERSION or NAME=PATH; compiled on first use (only -a needs it).
+_SPEC = r"^(?P<name>[A-Za-z_][\w.-]*)(?:@(?P<version>[^=\s]+))?(?:=(?P<path>.+))?$"
 _DATA_SUFFIXES = (".json", *YAML_SUFFIXES)
 _PLAN_SUFFIXES = (*_DATA_SUFFIXES, ".py")
 _TEXT_SUFFIXES = (".csv", ".txt")  # a state file of these is text, not data
@@ -56,7 +57,7 @@ class AdaptorSpec:
 
 def parse_adaptor_spec(text: str) -> AdaptorSpec:
     """Parse a ``-a`` value (an argparse ``type``: a bad value is a usage error)."""
-    match = _SPEC.match(text.strip())
+    match = re.match(_SPEC, text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(
             f"invalid adaptor {text!r}: expected NAME, NAME@VERSION or NAME=PATH"

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from statefn import run
 from statefn._errors import (
     CompileError,
     InputError,
@@ -94,8 +95,6 @@ def _execute(
     args: argparse.Namespace,
     logs: CliLogs,
 ) -> ExitCode:
-    from statefn import run
-
     try:
         if args.isolate or ledger_url(args):
             outcome = run_elsewhere(loaded.plan, state, run_options, credentials, args, logs)

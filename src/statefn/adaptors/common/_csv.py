@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -104,6 +103,8 @@ def _rows(
     trim: bool,
     skip_empty_lines: bool,
 ) -> Iterator[Row]:
+    import csv  # here, not when the adaptor is linked for a job that reads no CSV
+
     reader = csv.reader(lines, **options)
     header: list[str] | None = list(columns) if isinstance(columns, list) else None
     try:

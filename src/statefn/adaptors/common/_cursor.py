@@ -13,7 +13,7 @@ from ._values import text_of
 
 __all__ = ["cursor"]
 
-_AGO = re.compile(r"^\s*(\d+)\s+(hour|day)s?\s+ago\s*$")
+_AGO = r"^\s*(\d+)\s+(hour|day)s?\s+ago\s*$"
 
 
 def _run_start() -> datetime:
@@ -37,7 +37,7 @@ def _parse_natural_date(text: str) -> datetime | None:
         return _local_midnight(0)
     if word == "yesterday":
         return _local_midnight(1)
-    match = _AGO.match(word)
+    match = re.match(_AGO, word)
     if match is None:
         return None
     count = int(match[1])

@@ -27,7 +27,7 @@ __all__ = [
     "source_value",
 ]
 
-_LEADING_ROOT = re.compile(r"^[$.]*")
+_LEADING_ROOT = r"^[$.]*"
 
 
 @functools.lru_cache(maxsize=512)
@@ -49,7 +49,7 @@ def compiled_path(path: str) -> Any:
 
 def _under(root: str, path: str) -> str:
     # "x.y", ".x.y" and "$.x.y" all mean the same place below root; "[0].x" is joined as is.
-    rest = _LEADING_ROOT.sub("", path)
+    rest = re.sub(_LEADING_ROOT, "", path)
     if not rest:
         return root
     return root + rest if rest.startswith("[") else f"{root}.{rest}"

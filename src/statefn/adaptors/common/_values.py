@@ -25,10 +25,11 @@ __all__ = [
     "to_array",
 ]
 
+# Patterns are compiled on first use (re caches them), not when the adaptor is linked.
 # Pictographs, dingbats, symbols and the emoji variation selector (as OpenFn matches them).
-_EMOJI = re.compile("[\ufe0f\u00a9\u00ae\u2000-\u3300\U0001f000-\U0001fbff]")
-_WORD = re.compile(r"\w\S*")
-_KEY_PART = re.compile(r"[^.\[\]]+")
+_EMOJI = "[\ufe0f\u00a9\u00ae\u2000-\u3300\U0001f000-\U0001fbff]"
+_WORD = r"\w\S*"
+_KEY_PART = r"[^.\[\]]+"
 _MISSING = object()
 
 
@@ -109,7 +110,7 @@ def human_proper(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     spaced = re.sub(r"[_-]", " ", text)
-    return _WORD.sub(lambda word: word[0][0].upper() + word[0][1:].lower(), spaced)
+    return re.sub(_WORD, lambda word: word[0][0].upper() + word[0][1:].lower(), spaced)
 
 
 def scrub_emojis(text: Any, replacement: str | None = None) -> Any:
@@ -127,7 +128,7 @@ def scrub_emojis(text: Any, replacement: str | None = None) -> Any:
             "warn",
             "scrub_emojis: removing characters rather than replacing them may hide injected text",
         )
-    return _EMOJI.sub("\ufffd" if replacement is None else replacement, text)
+    return re.sub(_EMOJI, "\ufffd" if replacement is None else replacement, text)
 
 
 @operation
@@ -144,7 +145,7 @@ def group(items: Any, key_path: Any, callback: Callable[[State], Any] | None = N
 
     def run(state: State) -> Any:
         resolved_items = resolve(items, state) or []
-        parts = _KEY_PART.findall(str(resolve(key_path, state)))
+        parts = re.findall(_KEY_PART, str(resolve(key_path, state)))
         groups: dict[str, list[Any]] = {}
         for item in resolved_items:
             value = _dig(item, parts)
