@@ -13,7 +13,7 @@ The ledger stores log lines and error messages as given: the engine masks them f
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -183,6 +183,13 @@ class Ledger(Leases):
                     "INSERT INTO outbox (run_id, queue, message, created_at) VALUES (?, ?, ?, ?)",
                     (run_id, queue, message, at),
                 )
+
+    def runs_queued(self, runs: Sequence[Mapping[str, Any]]) -> None:
+        """``run_queued`` for each of ``runs`` (its keyword arguments, ``run_id`` among
+        them), in one commit."""
+        with self._db.transaction():
+            for run in runs:
+                self.run_queued(**run)
 
     def run_started(
         self, run_id: str, *, attempt: int | None = None, engine_id: str | None = None
