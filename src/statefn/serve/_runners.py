@@ -106,7 +106,7 @@ class EngineRunner:
             await handle.result_async()
         finally:
             self._running.pop(handle.id, None)
-            self._feed()
+        self._feed()  # not when the server stops: its event loop then cancels this task
 
     def _track(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
