@@ -226,7 +226,7 @@ def test_queued_runs_are_recorded_in_one_commit_and_start_when_submitted(ledger_
         with open_ledger(ledger_url) as book:
             assert [book.run(run_id).status for run_id in run_ids] == ["queued"] * 3
             assert book.state(run_ids[2], which="input") == {"data": {"n": 2}}
-        outcome = engine.submit(FAN_IN, {"data": {"n": 0}}, run_ids[0], attempt=1).result(30)
+        outcome = engine.submit(FAN_IN, {"data": {"n": 0}}, run_ids[0], queued=True).result(30)
         assert outcome.reason == "success"
     with open_ledger(ledger_url) as book:
         assert [book.run(run_id).status for run_id in run_ids] == ["success", "queued", "queued"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
 
+from statefn._errors import StatefnError
 from statefn.engine import Engine, RunHandle
 
 if TYPE_CHECKING:
@@ -61,28 +62,44 @@ class EngineRunner:
         # Recorded and not yet given to the engine, oldest first.
         self._waiting: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._running: dict[str, RunHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._watchers: set[asyncio.Task[None]] = set()
 
     async def submit(self, plan: dict[str, Any], state: dict[str, Any]) -> str:
         run_id = str(uuid.uuid4())
         if self._arrived is None:
-            self._arrived = asyncio.get_running_loop().create_future()
-            self._track(self._record())
+            # The requests read in this turn of the event loop join this commit.
+            loop = asyncio.get_running_loop()
+            self._arrived = loop.create_future()
+            loop.call_soon(self._record, loop)
         self._arriving.append((run_id, plan, state))
         # Shielded: a request that goes away does not cancel its neighbours' commit.
         await asyncio.shield(self._arrived)
         return run_id
 
-    async def _record(self) -> None:
-        """Record the runs that arrived until now in one commit, then let them wait for
-        the engine (they were given a future that this completes)."""
-        await asyncio.sleep(0)  # let the requests read in the same turn join this commit
+    def _record(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Ask the engine to record the runs that arrived until now, in one commit."""
         runs, self._arriving = self._arriving, []
         arrived, self._arrived = self._arrived, None
         assert arrived is not None
         try:
-            await asyncio.wrap_future(self.engine.queue(runs))
-        except Exception as error:
+            committed = self.engine.queue(runs)
+        except StatefnError as error:  # the engine is closed
+            arrived.set_exception(error)
+            return
+        committed.add_done_callback(
+            lambda _: loop.call_soon_threadsafe(self._recorded, runs, arrived, committed)
+        )
+
+    def _recorded(
+        self,
+        runs: list[tuple[str, dict[str, Any], dict[str, Any]]],
+        arrived: asyncio.Future[None],
+        committed: Future[None],
+    ) -> None:
+        """The runs are in the ledger (or ``committed`` says why not): answer their
+        requests, and let them wait for the engine."""
+        error = committed.exception()
+        if error is not None:
             arrived.set_exception(error)
             return
         for run_id, plan, state in runs:
@@ -98,7 +115,9 @@ class EngineRunner:
     def _start(self, run_id: str, plan: dict[str, Any], state: dict[str, Any]) -> RunHandle:
         handle = self.engine.submit(plan, state, run_id, attempt=1)
         self._running[run_id] = handle
-        self._track(self._forget_when_done(handle))
+        watcher = asyncio.create_task(self._forget_when_done(handle))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
         return handle
 
     async def _forget_when_done(self, handle: RunHandle) -> None:
@@ -107,11 +126,6 @@ class EngineRunner:
         finally:
             self._running.pop(handle.id, None)
         self._feed()  # not when the server stops: its event loop then cancels this task
-
-    def _track(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def cancel(self, run_id: str) -> bool:
         handle = self._running.get(run_id)
