@@ -8,11 +8,12 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from statefn import LedgerError
+from statefn import InputError, LedgerError
 from statefn.engine import Engine, _recorder
 from statefn.ledger import StateWithheldError
 from statefn.ledger import open as open_ledger
@@ -213,6 +214,41 @@ def test_recorded_fails_with_the_ledger_error_when_the_run_cannot_be_recorded(
         with pytest.raises(LedgerError, match="could not be written: no"):
             handle.recorded.result(timeout=30)
         handle.result(timeout=30)
+
+
+def test_queued_runs_are_recorded_in_one_commit_and_start_when_submitted(ledger_url: str) -> None:
+    run_ids = [str(uuid.uuid4()) for _ in range(3)]
+    with Engine(workers=1, ledger=ledger_url) as engine:
+        queued = engine.queue(
+            [(run_id, FAN_IN, {"data": {"n": n}}) for n, run_id in enumerate(run_ids)]
+        )
+        queued.result(timeout=30)
+        with open_ledger(ledger_url) as book:
+            assert [book.run(run_id).status for run_id in run_ids] == ["queued"] * 3
+            assert book.state(run_ids[2], which="input") == {"data": {"n": 2}}
+        outcome = engine.submit(FAN_IN, {"data": {"n": 0}}, run_ids[0], queued=True).result(30)
+        assert outcome.reason == "success"
+    with open_ledger(ledger_url) as book:
+        assert [book.run(run_id).status for run_id in run_ids] == ["success", "queued", "queued"]
+        assert book.state(run_ids[0], "z-1") == {"data": {"n": 0}, "b": 2, "z": True}
+
+
+def test_queue_fails_as_a_whole_with_the_ledger_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    with Engine(workers=1, ledger=url) as engine:
+        taken = str(uuid.uuid4())
+        engine.queue([(taken, FAN_IN, None)]).result(timeout=30)
+        with pytest.raises(LedgerError, match="UNIQUE constraint failed"):
+            engine.queue([(str(uuid.uuid4()), FAN_IN, None), (taken, FAN_IN, None)]).result(30)
+    with sqlite3.connect(tmp_path / "runs.db") as connection:
+        assert connection.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)
+
+
+def test_queue_needs_a_ledger() -> None:
+    with Engine(workers=1) as engine, pytest.raises(InputError, match="records runs in the ledger"):
+        engine.queue([(str(uuid.uuid4()), FAN_IN, None)])
 
 
 def test_problem_is_none_while_the_engine_runs_and_says_when_it_is_closed() -> None:

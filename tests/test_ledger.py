@@ -147,6 +147,23 @@ def test_a_state_handed_from_step_to_step_is_stored_once(
     assert run.steps[0].output_ref == run.steps[1].input_ref == run.state_ref
 
 
+def test_runs_queued_together_are_listed_in_order_with_their_states_stored_once(
+    book: ledger.Ledger, ledger_url: str
+) -> None:
+    same, other = orjson.dumps({"data": {"n": 1}}), orjson.dumps({"data": {"n": 2}})
+    bodies = [same, other, same, None]
+    book.runs_queued([
+        {"run_id": f"run-{n}", "engine_id": None, "plan_id": "p", "workflow": "hooked",
+         "input_state": body, "input_withheld": None if body else "too large"}
+        for n, body in enumerate(bodies)
+    ])  # fmt: skip
+    assert [run.run_id for run in book.runs()] == ["run-3", "run-2", "run-1", "run-0"]
+    assert {run.status for run in book.runs()} == {"queued"}
+    assert _rows(ledger_url, "SELECT COUNT(*) FROM states") == [(2,)]
+    assert book.state("run-2", which="input") == {"data": {"n": 1}}
+    assert book.run("run-3").input_withheld == "too large"
+
+
 def test_a_withheld_state_is_a_marker_not_json(book: ledger.Ledger, ledger_url: str) -> None:
     _queue(book, "run-1", input_state=None, input_withheld="too large")
     book.step_started("run-1", "a-1", "a", input_state=None, input_withheld="too large")

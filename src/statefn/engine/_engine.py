@@ -9,7 +9,8 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,30 @@ class Engine:
 
         return Recorder(open_ledger(str(url)), self.id)
 
+    @property
+    def workers(self) -> int:
+        """How many runs execute at once."""
+        return self._settings.workers
+
     # -- runs ------------------------------------------------------------------------------
+
+    def queue(self, runs: Sequence[tuple[str, dict[str, Any], Any]]) -> Future[None]:
+        """Record ``runs`` (each a run id, a plan that validated, and its input state) in
+        the engine's ledger as queued on this engine, in one commit, and start none of them:
+        ``submit(plan, state, run_id, queued=True)`` starts each when its caller has room
+        for it. The future is done once the ledger has committed them; its exception is the
+        ledger's error. For a service that answers "your run is recorded" to many requests
+        at once, more than the workers can take."""
+        if self._recorder is None:
+            raise InputError("Engine.queue records runs in the ledger: give Engine(ledger=...)")
+        if self._closed:
+            raise InputError("the engine is closed: queue runs before close()")
+        limit = self._settings.payload_limit_mb
+        rows = [
+            {"run_id": run_id, **queued_fields(self.id, plan, state, limit)}
+            for run_id, plan, state in runs
+        ]
+        return self._recorder.write_confirmed("runs_queued", rows)
 
     def submit(
         self,
@@ -182,6 +206,7 @@ class Engine:
         *,
         attempt: int | None = None,
         resume: Mapping[str, Any] | None = None,
+        queued: bool = False,
         **run_options: Any,
     ) -> RunHandle:
         """Queue a run and return its handle at once.
@@ -189,7 +214,8 @@ class Engine:
         ``attempt`` and ``resume`` are for distributed workers: the run ``run_id`` is
         already in the engine's ledger, this delivery holds ``attempt`` (every write carries
         it), and ``resume`` maps the keys of step runs that completed before to their
-        recorded output states (those steps do not run again).
+        recorded output states (those steps do not run again). ``queued``: the run ``run_id``
+        was recorded by ``queue``, so submit records nothing of it.
 
         ``run_options`` are the options of ``run`` that can cross a process (see
         ``CROSSING_OPTIONS``), plus ``on_event``, ``logger`` and ``job_logger``, which are
@@ -237,7 +263,7 @@ class Engine:
         job = Job(handle, frame, max_blob, **local)
         if self._recorder is not None:
             job.recording = Recording(self._recorder, handle.id, attempt)
-            if attempt is None:
+            if attempt is None and not queued:
                 handle.recorded = job.recording.queued(
                     **queued_fields(self.id, normal, state, self._settings.payload_limit_mb)
                 )

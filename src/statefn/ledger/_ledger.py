@@ -13,7 +13,7 @@ The ledger stores log lines and error messages as given: the engine masks them f
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -182,6 +182,36 @@ class Ledger(Leases):
                 self._db.execute(
                     "INSERT INTO outbox (run_id, queue, message, created_at) VALUES (?, ?, ?, ?)",
                     (run_id, queue, message, at),
+                )
+
+    def runs_queued(self, runs: Sequence[Mapping[str, Any]]) -> None:
+        """Record new runs in one commit: for each, ``run_queued``'s arguments (``run_id``,
+        ``engine_id``, ``plan_id``, ``workflow``, ``input_state``, ``input_withheld``). A
+        few statements for the lot, however many there are (a burst of webhooks)."""
+        states: dict[bytes, str] = {}
+        rows = []
+        for run in runs:
+            body = run["input_state"]
+            if body is not None and body not in states:
+                states[body] = hashlib.sha256(body).hexdigest()
+            rows.append((
+                run["run_id"], run["plan_id"], run["workflow"], run["engine_id"], now(),
+                None if body is None else states[body], run.get("input_withheld"),
+            ))  # fmt: skip
+        with self._db.transaction():
+            for chunk in _chunks([(digest, len(body), body) for body, digest in states.items()]):
+                self._db.execute(
+                    "INSERT INTO states (hash, size, body) VALUES "
+                    + ", ".join(["(?, ?, ?)"] * len(chunk))
+                    + " ON CONFLICT (hash) DO NOTHING",
+                    [value for row in chunk for value in row],
+                )
+            for chunk in _chunks(rows):
+                self._db.execute(
+                    "INSERT INTO runs (run_id, plan_id, workflow, engine_id, attempt, status, "
+                    "submitted_at, input_ref, input_withheld) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, 1, 'queued', ?, ?, ?)"] * len(chunk)),
+                    [value for row in chunk for value in row],
                 )
 
     def run_started(
@@ -374,3 +404,10 @@ class Ledger(Leases):
             raise LedgerError(
                 f"Run {run_id} is not in the ledger {self.url}", fix="Call run_queued first"
             )
+
+
+def _chunks(rows: list[tuple[Any, ...]], size: int = 500) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` in lists of at most ``size``: one statement each, within the databases'
+    limits on parameters (at least 32,766 in SQLite, 65,535 in PostgreSQL)."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

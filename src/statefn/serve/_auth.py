@@ -63,14 +63,15 @@ class TokenAuth:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        refusal = _foreign(request, loopback_only=self.token is None)
+        # The path as the router reads it (no URL is built: this runs on every request).
+        path: str = scope["path"]
+        refusal = _foreign(request, path, loopback_only=self.token is None)
         if refusal is not None:
             await error_response(Forbidden(refusal))(scope, receive, send)
             return
         if self.token is None:
             await self.app(scope, receive, send)
             return
-        path = request.url.path
         open_path = path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
         if open_path or carries_token(request, self.token):
             await self.app(scope, receive, send)
@@ -84,7 +85,7 @@ class TokenAuth:
                 )
             )
         else:
-            response = RedirectResponse(f"/login?next={_local(path)}", status_code=303)
+            response = RedirectResponse(f"/login?next={_local(request.url.path)}", status_code=303)
         await response(scope, receive, send)
 
 
@@ -95,7 +96,7 @@ def _host_name(host: str) -> str:
     return host.partition(":")[0]
 
 
-def _foreign(request: Request, *, loopback_only: bool) -> str | None:
+def _foreign(request: Request, path: str, *, loopback_only: bool) -> str | None:
     """Why a request that comes from another site (or, on loopback, through a host name
     that is not loopback) is refused, or None."""
     host = request.headers.get("host", "")
@@ -104,7 +105,7 @@ def _foreign(request: Request, *, loopback_only: bool) -> str | None:
             f"This server answers only to localhost, 127.0.0.1 and [::1], not {host!r}: "
             "serve on another address with --host and --token"
         )
-    if request.method in _SAFE_METHODS or request.url.path.startswith("/hooks/"):
+    if request.method in _SAFE_METHODS or path.startswith("/hooks/"):
         return None
     source = request.headers.get("origin") or request.headers.get("referer")
     if source is not None and urlsplit(source).netloc != host:

@@ -8,14 +8,21 @@ returns once the run is recorded in the ledger as ``queued``, so that the server
 from __future__ import annotations
 
 import asyncio
+import uuid
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
 
+from statefn._errors import StatefnError
 from statefn.engine import Engine, RunHandle
 
 if TYPE_CHECKING:
     from statefn.distributed import Client
 
-__all__ = ["BrokerRunner", "EngineRunner", "Runner"]
+__all__ = ["ROOM_PER_WORKER", "BrokerRunner", "EngineRunner", "Runner"]
+
+# Runs an ``EngineRunner`` gives its engine at once, for each worker: enough that a worker
+# that ends a run finds the next one waiting.
+ROOM_PER_WORKER = 2
 
 
 class Runner(Protocol):
@@ -39,32 +46,94 @@ class Runner(Protocol):
 
 
 class EngineRunner:
-    """Runs on a local ``Engine`` that records every run in the ledger."""
+    """Runs on a local ``Engine`` that records every run in the ledger.
+
+    A run is recorded as queued at once, and the runs that arrive while a commit is made
+    share the next one; it then waits here until the engine has room for it (the engine
+    holds at most ``ROOM_PER_WORKER`` runs a worker). So a burst of webhooks costs each
+    request a row in the ledger, not the preparation of a run that waits for a worker.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._room = ROOM_PER_WORKER * engine.workers
+        self._arriving: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self._arrived: asyncio.Future[None] | None = None
+        # Recorded and not yet given to the engine, oldest first.
+        self._waiting: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._running: dict[str, RunHandle] = {}
         self._watchers: set[asyncio.Task[None]] = set()
 
     async def submit(self, plan: dict[str, Any], state: dict[str, Any]) -> str:
-        handle = self.engine.submit(plan, state)
-        self._running[handle.id] = handle
+        run_id = str(uuid.uuid4())
+        if self._arrived is None:
+            # The requests read in this turn of the event loop join this commit.
+            loop = asyncio.get_running_loop()
+            self._arrived = loop.create_future()
+            loop.call_soon(self._record, loop)
+        self._arriving.append((run_id, plan, state))
+        # Shielded: a request that goes away does not cancel its neighbours' commit.
+        await asyncio.shield(self._arrived)
+        return run_id
+
+    def _record(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Ask the engine to record the runs that arrived until now, in one commit."""
+        runs, self._arriving = self._arriving, []
+        arrived, self._arrived = self._arrived, None
+        assert arrived is not None
+        try:
+            committed = self.engine.queue(runs)
+        except StatefnError as error:  # the engine is closed
+            arrived.set_exception(error)
+            return
+        committed.add_done_callback(
+            lambda _: loop.call_soon_threadsafe(self._recorded, runs, arrived, committed)
+        )
+
+    def _recorded(
+        self,
+        runs: list[tuple[str, dict[str, Any], dict[str, Any]]],
+        arrived: asyncio.Future[None],
+        committed: Future[None],
+    ) -> None:
+        """The runs are in the ledger (or ``committed`` says why not): answer their
+        requests, and let them wait for the engine."""
+        error = committed.exception()
+        if error is not None:
+            arrived.set_exception(error)
+            return
+        for run_id, plan, state in runs:
+            self._waiting[run_id] = (plan, state)
+        arrived.set_result(None)
+        self._feed()
+
+    def _feed(self) -> None:
+        while self._waiting and len(self._running) < self._room:
+            run_id = next(iter(self._waiting))
+            self._start(run_id, *self._waiting.pop(run_id))
+
+    def _start(self, run_id: str, plan: dict[str, Any], state: dict[str, Any]) -> RunHandle:
+        handle = self.engine.submit(plan, state, run_id, attempt=1)
+        self._running[run_id] = handle
         watcher = asyncio.create_task(self._forget_when_done(handle))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
-        await handle.recorded_async()
-        return handle.id
+        return handle
 
     async def _forget_when_done(self, handle: RunHandle) -> None:
         try:
             await handle.result_async()
         finally:
             self._running.pop(handle.id, None)
+        self._feed()  # not when the server stops: its event loop then cancels this task
 
     def cancel(self, run_id: str) -> bool:
         handle = self._running.get(run_id)
         if handle is None:
-            return False
+            waiting = self._waiting.pop(run_id, None)
+            if waiting is None:
+                return False
+            handle = self._start(run_id, *waiting)  # the engine records its end as cancel
         handle.cancel()
         return True
 
@@ -72,8 +141,11 @@ class EngineRunner:
         return self.engine.problem()
 
     def close(self) -> None:
-        """Cancel the runs in flight (recorded ``cancel``) rather than hold a stopping
-        server for as long as they and the queued runs take."""
+        """Cancel the runs in flight and those waiting (each recorded ``cancel``) rather
+        than hold a stopping server for as long as they take."""
+        for run_id, (plan, state) in self._waiting.items():
+            self.engine.submit(plan, state, run_id, attempt=1)
+        self._waiting.clear()
         self.engine.close(wait=False)
 
 
