@@ -471,7 +471,8 @@ class Supervisor:
         *,
         leaves: bool = False,
     ) -> None:
-        """End ``job``: free (and kill) its worker, then hand over its outcome."""
+        """End ``job``: free (and kill) its worker, hand over its outcome, then remove the
+        run's work directory (the outcome does not wait for the file system)."""
         worker = job.worker
         if worker is not None:
             job.worker = None
@@ -483,11 +484,12 @@ class Supervisor:
                 self._selector.unregister(worker.sock)
                 worker.sock.close()
             worker.reader.close()
-            shutil.rmtree(self.settings.base_dir / job.handle.id, ignore_errors=True)
         record = error.to_dict() if isinstance(error, StatefnError) else error
         duration = (time.monotonic() - job.started) * 1000 if job.started else 0.0
         outcome = RunOutcome(job.handle.id, reason, None, record, duration, blob=blob)
         job.finish(outcome, blob, int(self.settings.payload_limit_mb * MB), leaves)
+        if worker is not None:
+            shutil.rmtree(self.settings.base_dir / job.handle.id, ignore_errors=True)
 
     # -- the template ----------------------------------------------------------------------
 
