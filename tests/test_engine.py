@@ -298,8 +298,11 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie is dead for our purposes.
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    # A zombie is dead for our purposes; so is a process reaped since the signal above.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def gone(pid: int, within_s: float = 5.0) -> bool:
