@@ -75,12 +75,16 @@ def pass_file(kind):
         import array, json, stat, struct
         size = 2 * 1024 * 1024
         files = []
+        if kind == "holes":
+            fd = os.memfd_create("statefn-probe", os.MFD_ALLOW_SEALING)
+            os.ftruncate(fd, size)
+            files.append(fd)
         if kind in ("unsealed", "wrong size", "too many"):
             for _ in range(5 if kind == "too many" else 1):
                 fd = os.memfd_create("statefn-probe", os.MFD_ALLOW_SEALING)
                 os.write(fd, b"x" * (size - (kind == "wrong size")))
                 files.append(fd)
-        if kind == "wrong size":
+        if kind in ("wrong size", "holes"):
             import fcntl
             seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
             fcntl.fcntl(files[0], fcntl.F_ADD_SEALS, seals)
@@ -577,6 +581,7 @@ BAD_FILES = {
     "pipe": "a blob in a file that cannot be read",
     "regular": "a blob in a file that cannot be read",
     "none": "a frame whose blob is in a file that was not passed",
+    "holes": "a blob in a file with holes",
 }
 
 
