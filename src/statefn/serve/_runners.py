@@ -113,7 +113,7 @@ class EngineRunner:
             self._start(run_id, *self._waiting.pop(run_id))
 
     def _start(self, run_id: str, plan: dict[str, Any], state: dict[str, Any]) -> RunHandle:
-        handle = self.engine.submit(plan, state, run_id, attempt=1)
+        handle = self.engine.submit(plan, state, run_id, queued=True)
         self._running[run_id] = handle
         watcher = asyncio.create_task(self._forget_when_done(handle))
         self._watchers.add(watcher)
@@ -144,7 +144,7 @@ class EngineRunner:
         """Cancel the runs in flight and those waiting (each recorded ``cancel``) rather
         than hold a stopping server for as long as they take."""
         for run_id, (plan, state) in self._waiting.items():
-            self.engine.submit(plan, state, run_id, attempt=1)
+            self.engine.submit(plan, state, run_id, queued=True)
         self._waiting.clear()
         self.engine.close(wait=False)
 
