@@ -99,3 +99,51 @@ def test_close_ends_the_runs_still_waiting_as_cancel(tmp_path: Path) -> None:
     assert statuses(url, run_ids) == ["cancel"] * len(run_ids)
     with ledger.open(url) as book:
         assert book.run(run_ids[-1]).started_at is None
+
+
+def test_every_accepted_webhook_of_a_server_killed_with_sigkill_ends_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 202 means the run is in the ledger: those the engine had started and those still
+    # waiting in the server for room alike, when the server dies at once.
+    import json
+    import os
+    import signal
+
+    from conftest import start_server
+    from statefn.engine import _recorder
+
+    project = tmp_path / "project"
+    project.mkdir()
+    flow = {
+        "workflow": {
+            "name": "stuck",
+            "steps": [
+                {"id": "open", "webhook": True, "next": "spin"},
+                {"id": "spin", "expression": "fn(lambda s: [0 for _ in iter(int, 1)])"},
+            ],
+        }
+    }
+    (project / "stuck.json").write_text(json.dumps(flow))
+    server = start_server(project, "--workers", "1")
+    try:
+        accepted = []
+        for _ in range(3 * ROOM_PER_WORKER):
+            answer = server.client.post("/hooks/stuck/open", json={"n": 1})
+            assert answer.status_code == 202
+            accepted.append(answer.json()["run_id"])
+        url = f"sqlite:///{project / '.statefn' / 'runs.db'}"
+        assert "queued" in statuses(url, accepted)  # some still wait in the server
+    finally:
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        server.client.close()
+        assert server.process.stdout is not None
+        server.process.stdout.close()
+    monkeypatch.setattr(_recorder, "LOST_AFTER_S", 0.5)
+    time.sleep(1.0)
+    with Engine(workers=1, ledger=url):
+        pass
+    with ledger.open(url) as book:
+        reasons = [book.run(run_id).reason for run_id in accepted]
+    assert reasons == ["lost"] * len(accepted)
