@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gc
 import logging
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pytest
 
 import statefn
+from statefn._state import PROMOTED_BYTES, decode
 
 if TYPE_CHECKING:
     from conftest import EventLog, RecordList
@@ -440,3 +443,38 @@ def test_state_nested_too_deeply_for_json_fails_the_step() -> None:
     record = result["errors"]["job-1"]
     assert record["name"] == "RuntimeError"
     assert record["message"] == "TypeError: state is nested too deeply to be JSON"
+
+
+# Decoding
+
+
+def _in_young_generations(value: object) -> bool:
+    return any(held is value for generation in (0, 1) for held in gc.get_objects(generation))
+
+
+def test_a_large_decoded_state_skips_the_young_generations() -> None:
+    encoded = orjson.dumps({"rows": [{"n": i, "tags": ["a", "b"]} for i in range(40_000)]})
+    assert len(encoded) >= PROMOTED_BYTES
+    value = decode(encoded)
+    assert not _in_young_generations(value)
+    assert not _in_young_generations(value["rows"][-1]["tags"])
+    assert gc.get_count()[0] < 100
+    assert value["rows"][-1] == {"n": 39_999, "tags": ["a", "b"]}
+
+
+def test_a_small_decoded_state_is_left_to_the_collector() -> None:
+    value = decode(orjson.dumps({"rows": [{"n": 1}]}))
+    assert _in_young_generations(value)
+
+
+def test_decoding_keeps_the_collector_as_it_was() -> None:
+    encoded = orjson.dumps({"rows": list(range(300_000))})
+    assert gc.isenabled()
+    decode(encoded)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        decode(encoded)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
