@@ -4,6 +4,8 @@ typos, flags that do what their help says (issue 12). Every test runs the real c
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import shutil
 import subprocess
@@ -270,6 +272,28 @@ def test_run_of_a_json_plan_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert "statefn._execute" in imported
     unused = {"importlib.metadata", "yaml", "httpx", "jsonschema", "statefn.adaptors.http"}
     assert unused & imported == set()
+
+
+def test_dataclasses_of_a_run_have_docstrings_of_their_own(tmp_path: Path) -> None:
+    """A dataclass without a docstring gets one made with ``inspect.signature`` when its
+    module is imported, which every run would pay for at start-up."""
+    write(tmp_path / "plan.json", {"steps": [{"id": "a", "expression": "fn(lambda s: s)"}]})
+    result = subprocess.run(
+        [sys.executable, "-c", MODULES_AFTER, "run", "plan.json", "--log", "none"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    imported = result.stdout.splitlines()[-1].split()
+    modules = [importlib.import_module(name) for name in imported if name.startswith("statefn")]
+    undocumented = [
+        f"{module.__name__}.{name}"
+        for module in modules
+        for name, value in vars(module).items()
+        if isinstance(value, type)
+        and dataclasses.is_dataclass(value)
+        and value.__module__ == module.__name__
+        and (value.__doc__ or "").startswith(f"{name}(")
+    ]
+    assert "statefn._plan" in imported and undocumented == []
 
 
 @pytest.mark.parametrize(

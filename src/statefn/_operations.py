@@ -39,6 +39,9 @@ class OperationsOutcome:
 
 @dataclass(slots=True)
 class StepSettings:
+    """What ``run_operations`` needs of its step: state rules, the state size limit, and
+    where warnings and error records go."""
+
     immutable: bool
     props_to_remove: tuple[str, ...]
     limit_bytes: int

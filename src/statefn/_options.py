@@ -37,6 +37,8 @@ def silent_logger(name: str) -> logging.Logger:
 
 @dataclass(slots=True)
 class RunOptions:
+    """The checked keyword options of ``run`` (see ``parse_options``)."""
+
     logger: logging.Logger
     job_logger: logging.Logger
     on_event: EventHandler | None = None

@@ -72,6 +72,8 @@ class Edge:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
+    """How often a failed step runs again and how long it waits before each retry."""
+
     attempts: int
     backoff_ms: float = 1000
     factor: float = 2
@@ -79,6 +81,9 @@ class Retry:
 
 @dataclass(slots=True)
 class Step:
+    """A step of the workflow: a job (``expression``) with its adaptors, inputs and
+    outgoing edges, or a trigger (no expression)."""
+
     id: str
     name: str | None = None
     expression: str | list[Callable[..., Any]] | None = None
@@ -117,6 +122,9 @@ class Step:
 
 @dataclass(slots=True)
 class Plan:
+    """A workflow in normal form: its steps by id, where it starts and ends, and its
+    options."""
+
     id: str | None
     steps: dict[str, Step]
     start: str
