@@ -209,7 +209,7 @@ class Engine:
             {"run_id": run_id, **queued_fields(self.id, plan, state, limit)}
             for run_id, plan, state in runs
         ]
-        return self._recorder.write_confirmed("runs_queued", rows)
+        return self._recorder.write_rows("runs_queued", rows)
 
     def submit(
         self,
