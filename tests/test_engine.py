@@ -30,7 +30,8 @@ pytestmark = pytest.mark.timeout(60)
 PROBE = r"""
 import os, signal, socket, time
 
-__all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "sleep", "spawn", "read",
+__all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "priority", "sleep",
+           "spawn", "read",
            "write", "garbage", "fork_many", "pass_file", "flee", "die_holding_socket",
            "hog_in_child", "hog_behind_a_decoy"]
 
@@ -183,6 +184,15 @@ def connect(port):
 
 def pid():
     return lambda state: {**state, "pid": os.getpid(), "pgid": os.getpgid(0)}
+
+
+def priority():
+    def operation(state):
+        with open("/proc/self/autogroup") as group:
+            autogroup = group.read()
+        return {**state, "nice": os.getpriority(os.PRIO_PROCESS, 0), "sid": os.getsid(0),
+                "autogroup": autogroup}
+    return operation
 
 
 def sleep(seconds):
@@ -502,6 +512,36 @@ def test_each_run_has_its_own_process_group_and_pid(engine: Engine, probe_dir: P
     assert first.state["pid"] != second.state["pid"] != os.getpid()
     assert first.state["pgid"] == first.state["pid"]
     assert gone(first.state["pid"])
+
+
+def test_workers_run_at_the_engines_priority_unless_told(engine: Engine, probe_dir: Path) -> None:
+    state = submit_probe(engine, probe_dir, "priority()").state
+    assert state["nice"] == os.getpriority(os.PRIO_PROCESS, 0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no autogroups")
+def test_workers_run_worker_nice_below_the_engine_in_the_templates_session(
+    probe_dir: Path,
+) -> None:
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    with Engine(workers=1, worker_nice=7) as engine:
+        template = engine._supervisor._template
+        assert template is not None
+        state = submit_probe(engine, probe_dir, "priority()").state
+        template_group = Path(f"/proc/{template.pid}/autogroup").read_text().split()
+    assert state["nice"] == min(ours + 7, 19)
+    # One session for the template and its workers: the scheduler weighs them together,
+    # at the template's priority, against the engine's own session.
+    assert state["sid"] == template.pid != os.getsid(0)
+    assert state["autogroup"].split()[0] == template_group[0]
+    if os.geteuid() == 0:  # others may be refused a second such change within 100 ms
+        assert template_group[-1] == str(min(ours + 7, 19))
+
+
+@pytest.mark.parametrize("value", [-1, 20, 2.5, True, "5"])
+def test_worker_nice_outside_0_to_19_is_refused(value: object) -> None:
+    with pytest.raises(InputError, match="worker_nice"):
+        Engine(workers=1, worker_nice=value)  # type: ignore[arg-type]
 
 
 def test_processes_a_run_starts_die_with_it(engine: Engine, probe_dir: Path) -> None:

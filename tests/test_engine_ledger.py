@@ -278,3 +278,27 @@ def test_writes_queued_while_the_writer_is_busy_commit_together_and_one_bad_writ
     recorder.close()
     with open_ledger(url) as book:
         assert sorted(run.run_id for run in book.runs()) == ["a", "b", "c"]
+
+
+def test_row_writes_queued_together_are_made_as_one_and_one_bad_write_spares_the_rest(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    recorder = _recorder.Recorder(open_ledger(url), "engine-1")
+    busy = threading.Event()
+    recorder.then(busy.wait)  # the writer waits here while the writes below queue up
+    fields = {"engine_id": "engine-1", "plan_id": None, "workflow": "w", "input_state": b"{}"}
+    batches = [["a", "b"], ["c"], ["a", "d"], ["e"]]  # the third takes a run id already taken
+    confirmations = [
+        recorder.write_rows("runs_queued", [{"run_id": run_id, **fields} for run_id in batch])
+        for batch in batches
+    ]
+    busy.set()
+    assert [confirmed.exception(timeout=30) is None for confirmed in confirmations] == [
+        True, True, False, True,
+    ]  # fmt: skip
+    recorder.close()
+    with open_ledger(url) as book:
+        assert sorted(run.run_id for run in book.runs()) == ["a", "b", "c", "e"]

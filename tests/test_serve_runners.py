@@ -147,3 +147,50 @@ def test_every_accepted_webhook_of_a_server_killed_with_sigkill_ends_lost(
     with ledger.open(url) as book:
         reasons = [book.run(run_id).reason for run_id in accepted]
     assert reasons == ["lost"] * len(accepted)
+
+
+def _template_of(server_pid: int) -> int:
+    """The pid of the engine template the server ``server_pid`` started."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid and b"engine._template" in command:
+            return int(entry.name)
+    raise AssertionError(f"server {server_pid} has no engine template")
+
+
+@pytest.mark.parametrize(("args", "below"), [((), 10), (("--worker-nice", "3"), 3)])
+def test_the_servers_workers_run_below_its_cpu_priority(
+    tmp_path: Path, args: tuple[str, ...], below: int
+) -> None:
+    # A busy machine answers webhooks (a row in the ledger each) before it runs their runs.
+    import os
+
+    from conftest import start_server
+
+    project = tmp_path / "project"
+    project.mkdir()
+    server = start_server(project, *args)
+    try:
+        template = _template_of(server.process.pid)
+        server_nice = os.getpriority(os.PRIO_PROCESS, server.process.pid)
+        assert os.getpriority(os.PRIO_PROCESS, template) == min(server_nice + below, 19)
+    finally:
+        server.stop()
+
+
+def test_a_worker_nice_outside_0_to_19_is_a_usage_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    answer = subprocess.run(
+        [sys.executable, "-m", "statefn", "serve", str(tmp_path), "--worker-nice", "20"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert answer.returncode == 2
+    assert "expected a nice value from 0 to 19, got '20'" in answer.stderr

@@ -105,6 +105,9 @@ class Engine:
     ``ledger`` (a URL or file path) every run is recorded. ``credentials`` maps credential
     ids to configurations (or is a resolver callable); a worker receives only those its
     run's steps name. ``isolation="strict"`` adds Linux namespaces, or raises here.
+    ``worker_nice`` runs the workers that many nice values below the engine's process
+    (0 to 19): a process that shares the machine with them (a server answering requests)
+    is then given the CPU first.
     """
 
     def __init__(
@@ -120,12 +123,21 @@ class Engine:
         *,
         payload_limit_mb: float = 10,
         python: str | None = None,
+        worker_nice: int = 0,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InputError(f"Engine(workers=...) must be a whole number above 0, got {workers!r}")
         _positive("run_timeout_ms", run_timeout_ms)
         _positive("memory_limit_mb", memory_limit_mb)
         _positive("payload_limit_mb", payload_limit_mb, optional=False)
+        if (
+            isinstance(worker_nice, bool)
+            or not isinstance(worker_nice, int)
+            or not (0 <= worker_nice <= 19)
+        ):
+            raise InputError(
+                f"Engine(worker_nice=...) must be a whole number from 0 to 19, got {worker_nice!r}"
+            )
         if isolation not in _ISOLATIONS:
             raise InputError(
                 f"Engine(isolation=...) must be 'process' or 'strict', got {isolation!r}"
@@ -161,6 +173,7 @@ class Engine:
             base_dir=base_dir,
             environment=_environment(base_dir),
             wrap=wrap,
+            worker_nice=worker_nice,
         )
         self._closed = False
         self._supervisor = Supervisor(self._settings)
@@ -196,7 +209,7 @@ class Engine:
             {"run_id": run_id, **queued_fields(self.id, plan, state, limit)}
             for run_id, plan, state in runs
         ]
-        return self._recorder.write_confirmed("runs_queued", rows)
+        return self._recorder.write_rows("runs_queued", rows)
 
     def submit(
         self,

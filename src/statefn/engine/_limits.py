@@ -27,6 +27,7 @@ __all__ = [
     "WorkerGroups",
     "die_with_parent",
     "limit_resources",
+    "lower_priority",
     "not_dumpable",
     "resident_bytes",
 ]
@@ -245,6 +246,24 @@ def die_with_parent(parent_pid: int | None) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)
+
+
+def lower_priority(steps: int) -> None:
+    """Run this process, and every process it forks, ``steps`` nice values below the CPU
+    priority it has (0: no change).
+
+    Where the kernel shares CPU time between sessions first (autogroups, on by default on
+    most desktop and many server kernels: ``/proc/sys/kernel/sched_autogroup_enabled``), a
+    process's nice value weighs only against the other processes of its session, so the
+    session's group is given the same value: this process leads its session (the engine
+    starts it in a new one), and its workers stay in it. The kernel may refuse that write
+    (no autogroups, or a write within 100 ms of another for a user without
+    ``CAP_SYS_ADMIN``); the process's own nice value is set regardless."""
+    if steps <= 0:
+        return
+    value = os.nice(steps)
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
+        group.write(str(value))
 
 
 def limit_resources(memory_limit_mb: float | None) -> None:

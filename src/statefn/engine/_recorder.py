@@ -40,13 +40,16 @@ _log = logging.getLogger("statefn.engine")
 @dataclass(slots=True)
 class _Item:
     """A write (``function(*args, **kwargs)``), or with ``after`` a callback to call once
-    every earlier write is done; ``confirmed`` is completed when the write is."""
+    every earlier write is done; ``confirmed`` is completed when the write is. With
+    ``rows``, the write is ``function(rows)``, which a batch makes once for the rows of
+    every such write of ``function`` that comes next to it."""
 
     function: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     confirmed: Future[None] | None = None
     after: bool = False
+    rows: list[Any] | None = None
 
 
 class Recorder:
@@ -76,6 +79,15 @@ class Recorder:
         is the ledger's error when the write failed (after the retries)."""
         confirmed: Future[None] = Future()
         self._queue.put(_Item(getattr(self.ledger, method), args, kwargs, confirmed))
+        return confirmed
+
+    def write_rows(self, method: str, rows: list[Any]) -> Future[None]:
+        """``write_confirmed(method, rows)`` for a method that writes a list of rows (such
+        as ``runs_queued``): the rows of such writes that queue up one after another are
+        written by one call, in the batch's one transaction."""
+        confirmed: Future[None] = Future()
+        function = getattr(self.ledger, method)
+        self._queue.put(_Item(function, (rows,), confirmed=confirmed, rows=rows))
         return confirmed
 
     def then(self, callback: Callable[[], None]) -> None:
@@ -137,11 +149,23 @@ class Recorder:
                     item.confirmed.set_result(None)
 
     def _together(self, writes: list[_Item]) -> bool:
-        """Make ``writes`` in one transaction; whether it committed."""
+        """Make ``writes`` in one transaction, the rows of neighbouring row writes of one
+        method in one call; whether it committed."""
+        calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+        rows: list[Any] | None = None  # of the last call, when it is a row write
+        for item in writes:
+            if item.rows is not None and rows is not None and calls[-1][0] == item.function:
+                rows.extend(item.rows)
+            elif item.rows is not None:
+                rows = list(item.rows)
+                calls.append((item.function, (rows,), {}))
+            else:
+                rows = None
+                calls.append((item.function, item.args, item.kwargs))
         try:
             with self.ledger.batch():
-                for item in writes:
-                    item.function(*item.args, **item.kwargs)
+                for function, args, kwargs in calls:
+                    function(*args, **kwargs)
         except Exception:
             return False
         return True

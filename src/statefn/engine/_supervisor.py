@@ -75,6 +75,7 @@ class EngineSettings:
     base_dir: Path
     environment: dict[str, str]
     wrap: Callable[[list[str]], list[str]] | None = None
+    worker_nice: int = 0
 
 
 @dataclass(eq=False)
@@ -502,6 +503,7 @@ class Supervisor:
             "engine_pid": 0 if settings.wrap else os.getpid(),
             "memory_limit_mb": settings.memory_limit_mb,
             "isolation": settings.isolation,
+            "worker_nice": settings.worker_nice,
         }
         command = [
             settings.python, "-I", "-m", "statefn.engine._template",

@@ -9,9 +9,10 @@ request), reaps workers that exit and tells the engine how each one ended, and e
 the engine is gone. A forked worker takes one run and exits, so nothing survives from one
 run to the next.
 
-A worker, before it waits for its run: leaves the template's session (its own process
-group, which the engine kills whole), dies when the template dies, keeps only its own
-socket open, and takes the engine's rlimits.
+A worker, before it waits for its run: leads a process group of its own (which the engine
+kills whole) in the template's session, dies when the template dies, keeps only its own
+socket open, and takes the engine's rlimits. The template, and so every worker, runs
+``worker_nice`` nice values below the engine (``_limits.lower_priority``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ._limits import die_with_parent, limit_resources, not_dumpable
+from ._limits import die_with_parent, limit_resources, lower_priority, not_dumpable
 from ._protocol import decode_packet, encode_frame, send_frame
 
 __all__ = ["main"]
@@ -61,7 +62,9 @@ def _fork_worker(worker_fd: int, settings: dict[str, Any]) -> int:
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.setsid()
+        # A group of its own, in the template's session: the kernel's scheduler counts a
+        # session's processes together (autogroups), at the priority the template set.
+        os.setpgid(0, 0)
         die_with_parent(settings["template_pid"])
         os.closerange(3, worker_fd)
         os.closerange(worker_fd + 1, 65536)
@@ -96,6 +99,7 @@ def main(argv: list[str]) -> None:
     control = socket.socket(fileno=settings["control_fd"])
     die_with_parent(settings["engine_pid"] or None)
     settings["template_pid"] = os.getpid()
+    lower_priority(settings["worker_nice"])
     _warm()
     gc.collect()
     gc.freeze()

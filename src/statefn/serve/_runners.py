@@ -8,6 +8,7 @@ returns once the run is recorded in the ledger as ``queued``, so that the server
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +24,16 @@ __all__ = ["ROOM_PER_WORKER", "BrokerRunner", "EngineRunner", "Runner"]
 # Runs an ``EngineRunner`` gives its engine at once, for each worker: enough that a worker
 # that ends a run finds the next one waiting.
 ROOM_PER_WORKER = 2
+
+
+def _new_run_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs, as ``uuid.uuid4`` makes them, from one read of
+    the system's randomness: ``uuid4`` makes a system call for each, which under a burst of
+    webhooks also hands the interpreter lock to the engine's threads once a request."""
+    random = os.urandom(16 * count)
+    return [
+        str(uuid.UUID(bytes=random[at : at + 16], version=4)) for at in range(0, 16 * count, 16)
+    ]
 
 
 class Runner(Protocol):
@@ -57,30 +68,35 @@ class EngineRunner:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._room = ROOM_PER_WORKER * engine.workers
-        self._arriving: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        self._arrived: asyncio.Future[None] | None = None
+        self._arriving: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        # Done once the runs arriving now are in the ledger: their ids, in arrival order.
+        self._arrived: asyncio.Future[list[str]] | None = None
         # Recorded and not yet given to the engine, oldest first.
         self._waiting: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._running: dict[str, RunHandle] = {}
         self._watchers: set[asyncio.Task[None]] = set()
 
     async def submit(self, plan: dict[str, Any], state: dict[str, Any]) -> str:
-        run_id = str(uuid.uuid4())
         if self._arrived is None:
             # The requests read in this turn of the event loop join this commit.
             loop = asyncio.get_running_loop()
             self._arrived = loop.create_future()
             loop.call_soon(self._record, loop)
-        self._arriving.append((run_id, plan, state))
+        place = len(self._arriving)
+        self._arriving.append((plan, state))
         # Shielded: a request that goes away does not cancel its neighbours' commit.
-        await asyncio.shield(self._arrived)
-        return run_id
+        run_ids = await asyncio.shield(self._arrived)
+        return run_ids[place]
 
     def _record(self, loop: asyncio.AbstractEventLoop) -> None:
         """Ask the engine to record the runs that arrived until now, in one commit."""
-        runs, self._arriving = self._arriving, []
+        arriving, self._arriving = self._arriving, []
         arrived, self._arrived = self._arrived, None
         assert arrived is not None
+        runs = [
+            (run_id, plan, state)
+            for run_id, (plan, state) in zip(_new_run_ids(len(arriving)), arriving, strict=True)
+        ]
         try:
             committed = self.engine.queue(runs)
         except StatefnError as error:  # the engine is closed
@@ -93,7 +109,7 @@ class EngineRunner:
     def _recorded(
         self,
         runs: list[tuple[str, dict[str, Any], dict[str, Any]]],
-        arrived: asyncio.Future[None],
+        arrived: asyncio.Future[list[str]],
         committed: Future[None],
     ) -> None:
         """The runs are in the ledger (or ``committed`` says why not): answer their
@@ -104,7 +120,7 @@ class EngineRunner:
             return
         for run_id, plan, state in runs:
             self._waiting[run_id] = (plan, state)
-        arrived.set_result(None)
+        arrived.set_result([run_id for run_id, _, _ in runs])
         self._feed()
 
     def _feed(self) -> None:
