@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from statefn import ledger
+from statefn._errors import StatefnError
 from statefn.engine import Engine
 from statefn.serve import EngineRunner
+from statefn.serve._http import RETRY_AFTER_S, error_response
 from statefn.serve._runners import ROOM_PER_WORKER
+from statefn.serve._service import Conflict, Unavailable
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -99,6 +102,68 @@ def test_close_ends_the_runs_still_waiting_as_cancel(tmp_path: Path) -> None:
     assert statuses(url, run_ids) == ["cancel"] * len(run_ids)
     with ledger.open(url) as book:
         assert book.run(run_ids[-1]).started_at is None
+
+
+def all_run_ids(url: str) -> set[str]:
+    with ledger.open(url) as book:
+        return {run.run_id for run in book.runs(limit=1000)}
+
+
+def test_runs_past_the_waiting_limit_are_refused_unrecorded_until_one_starts(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    runner = EngineRunner(Engine(workers=1, ledger=url), max_waiting_runs=2)
+
+    async def scenario() -> None:
+        running = [await runner.submit(SPIN, {"data": {}}) for _ in range(ROOM_PER_WORKER)]
+        waiting = [await runner.submit(SPIN, {"data": {}}) for _ in range(2)]
+        with pytest.raises(StatefnError, match=r"^2 runs \(0\.0 MB of input states\) are "
+                           r"waiting for a worker, the most this server holds \(2 runs, "):
+            await runner.submit(SPIN, {"data": {"refused": True}})
+        assert await asyncio.to_thread(all_run_ids, url) == {*running, *waiting}
+        runner.cancel(running[0])  # room in the engine: the oldest waiting run starts
+        await until_ended(url, running[:1])
+        taken = None
+        deadline = time.monotonic() + 30
+        while taken is None and time.monotonic() < deadline:
+            try:
+                taken = await runner.submit(SPIN, {"data": {}})
+            except StatefnError:
+                await asyncio.sleep(0.02)
+        assert taken is not None and taken in await asyncio.to_thread(all_run_ids, url)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runner.close()
+
+
+def test_input_states_past_the_waiting_bytes_are_refused_but_one_run_always_fits(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    runner = EngineRunner(Engine(workers=1, ledger=url), max_waiting_bytes=1000)
+    big = {"data": {"text": "x" * 2000}}
+
+    async def scenario() -> None:
+        running = [await runner.submit(SPIN, {"data": {}}) for _ in range(ROOM_PER_WORKER)]
+        first = await runner.submit(SPIN, big)  # larger than the bound, but nothing waits
+        with pytest.raises(StatefnError, match="waiting for a worker"):
+            await runner.submit(SPIN, {"data": {"text": "y" * 100}})
+        assert await asyncio.to_thread(all_run_ids, url) == {*running, first}
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runner.close()
+
+
+def test_a_503_tells_the_sender_when_to_try_again() -> None:
+    response = error_response(Unavailable("The run could not be recorded: busy"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_S)
+    assert "Retry-After" not in error_response(Conflict("finished")).headers
 
 
 def test_every_accepted_webhook_of_a_server_killed_with_sigkill_ends_lost(

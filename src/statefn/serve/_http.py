@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY = 1024 * 1024  # bytes of a request body: webhooks and input states
+# A 503 (the ledger or the broker did not take the run, or too many runs wait for a worker)
+# is for a while: a sender may try again after this many seconds.
+RETRY_AFTER_S = 5
+_ERROR_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": str(RETRY_AFTER_S)}}
 _WHOLE = re.compile(r"[0-9]{1,18}")
 
 
@@ -65,7 +69,7 @@ def json_response(content: Any, status: int = 200) -> Response:
 
 def error_response(error: ServiceError) -> Response:
     body = {"status": error.status, "message": error.message, **error.details}
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = _ERROR_HEADERS.get(error.status)
     return Response(
         orjson.dumps({"error": body}), error.status, headers, media_type="application/json"
     )

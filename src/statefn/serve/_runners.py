@@ -13,17 +13,33 @@ import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from statefn._errors import StatefnError
 from statefn.engine import Engine, RunHandle
 
 if TYPE_CHECKING:
     from statefn.distributed import Client
 
-__all__ = ["ROOM_PER_WORKER", "BrokerRunner", "EngineRunner", "Runner"]
+__all__ = [
+    "MAX_WAITING_BYTES",
+    "MAX_WAITING_RUNS",
+    "ROOM_PER_WORKER",
+    "BrokerRunner",
+    "EngineRunner",
+    "Runner",
+]
 
 # Runs an ``EngineRunner`` gives its engine at once, for each worker: enough that a worker
 # that ends a run finds the next one waiting.
 ROOM_PER_WORKER = 2
+# Runs recorded and not yet given to the engine wait in the server's memory with their
+# input states. Past either bound a new run is refused (503, nothing recorded) until some
+# have started: a sender that retries loses nothing, where a flood that grew the server
+# until the kernel killed it would leave every waiting run lost.
+MAX_WAITING_RUNS = 100_000
+MAX_WAITING_BYTES = 256 * 1024 * 1024  # of the waiting runs' input states, as JSON
+_MB = 1024 * 1024
 
 
 def _new_run_ids(count: int) -> list[str]:
@@ -65,25 +81,46 @@ class EngineRunner:
     request a row in the ledger, not the preparation of a run that waits for a worker.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_waiting_runs: int = MAX_WAITING_RUNS,
+        max_waiting_bytes: int = MAX_WAITING_BYTES,
+    ) -> None:
         self.engine = engine
         self._room = ROOM_PER_WORKER * engine.workers
-        self._arriving: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self._max_runs = max_waiting_runs
+        self._max_bytes = max_waiting_bytes
+        self._arriving: list[tuple[dict[str, Any], dict[str, Any], int]] = []
         # Done once the runs arriving now are in the ledger: their ids, in arrival order.
         self._arrived: asyncio.Future[list[str]] | None = None
         # Recorded and not yet given to the engine, oldest first.
         self._waiting: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        # The size (as JSON) of the input state of each run recorded or being recorded and
+        # not yet given to the engine; of those and the arriving runs' together.
+        self._sizes: dict[str, int] = {}
+        self._held_bytes = 0
         self._running: dict[str, RunHandle] = {}
         self._watchers: set[asyncio.Task[None]] = set()
 
     async def submit(self, plan: dict[str, Any], state: dict[str, Any]) -> str:
+        size = len(orjson.dumps(state))
+        held = len(self._arriving) + len(self._sizes)
+        if held >= self._max_runs or (held and self._held_bytes + size > self._max_bytes):
+            raise StatefnError(
+                f"{held:,} runs ({self._held_bytes / _MB:,.1f} MB of input states) are "
+                f"waiting for a worker, the most this server holds ({self._max_runs:,} runs, "
+                f"{self._max_bytes / _MB:,.0f} MB): try again once some have started"
+            )
         if self._arrived is None:
             # The requests read in this turn of the event loop join this commit.
             loop = asyncio.get_running_loop()
             self._arrived = loop.create_future()
             loop.call_soon(self._record, loop)
         place = len(self._arriving)
-        self._arriving.append((plan, state))
+        self._arriving.append((plan, state, size))
+        self._held_bytes += size
         # Shielded: a request that goes away does not cancel its neighbours' commit.
         run_ids = await asyncio.shield(self._arrived)
         return run_ids[place]
@@ -93,14 +130,14 @@ class EngineRunner:
         arriving, self._arriving = self._arriving, []
         arrived, self._arrived = self._arrived, None
         assert arrived is not None
-        runs = [
-            (run_id, plan, state)
-            for run_id, (plan, state) in zip(_new_run_ids(len(arriving)), arriving, strict=True)
-        ]
+        runs = []
+        for run_id, (plan, state, size) in zip(_new_run_ids(len(arriving)), arriving, strict=True):
+            runs.append((run_id, plan, state))
+            self._sizes[run_id] = size
         try:
             committed = self.engine.queue(runs)
         except StatefnError as error:  # the engine is closed
-            arrived.set_exception(error)
+            self._not_recorded(runs, arrived, error)
             return
         committed.add_done_callback(
             lambda _: loop.call_soon_threadsafe(self._recorded, runs, arrived, committed)
@@ -116,12 +153,22 @@ class EngineRunner:
         requests, and let them wait for the engine."""
         error = committed.exception()
         if error is not None:
-            arrived.set_exception(error)
+            self._not_recorded(runs, arrived, error)
             return
         for run_id, plan, state in runs:
             self._waiting[run_id] = (plan, state)
         arrived.set_result([run_id for run_id, _, _ in runs])
         self._feed()
+
+    def _not_recorded(
+        self,
+        runs: list[tuple[str, dict[str, Any], dict[str, Any]]],
+        arrived: asyncio.Future[list[str]],
+        error: BaseException,
+    ) -> None:
+        for run_id, _, _ in runs:
+            self._held_bytes -= self._sizes.pop(run_id)
+        arrived.set_exception(error)
 
     def _feed(self) -> None:
         while self._waiting and len(self._running) < self._room:
@@ -129,6 +176,7 @@ class EngineRunner:
             self._start(run_id, *self._waiting.pop(run_id))
 
     def _start(self, run_id: str, plan: dict[str, Any], state: dict[str, Any]) -> RunHandle:
+        self._held_bytes -= self._sizes.pop(run_id)
         handle = self.engine.submit(plan, state, run_id, queued=True)
         self._running[run_id] = handle
         watcher = asyncio.create_task(self._forget_when_done(handle))
@@ -162,6 +210,8 @@ class EngineRunner:
         for run_id, (plan, state) in self._waiting.items():
             self.engine.submit(plan, state, run_id, queued=True)
         self._waiting.clear()
+        self._sizes.clear()
+        self._held_bytes = 0
         self.engine.close(wait=False)
 
 
