@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import statefn
+from statefn.adaptor import run_resource
 
 if TYPE_CHECKING:
     from conftest import EventLog
@@ -95,6 +98,71 @@ def test_run_async_works_inside_a_running_loop() -> None:
         return await statefn.run_async(one_step(), {"data": {"x": 1}})
 
     assert asyncio.run(main()) == {"data": {"x": 1}}
+
+
+INLINE_PROBE = """
+import sys
+import statefn
+result = statefn.run(sys.argv[1], **({"timeout_ms": 5000} if sys.argv[2] == "timeout" else {}))
+print(result["data"], "asyncio" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "loop"), [("none", False), ("timeout", True)], ids=["inline", "with-a-timeout"]
+)
+def test_run_without_workers_runs_inline_without_asyncio(options: str, loop: bool) -> None:
+    """A run with no timeout, one step at a time, needs no event loop (see _scheduler)."""
+    job = "fn(lambda s: {**s, 'data': {'n': 1}})"
+    done = subprocess.run(
+        [sys.executable, "-c", INLINE_PROBE, job, options],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["{'n':", "1}", str(loop)]
+
+
+def test_async_operations_of_an_inline_run_share_a_loop_whose_resources_close_after_it() -> None:
+    closed: list[object] = []
+
+    class Resource:
+        async def aclose(self) -> None:
+            closed.append(self)
+
+    seen: list[tuple[asyncio.AbstractEventLoop, object]] = []
+
+    async def operation(state: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        seen.append((asyncio.get_running_loop(), run_resource("resource", Resource)))
+        return {**state, "n": len(seen)}
+
+    plan = {
+        "workflow": {
+            "steps": [
+                {"id": "a", "expression": [operation, operation], "next": "b"},
+                {"id": "b", "expression": [operation]},
+            ]
+        }
+    }
+    assert statefn.run(plan)["n"] == 3
+    assert seen[0] == seen[1] == seen[2]
+    assert closed == [seen[0][1]]
+    assert seen[0][0].is_closed()
+
+
+def test_an_async_event_handler_and_resolver_work_in_an_inline_run() -> None:
+    names: list[str] = []
+
+    async def handler(name: str, payload: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        names.append(name)
+
+    async def resolve(key: str) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"data": {"from": key}}
+
+    result = statefn.run(one_step(), "input-1", on_event=handler, resolve_state=resolve)
+    assert result == {"data": {"from": "input-1"}}
+    assert names[0] == "workflow-start" and names[-1] == "workflow-complete"
 
 
 def test_input_state_is_passed_to_the_first_step() -> None:

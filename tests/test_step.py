@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -124,6 +125,21 @@ def test_interrupted_step_still_ends_with_a_job_error(
     events: EventLog, options: dict[str, Any]
 ) -> None:
     def interrupted(state: State) -> State:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        statefn.run([interrupted], on_event=events, **options)
+    step_events = ["workflow-start", "init-start", "init-complete", "job-start", "job-error"]
+    assert events.names() == step_events
+    assert events.of("job-error")[0]["error"]["name"] == "CancelledError"
+
+
+@pytest.mark.parametrize("options", [{}, {"timeout_ms": 5000}], ids=["inline", "on-a-worker"])
+def test_step_interrupted_in_an_async_operation_still_ends_with_a_job_error(
+    events: EventLog, options: dict[str, Any]
+) -> None:
+    async def interrupted(state: State) -> State:
+        await asyncio.sleep(0)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._errors import InputError
-from ._execute import Run
-from ._options import parse_options
+from ._execute import Run, uses_workers
+from ._options import RunOptions, parse_options
 from ._plan import Plan, normalise
-from ._worker import end_tasks
+from ._scheduler import InlineScheduler, LoopScheduler, complete, end_tasks, running_loop
 
 __all__ = ["run", "run_async", "validate_plan"]
 
@@ -40,8 +39,13 @@ def _as_plan(plan: Any, default_step_id: str) -> Plan:
 async def run_async(plan: Any, state: Any = None, **options: Any) -> Any:
     """Run a workflow and return its result (see ``run``)."""
     settings = parse_options(options)
-    normal = _as_plan(plan, settings.default_step_id)
-    workflow = Run(normal, settings, asyncio.get_running_loop())
+    return await _on_loop(_as_plan(plan, settings.default_step_id), settings, state)
+
+
+async def _on_loop(plan: Plan, settings: RunOptions, state: Any) -> Any:
+    import asyncio
+
+    workflow = Run(plan, settings, LoopScheduler(asyncio.get_running_loop()))
     workflow.prepare()
     return await workflow.execute(state)
 
@@ -58,13 +62,15 @@ def run(plan: Any, state: Any = None, **options: Any) -> Any:
     Called from a thread that already runs an event loop, the workflow runs on a thread of
     its own; ``run_async`` is the better choice there.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass  # no loop here, the usual case: run outside this handler (errors keep no context)
-    else:
-        return _run_on_thread(lambda: _run_loop(run_async(plan, state, **options)))
-    return _run_loop(run_async(plan, state, **options))
+    if running_loop() is not None:
+        return _run_on_thread(lambda: run(plan, state, **options))
+    settings = parse_options(options)
+    normal = _as_plan(plan, settings.default_step_id)
+    if uses_workers(normal, settings):
+        return _run_loop(_on_loop(normal, settings, state))
+    workflow = Run(normal, settings, InlineScheduler())  # see _scheduler
+    workflow.prepare()
+    return complete(workflow.execute(state))
 
 
 def _run_loop(main: Coroutine[Any, Any, Any]) -> Any:
@@ -76,6 +82,8 @@ def _run_loop(main: Coroutine[Any, Any, Any]) -> Any:
     ends the run, its remaining tasks are cancelled and awaited, so workers and events are
     closed.
     """
+    import asyncio
+
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(main)

@@ -7,11 +7,12 @@ nothing is shared between runs and nothing lives in module globals.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from ._scheduler import running_loop
 
 __all__ = ["RunContext", "current_run", "idempotency_key", "run_resource"]
 
@@ -34,11 +35,8 @@ class RunContext:
         self._resources: dict[tuple[int, str], Any] = {}
 
     def resource(self, key: str, factory: Callable[[], T]) -> T:
-        try:
-            loop_id = id(asyncio.get_running_loop())
-        except RuntimeError:
-            loop_id = 0
-        slot = (loop_id, key)
+        loop = running_loop()
+        slot = (0 if loop is None else id(loop), key)
         if slot not in self._resources:
             self._resources[slot] = factory()
         value: T = self._resources[slot]
@@ -46,7 +44,7 @@ class RunContext:
 
     async def close_loop_resources(self) -> None:
         """Close the resources made on the running loop (called as each loop shuts down)."""
-        loop_id = id(asyncio.get_running_loop())
+        loop_id = id(running_loop())
         for slot in [s for s in self._resources if s[0] in (loop_id, 0)]:
             await _close(self._resources.pop(slot))
 

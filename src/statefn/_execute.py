@@ -9,7 +9,6 @@ or the ``end`` step, is a leaf, and the leaves make the result.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 import sys
@@ -17,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _events as events
 from ._compile import (
@@ -37,18 +36,21 @@ from ._jobscope import ModuleView
 from ._linker import Linker
 from ._options import RunOptions
 from ._plan import SPECIAL_CONDITIONS, Edge, Plan, Step
+from ._scheduler import Scheduler
 from ._state import State, copy_state, decode
 from ._step import StepResult, StepRun, elapsed_ms, traced_allocations
-from ._worker import WorkerPool
 
-__all__ = ["Run"]
+if TYPE_CHECKING:
+    from ._worker import WorkerPool
+
+__all__ = ["Run", "uses_workers"]
 
 
-async def _call(function: Callable[..., Any], *args: Any) -> Any:
-    outcome = function(*args)
-    if inspect.isawaitable(outcome):
-        outcome = await outcome
-    return outcome
+def uses_workers(plan: Plan, options: RunOptions) -> bool:
+    """Whether a run of ``plan`` puts its steps on worker threads: to end a step on time (a
+    timeout), or to run several at once. Without, steps run inline on the run's thread."""
+    timeout = plan.timeout_ms or options.timeout_ms
+    return timeout is not None or (options.concurrency or plan.concurrency or 1) > 1
 
 
 class Run:
@@ -58,24 +60,28 @@ class Run:
         self,
         plan: Plan,
         options: RunOptions,
-        loop: asyncio.AbstractEventLoop,
+        scheduler: Scheduler,
         run_id: str | None = None,
     ) -> None:
         self.id = run_id or os.urandom(16).hex()
-        self.loop = loop
+        self.scheduler = scheduler
         self.plan = plan
         self.options = options
         self.logger = options.logger
         self.context = RunContext(self.id)
-        self.bus = EventBus(options.on_event, loop, options.logger)
-        self.pool = WorkerPool(self.context)
+        self.bus = EventBus(options.on_event, scheduler, options.logger)
         self.concurrency = options.concurrency or plan.concurrency or 1
         timeout = plan.timeout_ms or options.timeout_ms
         self.timeout_s = timeout / 1000 if timeout else None
         self.timeout_ms = timeout
         # Workers let the run's thread end a step on time and run branches side by side;
         # without a timeout and with one branch at a time, steps run inline (see _step).
-        self.uses_workers = timeout is not None or self.concurrency > 1
+        self.uses_workers = uses_workers(plan, options)
+        self.pool: WorkerPool | None = None
+        if self.uses_workers:
+            from ._worker import WorkerPool
+
+            self.pool = WorkerPool(self.context)
         limit_mb = options.state_limit_mb
         self.limit_bytes = int(limit_mb * 1024 * 1024) if limit_mb else sys.maxsize
         self.job_sources: dict[str, list[str]] = {}
@@ -151,7 +157,9 @@ class Run:
 
     async def _resolve(self, resolver: Callable[[str], Any], key: str, what: str) -> Any:
         try:
-            value = await _call(resolver, key)
+            value = resolver(key)
+            if inspect.isawaitable(value):
+                value = await self.scheduler.foreign(value)
         except StatefnError:
             raise
         except Exception as error:
@@ -183,8 +191,12 @@ class Run:
             self.bus.emit(Event.WORKFLOW_COMPLETE, events.workflow_complete(result, duration))
             return result
         finally:
-            await self.pool.close()
-            await self.bus.close()
+            try:
+                if self.pool is not None:
+                    await self.pool.close()
+                await self.bus.close()
+            finally:
+                self.scheduler.close(self.context)
 
     def _key(self, step_id: str) -> str:
         count = self._runs_of.get(step_id, 0)
@@ -193,8 +205,7 @@ class Run:
 
     async def _walk(self, first: State) -> dict[str, State]:
         queue: deque[tuple[str, State]] = deque([(self.plan.start, first)])
-        running: dict[asyncio.Task[StepResult], tuple[str, str, int]]
-        running = {}
+        running: dict[Any, tuple[str, str, int]] = {}  # the scheduler's handles of steps
         leaves: list[tuple[int, str, State]] = []
         started = 0
         try:
@@ -209,10 +220,9 @@ class Run:
                         if self.step_observer is not None:
                             self.step_observer(step_id, key, state)
                         work = self._step(step, state, key)
-                    task = asyncio.ensure_future(work)
-                    running[task] = (step_id, key, started)
+                    running[self.scheduler.spawn(work)] = (step_id, key, started)
                     started += 1
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                done = await self.scheduler.first_done(running)
                 for task in sorted(done, key=lambda t: running[t][2]):
                     step_id, key, order = running.pop(task)
                     result = task.result()
@@ -231,8 +241,7 @@ class Run:
         finally:
             for task in running:
                 task.cancel()
-            if running:
-                await asyncio.wait(running)
+            await self.scheduler.settle(running)
         return {key: state for _, key, state in sorted(leaves)}
 
     @staticmethod

@@ -10,7 +10,7 @@ worker, or inline); it knows nothing of events, timeouts or the graph.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +94,10 @@ async def run_operations(
     settings: StepSettings,
     classifier: Classifier,
     abandoned: Callable[[], bool],
+    foreign: Callable[[Awaitable[Any]], Awaitable[Any]],
 ) -> OperationsOutcome:
-    """Thread ``state`` through ``operations``, then make the result JSON-safe and sized.
+    """Thread ``state`` through ``operations``, then make the result JSON-safe and sized;
+    an operation's awaitable result is awaited through ``foreign`` (the run's scheduler's).
 
     On a ``fail`` error the returned state is the one the failing operation was given,
     with the error's record in ``state["errors"][step_id]``. When the last operation
@@ -112,7 +114,7 @@ async def run_operations(
             result = operation(state)
             if type(result) is not dict:
                 if inspect.isawaitable(result):
-                    result = await result
+                    result = await foreign(result)
                 if result is None and index == len(operations) - 1:
                     return OperationsOutcome(None, None, None)
                 result = _checked(result, index, operation, settings)

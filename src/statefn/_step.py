@@ -12,7 +12,6 @@ while a step runs, so its steps run inline on the run's own loop and skip the ha
 
 from __future__ import annotations
 
-import asyncio
 import decimal
 import resource
 import sys
@@ -37,12 +36,13 @@ from ._events import Event
 from ._masking import Masker
 from ._operations import OperationsOutcome, StepSettings, finish, run_operations
 from ._plan import Step
+from ._scheduler import is_cancelled
 from ._state import State, assemble, copy_state, decode, encode
-from ._worker import StepWorker
 from .adaptor import step_console
 
 if TYPE_CHECKING:
     from ._execute import Run
+    from ._worker import StepWorker
 
 __all__ = ["StepResult", "StepRun", "elapsed_ms", "traced_allocations"]
 
@@ -120,7 +120,8 @@ class StepRun:
             _tracemalloc().reset_peak()
         run.bus.emit(Event.INIT_START, events.init_start(step.id))
         run.logger.info("Starting step %s", self.label, extra={"job_id": step.id})
-        worker = run.pool.acquire() if run.uses_workers else None
+        pool = run.pool
+        worker = pool.acquire() if pool is not None else None
         work = self._routed(self._work(worker, state, console, classifier, settings, started))
         try:
             if worker is None:
@@ -129,14 +130,16 @@ class StepRun:
                 outcome = await self._on_worker(worker, work, console, started)
         except StepTimeoutError as timeout:
             outcome = OperationsOutcome(state, None, timeout)
-        except asyncio.CancelledError:
-            self._cancelled(started)
+        except BaseException as error:
+            # Cancelled (the run ended) or, inline, interrupted (Ctrl-C) while it waited.
+            if is_cancelled(error) or isinstance(error, KeyboardInterrupt):
+                self._cancelled(started)
             raise
         finally:
             self._ended = True
             console.close()
-            if worker is not None:
-                run.pool.release(worker)
+            if pool is not None and worker is not None:
+                pool.release(worker)
         if outcome.interrupted:
             self._cancelled(started)
             raise KeyboardInterrupt
@@ -147,6 +150,8 @@ class StepRun:
         self, worker: StepWorker, work: Any, console: JobConsole, started: float
     ) -> OperationsOutcome:
         """Hand the step's work to its worker and wait for it, within the step's timeout."""
+        import asyncio  # a run with workers runs on an event loop
+
         run = self.run
         future = asyncio.wrap_future(worker.submit(_within(run, self.key, console, work)))
         try:
@@ -223,13 +228,18 @@ class StepRun:
             await run.bus.drain()
         elif run.bus.listening:
             init_ms = elapsed_ms(started)
-            run.loop.call_soon_threadsafe(lambda: self._announce(init_ms, from_worker=True))
+            run.scheduler.call_soon_threadsafe(lambda: self._announce(init_ms, from_worker=True))
         attempts = step.retry.attempts if step.retry else 1
         pristine = encode(state) if attempts > 1 else None
         for attempt in range(1, attempts + 1):
             attempt_state = state if pristine is None or attempt == 1 else decode(pristine)
             outcome = await run_operations(
-                operations, attempt_state, settings, classifier, lambda: _abandoned(worker)
+                operations,
+                attempt_state,
+                settings,
+                classifier,
+                lambda: _abandoned(worker),
+                run.scheduler.foreign,
             )
             if violations:
                 # Job code caught the sandbox's error; the step is killed all the same.
@@ -243,7 +253,7 @@ class StepRun:
             self._warn(
                 f"Attempt {attempt} of {attempts} failed ({message}); retrying in {delay:g}ms"
             )
-            await asyncio.sleep(delay / 1000)
+            await run.scheduler.sleep(delay / 1000)
         raise AssertionError("unreachable: the last attempt returns")
 
     def _warn(self, message: str) -> None:

@@ -17,21 +17,11 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from ._context import RunContext
+from ._scheduler import end_tasks
 
-__all__ = ["StepWorker", "WorkerPool", "end_tasks"]
+__all__ = ["StepWorker", "WorkerPool"]
 
 T = TypeVar("T")
-
-
-def end_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel the tasks a stopped loop still holds and run them to their end, so that none
-    is destroyed pending (an abandoned step's task, for one); then close its generators."""
-    pending = asyncio.all_tasks(loop)
-    for task in pending:
-        task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.run_until_complete(loop.shutdown_asyncgens())
 
 
 class StepWorker:

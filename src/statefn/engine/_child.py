@@ -22,6 +22,7 @@ from .._api import _as_plan, _run_loop
 from .._errors import OOMError, RuntimeCrash, StatefnError, WorkerStartError
 from .._execute import Run
 from .._options import parse_options
+from .._scheduler import LoopScheduler
 from ._limits import MB
 from ._namespaces import enter_run_namespaces, needs_network
 from ._protocol import WITHHELD, encode_state, read_frame, send_frame
@@ -192,7 +193,8 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
     async def main() -> Any:
         settings = parse_options(options)
         plan = _as_plan(message["plan"], settings.default_step_id)
-        run = Run(plan, settings, asyncio.get_running_loop(), message.get("run_id"))
+        scheduler = LoopScheduler(asyncio.get_running_loop())
+        run = Run(plan, settings, scheduler, message.get("run_id"))
         if message["record_inputs"]:
             triggers.update((step.id, step.is_trigger) for step in plan.steps.values())
             run.step_observer = observe
