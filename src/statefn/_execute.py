@@ -76,9 +76,8 @@ class Run:
         self.timeout_ms = timeout
         # Workers let the run's thread end a step on time and run branches side by side;
         # without a timeout and with one branch at a time, steps run inline (see _step).
-        self.uses_workers = uses_workers(plan, options)
         self.pool: WorkerPool | None = None
-        if self.uses_workers:
+        if uses_workers(plan, options):
             from ._worker import WorkerPool
 
             self.pool = WorkerPool(self.context)

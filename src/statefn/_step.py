@@ -6,8 +6,9 @@ of the output state, in ``_operations``, then its edge conditions) runs on a ste
 deadline and delivers events. Edge conditions are code from the plan, evaluated on the
 step's output: they run within the step's time, so a condition that never ends is the
 step's timeout. A run with no timeout and one branch at a time has nothing to wait for
-while a step runs, so its steps run inline on the run's own loop and skip the hand-off
-(about 0.1 ms a step).
+while a step runs, so its steps run inline on the run's own thread and skip the hand-off
+(about 0.1 ms a step); started with ``run``, such a run needs no event loop at all (see
+``_scheduler``).
 """
 
 from __future__ import annotations
