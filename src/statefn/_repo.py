@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,6 +269,8 @@ def _run_pip(target: str, staging: Path) -> None:
         "--quiet",
         target,
     ]
+    import subprocess  # only installing needs it: a run that links an adaptor does not
+
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip()
