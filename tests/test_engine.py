@@ -31,7 +31,7 @@ PROBE = r"""
 import os, signal, socket, time
 
 __all__ = ["die", "hog", "env", "where", "mark", "peek", "connect", "pid", "priority", "sleep",
-           "spawn", "read",
+           "spawn", "read", "loop",
            "write", "garbage", "fork_many", "pass_file", "flee", "die_holding_socket",
            "hog_in_child", "hog_behind_a_decoy"]
 
@@ -186,6 +186,13 @@ def pid():
     return lambda state: {**state, "pid": os.getpid(), "pgid": os.getpgid(0)}
 
 
+def loop():
+    def operation(state):
+        import asyncio
+        return {**state, "loop": asyncio._get_running_loop() is not None}
+    return operation
+
+
 def priority():
     def operation(state):
         with open("/proc/self/autogroup") as group:
@@ -328,6 +335,21 @@ def gone(pid: int, within_s: float = 5.0) -> bool:
 
 
 # -- outcomes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "on_a_loop"), [({}, False), ({"timeout": 5000}, True)], ids=["inline", "timeout"]
+)
+def test_a_worker_runs_a_run_without_step_workers_with_no_event_loop(
+    engine: Engine, probe_dir: Path, options: dict[str, object], on_a_loop: bool
+) -> None:
+    spec = probe_step(probe_dir, "loop()")
+    plan = {**spec["plan"], "options": options}  # type: ignore[dict-item]
+    outcome = engine.submit(plan, linker=spec["linker"]).result(timeout=30)
+    assert outcome.reason == "success", outcome.error
+    assert outcome.state["loop"] is on_a_loop
+
+
 
 
 def test_trivial_run_succeeds_with_the_result_run_would_give(engine: Engine) -> None:

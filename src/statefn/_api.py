@@ -12,7 +12,7 @@ from ._options import RunOptions, parse_options
 from ._plan import Plan, normalise
 from ._scheduler import InlineScheduler, LoopScheduler, complete, end_tasks, running_loop
 
-__all__ = ["run", "run_async", "validate_plan"]
+__all__ = ["run", "run_async", "run_here", "validate_plan"]
 
 
 def validate_plan(plan: Any, *, default_step_id: str = "job-1") -> dict[str, Any]:
@@ -39,15 +39,46 @@ def _as_plan(plan: Any, default_step_id: str) -> Plan:
 async def run_async(plan: Any, state: Any = None, **options: Any) -> Any:
     """Run a workflow and return its result (see ``run``)."""
     settings = parse_options(options)
-    return await _on_loop(_as_plan(plan, settings.default_step_id), settings, state)
+    _, result = await _on_loop(_as_plan(plan, settings.default_step_id), settings, state)
+    return result
 
 
-async def _on_loop(plan: Plan, settings: RunOptions, state: Any) -> Any:
+def run_here(
+    plan: Plan,
+    settings: RunOptions,
+    state: Any,
+    run_id: str | None = None,
+    set_up: Callable[[Run], None] | None = None,
+) -> tuple[Run, Any]:
+    """Run ``plan`` on this thread (no event loop may run on it): inline when it needs no
+    step workers, else on an event loop of its own (see ``_scheduler``). ``set_up`` is
+    given the ``Run`` before it is prepared. The run and its result."""
+    if uses_workers(plan, settings):
+        ran: tuple[Run, Any] = _run_loop(_on_loop(plan, settings, state, run_id, set_up))
+        return ran
+    workflow = _prepared(Run(plan, settings, InlineScheduler(), run_id), set_up)
+    return workflow, complete(workflow.execute(state))
+
+
+async def _on_loop(
+    plan: Plan,
+    settings: RunOptions,
+    state: Any,
+    run_id: str | None = None,
+    set_up: Callable[[Run], None] | None = None,
+) -> tuple[Run, Any]:
     import asyncio
 
-    workflow = Run(plan, settings, LoopScheduler(asyncio.get_running_loop()))
+    scheduler = LoopScheduler(asyncio.get_running_loop())
+    workflow = _prepared(Run(plan, settings, scheduler, run_id), set_up)
+    return workflow, await workflow.execute(state)
+
+
+def _prepared(workflow: Run, set_up: Callable[[Run], None] | None) -> Run:
+    if set_up is not None:
+        set_up(workflow)
     workflow.prepare()
-    return await workflow.execute(state)
+    return workflow
 
 
 def run(plan: Any, state: Any = None, **options: Any) -> Any:
@@ -65,12 +96,8 @@ def run(plan: Any, state: Any = None, **options: Any) -> Any:
     if running_loop() is not None:
         return _run_on_thread(lambda: run(plan, state, **options))
     settings = parse_options(options)
-    normal = _as_plan(plan, settings.default_step_id)
-    if uses_workers(normal, settings):
-        return _run_loop(_on_loop(normal, settings, state))
-    workflow = Run(normal, settings, InlineScheduler())  # see _scheduler
-    workflow.prepare()
-    return complete(workflow.execute(state))
+    _, result = run_here(_as_plan(plan, settings.default_step_id), settings, state)
+    return result
 
 
 def _run_loop(main: Coroutine[Any, Any, Any]) -> Any:

@@ -8,7 +8,6 @@ The worker then exits; the engine removes its temporary directory.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -18,11 +17,10 @@ import threading
 import time
 from typing import Any
 
-from .._api import _as_plan, _run_loop
+from .._api import _as_plan, run_here
 from .._errors import OOMError, RuntimeCrash, StatefnError, WorkerStartError
 from .._execute import Run
 from .._options import parse_options
-from .._scheduler import LoopScheduler
 from ._limits import MB
 from ._namespaces import enter_run_namespaces, needs_network
 from ._protocol import WITHHELD, encode_state, read_frame, send_frame
@@ -190,24 +188,19 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
         resolve_credential=credentials.get,
     )
 
-    async def main() -> Any:
-        settings = parse_options(options)
-        plan = _as_plan(message["plan"], settings.default_step_id)
-        scheduler = LoopScheduler(asyncio.get_running_loop())
-        run = Run(plan, settings, scheduler, message.get("run_id"))
+    def set_up(run: Run) -> None:
         if message["record_inputs"]:
-            triggers.update((step.id, step.is_trigger) for step in plan.steps.values())
+            triggers.update((step.id, step.is_trigger) for step in run.plan.steps.values())
             run.step_observer = observe
         run.owns_input = message.get("input_owned", False)
         run.completed = dict(message.get("resume") or {})
-        run.prepare()
-        result = await run.execute(message["state"])
-        return run, result
 
     record: dict[str, Any] | None = None
     interrupted = leaves = False
     try:
-        run, result = _run_loop(main())
+        settings = parse_options(options)
+        plan = _as_plan(message["plan"], settings.default_step_id)
+        run, result = run_here(plan, settings, message["state"], message.get("run_id"), set_up)
         reason = _reason(run, result)
         leaves = len(run.leaf_keys) > 1
     except KeyboardInterrupt:
