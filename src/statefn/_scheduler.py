@@ -45,8 +45,6 @@ T = TypeVar("T")
 class Scheduler(Protocol):
     """What the runtime waits through (see the module's docstring)."""
 
-    inline: bool
-
     def spawn(self, coroutine: Coroutine[Any, Any, T]) -> Any: ...
 
     def first_done(self, handles: Collection[Any]) -> Awaitable[set[Any]]: ...
@@ -138,8 +136,6 @@ class Done:
 class InlineScheduler:
     """Coroutines driven to their end on the caller's thread (see the module's docstring)."""
 
-    inline = True
-
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -191,8 +187,6 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
 
 class LoopScheduler:
     """Coroutines as tasks of the asyncio event loop the run runs on."""
-
-    inline = False
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
