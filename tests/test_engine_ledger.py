@@ -7,8 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -258,47 +261,50 @@ def test_problem_is_none_while_the_engine_runs_and_says_when_it_is_closed() -> N
     assert engine.problem() == "The engine is closed"
 
 
+QUEUED = {"engine_id": "engine-1", "plan_id": None, "workflow": "w", "input_state": b"{}"}
+
+
+def queued_behind_a_busy_writer(
+    url: str, queue: Callable[[_recorder.Recorder], list[Future[None]]]
+) -> tuple[list[bool], list[str]]:
+    """Writes that ``queue`` makes while the recorder's writer is held busy, so that they
+    queue up and go in one batch: which committed, and the runs in the ledger after."""
+    recorder = _recorder.Recorder(open_ledger(url), "engine-1")
+    busy = threading.Event()
+    recorder.then(busy.wait)  # the writer waits here while the writes queue up
+    confirmations = queue(recorder)
+    busy.set()
+    committed = [confirmed.exception(timeout=30) is None for confirmed in confirmations]
+    recorder.close()
+    with open_ledger(url) as book:
+        return committed, sorted(run.run_id for run in book.runs())
+
+
 def test_writes_queued_while_the_writer_is_busy_commit_together_and_one_bad_write_spares_the_rest(
     tmp_path: Path,
 ) -> None:
-    import threading
+    def queue(recorder: _recorder.Recorder) -> list[Future[None]]:
+        return [
+            recorder.write_confirmed("run_queued", run_id, **QUEUED)
+            for run_id in ("a", "b", "a", "c")
+        ]
 
-    url = f"sqlite:///{tmp_path / 'runs.db'}"
-    recorder = _recorder.Recorder(open_ledger(url), "engine-1")
-    busy = threading.Event()
-    recorder.then(busy.wait)  # the writer waits here while the writes below queue up
-    fields = {"engine_id": "engine-1", "plan_id": None, "workflow": "w", "input_state": b"{}"}
-    confirmations = [
-        recorder.write_confirmed("run_queued", run_id, **fields) for run_id in ("a", "b", "a", "c")
-    ]
-    busy.set()
-    assert [confirmed.exception(timeout=30) is None for confirmed in confirmations] == [
-        True, True, False, True,
-    ]  # fmt: skip
-    recorder.close()
-    with open_ledger(url) as book:
-        assert sorted(run.run_id for run in book.runs()) == ["a", "b", "c"]
+    committed, runs = queued_behind_a_busy_writer(f"sqlite:///{tmp_path / 'runs.db'}", queue)
+    assert committed == [True, True, False, True]
+    assert runs == ["a", "b", "c"]
 
 
 def test_row_writes_queued_together_are_made_as_one_and_one_bad_write_spares_the_rest(
     tmp_path: Path,
 ) -> None:
-    import threading
-
-    url = f"sqlite:///{tmp_path / 'runs.db'}"
-    recorder = _recorder.Recorder(open_ledger(url), "engine-1")
-    busy = threading.Event()
-    recorder.then(busy.wait)  # the writer waits here while the writes below queue up
-    fields = {"engine_id": "engine-1", "plan_id": None, "workflow": "w", "input_state": b"{}"}
     batches = [["a", "b"], ["c"], ["a", "d"], ["e"]]  # the third takes a run id already taken
-    confirmations = [
-        recorder.write_rows("runs_queued", [{"run_id": run_id, **fields} for run_id in batch])
-        for batch in batches
-    ]
-    busy.set()
-    assert [confirmed.exception(timeout=30) is None for confirmed in confirmations] == [
-        True, True, False, True,
-    ]  # fmt: skip
-    recorder.close()
-    with open_ledger(url) as book:
-        assert sorted(run.run_id for run in book.runs()) == ["a", "b", "c", "e"]
+
+    def queue(recorder: _recorder.Recorder) -> list[Future[None]]:
+        return [
+            recorder.write_rows("runs_queued", [{"run_id": run_id, **QUEUED} for run_id in batch])
+            for batch in batches
+        ]
+
+    committed, runs = queued_behind_a_busy_writer(f"sqlite:///{tmp_path / 'runs.db'}", queue)
+    assert committed == [True, True, False, True]
+    assert runs == ["a", "b", "c", "e"]
