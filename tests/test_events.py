@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -150,6 +151,26 @@ def test_on_event_is_called_on_the_thread_that_called_run() -> None:
     threads: set[int] = set()
     statefn.run(chain_plan(), on_event=lambda name, payload: threads.add(threading.get_ident()))
     assert threads == {threading.get_ident()}
+
+
+def test_a_log_line_from_another_thread_reaches_on_event_in_order_on_the_runs_thread() -> None:
+    """Inline (no event loop), a line logged on another thread waits for the run's thread."""
+    seen: list[tuple[str, Any, int]] = []
+
+    async def operation(state: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.to_thread(log_line, "info", "from a thread")
+        return state
+
+    statefn.run(
+        [operation],
+        on_event=lambda name, payload: seen.append(
+            (name, payload.get("message"), threading.get_ident())
+        ),
+    )
+    names = [name for name, _, _ in seen]
+    assert ("log", "from a thread") in [(name, message) for name, message, _ in seen]
+    assert names.index("log") < names.index("job-complete")
+    assert {thread for _, _, thread in seen} == {threading.get_ident()}
 
 
 def test_log_line_in_an_operation_sends_a_log_event(
