@@ -9,6 +9,8 @@ hostile code must keep working).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from types import CodeType, FrameType, ModuleType, TracebackType
 from typing import Any
@@ -990,6 +992,30 @@ def test_a_run_cannot_change_the_current_decimal_context_of_the_host_or_later_ru
     assert host.traps[decimal.DivisionByZero]
     later = statefn.run(DIVIDE_BY_ZERO)
     assert later["errors"]["job-1"]["subtype"] == "DivisionByZero"
+
+
+FIRST_DECIMAL_USE = """
+import sys
+import statefn
+assert "decimal" not in sys.modules and "_decimal" not in sys.modules
+options = {"timeout_ms": 5000} if sys.argv[3] == "timeout" else {}
+loosened = statefn.run(sys.argv[1], **options)["x"]
+import decimal
+host = decimal.getcontext().traps[decimal.DivisionByZero]
+later = statefn.run(sys.argv[2], **options)["errors"]["job-1"]["subtype"]
+print(loosened, host, later)
+"""
+
+
+@pytest.mark.parametrize("options", ["inline", "timeout"])
+def test_a_run_that_first_imports_decimal_keeps_its_context_to_itself(options: str) -> None:
+    """In a process that has not imported decimal, the context job code makes is the step's
+    alone: neither the host nor a later run sees its traps changed."""
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_DECIMAL_USE, LOOSEN_CURRENT_CONTEXT, DIVIDE_BY_ZERO, options],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["Infinity", "True", "DivisionByZero"]
 
 
 SEED_SHARED_GENERATOR = """

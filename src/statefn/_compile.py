@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import CodeType
@@ -61,6 +61,9 @@ _DECORATOR = "_sf_decorator"
 _DECORATOR_FACTORY = "_sf_decorator_factory"
 
 _CACHE_SIZE = 256
+# Numbers the file names of compiled sources, so that no two sources share one in a process
+# (a digest of the source would import hashlib, and OpenSSL with it, on every run).
+_numbers = itertools.count(1)
 
 # Top-level expressions of these kinds make a value that is never callable.
 _VALUE_DISPLAYS: dict[type[ast.expr], str] = {
@@ -211,9 +214,7 @@ def load_globals(job: CompiledJob, env: JobEnvironment) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _compile(source: str, adaptors: tuple[str, ...], kind: str) -> CompiledJob:
-    # A lone surrogate is CPython's to refuse (a CompileError), not the digest's.
-    digest = hashlib.blake2b(source.encode(errors="surrogatepass"), digest_size=6).hexdigest()
-    filename = f"<statefn-{kind}-{digest}>"
+    filename = f"<statefn-{kind}-{next(_numbers)}>"
     lines = split_lines(source)
     tree = parse(source, filename, "exec", lines)
     assert isinstance(tree, ast.Module)

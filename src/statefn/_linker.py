@@ -20,7 +20,6 @@ linker imports modules and reads repo manifests; it writes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -386,6 +385,8 @@ def _import(found: _Found, cache_key: str | None) -> LinkedAdaptor:
 
 
 def _unique_name(found: _Found, cache_key: str | None) -> str:
+    import hashlib  # here: only adaptors from files come this way, and it costs ~3 ms to import
+
     digest = hashlib.sha256(f"{found.root}\0{cache_key}".encode()).hexdigest()[:10]
     if found.module is not None and "." in found.module:
         # A sibling of the original, so relative imports reaching above the package
