@@ -338,7 +338,11 @@ WORKLOADS: tuple[Workload, ...] = (
         "state on both sides. Then once more, untimed, at the engines' default payload limit "
         f"({DEFAULT_PAYLOAD_LIMIT_MB} MB), to check what each delivers (see the notes). "
         "`events` counts the events each side received in the timed run (OpenFn's include "
-        "its `workflow-log` events).",
+        "its `workflow-log` events). `decode_ms` is what one decode of the state costs "
+        "statefn's consumer (as `handle.events()` decodes it, measured after the timed run), "
+        "and `decodes_ms_per_step` the steps + 1 such decodes the timed run's consumer makes "
+        "one after another in its thread, per step: a floor under `ms_per_step` that no "
+        "engine can go below while every event's state is decoded in one Python thread.",
         *engines(
             "big_state",
             count=RECORDS,
