@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from conftest import Server, start_server
+from statefn.serve._auth import GUESS_LIMIT, GUESS_WINDOW_S, Guesses
+from statefn.serve._http import TooManyGuesses
 
 ORDERS = """\
 workflow:
@@ -445,6 +447,52 @@ def test_without_a_token_only_loopback_host_names_are_answered(server: Server) -
 
 def test_the_live_stream_of_an_unknown_run_is_404(server: Server) -> None:
     error_of(server.client.get("/runs/no-such-run/live"), 404)
+
+
+def test_an_address_that_sends_wrong_tokens_is_refused_for_a_while(tmp_path: Path) -> None:
+    """Bearer headers and logins count alike; once over the limit, a request that carries a
+    token gets 429 whether the token is right or not; one that carries none is not a guess."""
+    server = start_server(write_project(tmp_path / "project"), token="s3cret-token")
+    try:
+        anonymous = httpx.Client(base_url=server.url)
+        for _ in range(GUESS_LIMIT // 2):
+            error_of(anonymous.get("/api/runs", headers={"Authorization": "Bearer wrong"}), 401)
+        for _ in range(GUESS_LIMIT - GUESS_LIMIT // 2):
+            assert anonymous.post("/login", data={"token": "guess"}).status_code == 401
+        error_of(anonymous.get("/api/runs"), 401)
+        right = {"Authorization": "Bearer s3cret-token"}
+        refused = anonymous.get("/api/runs", headers=right)
+        error = error_of(refused, 429)
+        assert 0 < error["retry_after_s"] == int(refused.headers["retry-after"]) <= GUESS_WINDOW_S
+        assert "Too many wrong tokens" in error["message"]
+        error_of(anonymous.post("/hooks/orders/intake", json={}, headers=right), 429)
+        login = anonymous.post("/login", data={"token": "s3cret-token", "next": "/"})
+        assert login.status_code == 429 and "Too many wrong tokens" in login.text
+        assert "set-cookie" not in login.headers
+        assert anonymous.get("/healthz").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_guesses_let_one_more_through_as_each_ages_out_and_forget_the_quietest() -> None:
+    now = [0.0]
+    guesses = Guesses(clock=lambda: now[0])
+    for _ in range(GUESS_LIMIT):
+        guesses.check("10.0.0.1")
+        guesses.add("10.0.0.1")
+        now[0] += 1
+    with pytest.raises(TooManyGuesses) as refused:
+        guesses.check("10.0.0.1")
+    assert refused.value.details["retry_after_s"] == GUESS_WINDOW_S - GUESS_LIMIT
+    guesses.check("10.0.0.2")  # another address is not held back
+    now[0] = GUESS_WINDOW_S  # the first guess is now a window old: one more may come
+    guesses.check("10.0.0.1")
+    guesses.add("10.0.0.1")
+    with pytest.raises(TooManyGuesses):
+        guesses.check("10.0.0.1")
+    for number in range(10_000):  # as many other addresses guess once each
+        guesses.add(f"10.1.{number // 256}.{number % 256}")
+    guesses.check("10.0.0.1")  # the quietest is forgotten: memory stays bounded
 
 
 def test_a_webhook_tells_a_caller_without_the_token_nothing(guarded: Server) -> None:

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import _api
-from ._auth import TokenAuth, login_form, login_submit, logout
+from ._auth import Guesses, TokenAuth, login_form, login_submit, logout
 from ._cron import Clock, Scheduler
 from ._hooks import WebhookEndpoint
 from ._http import DEFAULT_MAX_BODY, error_response, json_response
@@ -126,6 +126,7 @@ def create_app(
     )
     app.state.service = service
     app.state.token = token
+    app.state.guesses = Guesses()
     app.state.max_body = max_body
     app.state.scheduler = scheduler
     return app

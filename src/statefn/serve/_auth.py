@@ -7,6 +7,12 @@ themselves by their signature when their trigger has a secret (an unsigned webho
 the token like any API call). The cookie holds an HMAC of the token, not the token; it is
 ``HttpOnly`` and ``SameSite=Strict``, so another site cannot make a browser use it.
 
+Wrong tokens are counted by client address (``Guesses``): an address that sent
+``GUESS_LIMIT`` of them within ``GUESS_WINDOW_S`` seconds gets 429 for every request that
+carries a token, right or wrong, and every login, until the oldest of those guesses is that
+old; then one more guess, and so on. A short token cannot be tried at the speed of the
+server, and a 429 does not say whether the guess was right.
+
 Whatever the token, a browser on another site cannot act through this server: a request that
 changes something (any method but GET, HEAD and OPTIONS; webhooks apart) whose ``Origin`` (or
 ``Referer``) is another site is refused with 403. Without a token (a loopback bind) the
@@ -19,15 +25,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._http import Forbidden, Unauthorized, error_response, read_form
+from ._http import Forbidden, TooManyGuesses, Unauthorized, error_response, read_form
 
-__all__ = ["COOKIE", "TokenAuth", "login_form", "login_submit", "logout"]
+__all__ = ["COOKIE", "GUESS_LIMIT", "GUESS_WINDOW_S", "Guesses", "TokenAuth", "login_form",
+           "login_submit", "logout"]  # fmt: skip
 
 COOKIE = "statefn_session"
 # Paths anyone may reach; webhooks check their own signature (see the module docstring).
@@ -37,17 +48,72 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
+# Wrong tokens an address may send within the window before it must wait (see the module's
+# docstring); and how many addresses are remembered at once, the longest quiet forgotten
+# first, so that guesses from many addresses cannot grow the server without bound.
+GUESS_LIMIT = 10
+GUESS_WINDOW_S = 60.0
+_GUESSERS_MAX = 10_000
+
+
+class Guesses:
+    """The latest wrong tokens (up to ``GUESS_LIMIT``) of each client address, by time.
+
+    Used from the server's event loop only (its one thread)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._by_address: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def check(self, address: str) -> None:
+        """Raise ``TooManyGuesses`` when ``address`` must wait before it sends a token."""
+        times = self._by_address.get(address)
+        if times is None or len(times) < GUESS_LIMIT:
+            return
+        wait_s = times[0] + GUESS_WINDOW_S - self._clock()
+        if wait_s > 0:
+            raise TooManyGuesses(
+                f"Too many wrong tokens from {address or 'this address'}: wait "
+                f"{math.ceil(wait_s)} s before sending one again",
+                retry_after_s=math.ceil(wait_s),
+            )
+
+    def add(self, address: str) -> None:
+        """Count one wrong token from ``address``."""
+        times = self._by_address.pop(address, None) or deque(maxlen=GUESS_LIMIT)
+        times.append(self._clock())
+        self._by_address[address] = times
+        if len(self._by_address) > _GUESSERS_MAX:
+            self._by_address.popitem(last=False)
+
+
 def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"statefn session", hashlib.sha256).hexdigest()
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
+
+
 def carries_token(request: Request, token: str) -> bool:
-    """Whether the request carries ``token``, as a bearer header or a session cookie."""
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+    """Whether the request carries ``token``, as a bearer header or a session cookie.
+
+    A request that carries a token (right or wrong) from an address that must wait is
+    refused with ``TooManyGuesses``; one that carries a wrong token counts as a guess."""
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    given = bearer.strip() if scheme.lower() == "bearer" else None
+    cookie = request.cookies.get(COOKIE)
+    if given is None and cookie is None:
+        return False  # nothing offered: not a guess
+    guesses: Guesses = request.app.state.guesses
+    address = _address(request)
+    guesses.check(address)
+    if given is not None and hmac.compare_digest(given.encode(), token.encode()):
         return True
-    cookie = request.cookies.get(COOKIE, "")
-    return hmac.compare_digest(cookie.encode(), session_value(token).encode())
+    if cookie is not None and hmac.compare_digest(cookie.encode(), session_value(token).encode()):
+        return True
+    guesses.add(address)
+    return False
 
 
 class TokenAuth:
@@ -73,7 +139,12 @@ class TokenAuth:
             await self.app(scope, receive, send)
             return
         open_path = path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
-        if open_path or carries_token(request, self.token):
+        try:
+            admitted = open_path or carries_token(request, self.token)
+        except TooManyGuesses as guessing:
+            await error_response(guessing)(scope, receive, send)
+            return
+        if admitted:
             await self.app(scope, receive, send)
             return
         response: Response
@@ -161,7 +232,16 @@ async def login_submit(request: Request) -> Response:
     given = form.get("token", "")
     if token is None:
         return RedirectResponse(_local(target), status_code=303)
+    guesses: Guesses = request.app.state.guesses
+    address = _address(request)
+    try:
+        guesses.check(address)
+    except TooManyGuesses as guessing:
+        waiting = _form(target, guessing.message, status=guessing.status)
+        waiting.headers["Retry-After"] = str(guessing.details["retry_after_s"])
+        return waiting
     if not hmac.compare_digest(given.encode(), token.encode()):
+        guesses.add(address)
         return _form(target, "That is not the server's token.", status=401)
     response = RedirectResponse(_local(target), status_code=303)
     response.set_cookie(

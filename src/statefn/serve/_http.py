@@ -21,6 +21,7 @@ __all__ = [
     "BadRequest",
     "Forbidden",
     "PayloadTooLarge",
+    "TooManyGuesses",
     "Unauthorized",
     "error_response",
     "json_response",
@@ -63,6 +64,13 @@ class PayloadTooLarge(ServiceError):
     status = 413
 
 
+class TooManyGuesses(ServiceError):
+    """The client's address sent too many wrong tokens of late; ``details["retry_after_s"]``
+    says when it may send one again (also as the ``Retry-After`` header)."""
+
+    status = 429
+
+
 def json_response(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status, media_type="application/json")
 
@@ -70,6 +78,8 @@ def json_response(content: Any, status: int = 200) -> Response:
 def error_response(error: ServiceError) -> Response:
     body = {"status": error.status, "message": error.message, **error.details}
     headers = _ERROR_HEADERS.get(error.status)
+    if "retry_after_s" in error.details:
+        headers = {"Retry-After": str(error.details["retry_after_s"])}
     return Response(
         orjson.dumps({"error": body}), error.status, headers, media_type="application/json"
     )

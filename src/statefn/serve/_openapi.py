@@ -30,6 +30,7 @@ _SCHEMAS: dict[str, Any] = {
                     "line": {"type": "integer"},
                     "column": {"type": "integer"},
                     "position": {"type": "integer"},
+                    "retry_after_s": {"type": "integer"},
                 },
             }
         },
@@ -165,9 +166,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "the request conflicts with the run (it has ended, it runs elsewhere, ...)",
         413: "the body is over the server's limit (--max-body)",
         422: "the workflow does not validate (its errors are listed)",
+        429: "too many wrong tokens from the client's address of late: wait Retry-After seconds",
         503: "the ledger (or the broker) did not take the run: nothing was started",
     }
-    return {str(status): _json("Error", meaning[status]) for status in (401, *statuses)}
+    return {str(status): _json("Error", meaning[status]) for status in (401, 429, *statuses)}
 
 
 def _path(name: str, description: str) -> dict[str, Any]:
