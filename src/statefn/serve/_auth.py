@@ -95,25 +95,29 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else ""
 
 
-def carries_token(request: Request, token: str) -> bool:
-    """Whether the request carries ``token``, as a bearer header or a session cookie.
+def _counted(request: Request, right: bool) -> bool:
+    """``right``, for a request that offered a token: refused with ``TooManyGuesses``
+    (right or wrong) when its address must wait, and counted as a guess when wrong."""
+    guesses: Guesses = request.app.state.guesses
+    address = _address(request)
+    guesses.check(address)
+    if not right:
+        guesses.add(address)
+    return right
 
-    A request that carries a token (right or wrong) from an address that must wait is
-    refused with ``TooManyGuesses``; one that carries a wrong token counts as a guess."""
+
+def carries_token(request: Request, token: str) -> bool:
+    """Whether the request carries ``token``, as a bearer header or a session cookie; one
+    that offers either is ``_counted``."""
     scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
     given = bearer.strip() if scheme.lower() == "bearer" else None
     cookie = request.cookies.get(COOKIE)
     if given is None and cookie is None:
         return False  # nothing offered: not a guess
-    guesses: Guesses = request.app.state.guesses
-    address = _address(request)
-    guesses.check(address)
-    if given is not None and hmac.compare_digest(given.encode(), token.encode()):
-        return True
-    if cookie is not None and hmac.compare_digest(cookie.encode(), session_value(token).encode()):
-        return True
-    guesses.add(address)
-    return False
+    right = (given is not None and hmac.compare_digest(given.encode(), token.encode())) or (
+        cookie is not None and hmac.compare_digest(cookie.encode(), session_value(token).encode())
+    )
+    return _counted(request, right)
 
 
 class TokenAuth:
@@ -232,16 +236,13 @@ async def login_submit(request: Request) -> Response:
     given = form.get("token", "")
     if token is None:
         return RedirectResponse(_local(target), status_code=303)
-    guesses: Guesses = request.app.state.guesses
-    address = _address(request)
     try:
-        guesses.check(address)
+        right = _counted(request, hmac.compare_digest(given.encode(), token.encode()))
     except TooManyGuesses as guessing:
         waiting = _form(target, guessing.message, status=guessing.status)
         waiting.headers["Retry-After"] = str(guessing.details["retry_after_s"])
         return waiting
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        guesses.add(address)
+    if not right:
         return _form(target, "That is not the server's token.", status=401)
     response = RedirectResponse(_local(target), status_code=303)
     response.set_cookie(
