@@ -18,7 +18,7 @@ import pytest
 
 from statefn import InputError, LedgerError
 from statefn.engine import Engine, _recorder
-from statefn.ledger import StateWithheldError
+from statefn.ledger import Ledger, StateWithheldError
 from statefn.ledger import open as open_ledger
 
 pytestmark = pytest.mark.timeout(90)
@@ -112,6 +112,29 @@ def test_killed_and_failed_runs_are_recorded_with_their_errors(ledger_url: str) 
         failed_run = book.run(failed.run_id)
         assert failed_run.reason == "fail"
         assert failed_run.steps[0].error["name"] == "RuntimeError"
+
+
+def test_an_event_reaches_events_only_once_the_ledger_has_it(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow database: the step's record is committed well after its worker reported it.
+    original = Ledger.step_finished
+
+    def slow_step_finished(self: Ledger, *args: object, **kwargs: object) -> None:
+        time.sleep(0.3)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ledger, "step_finished", slow_step_finished)
+    seen: dict[str, object] = {}
+    with Engine(workers=1, ledger=ledger_url) as engine:
+        handle = engine.submit("fn(lambda s: {**s, 'one': 1})\nfn(lambda s: {**s, 'two': 2})")
+        for name, payload in handle.events():
+            if name == "job-complete":
+                with open_ledger(ledger_url) as book:  # another connection, as after a crash
+                    seen[name] = book.state(handle.id, payload["job_id"])
+                break
+        handle.result(timeout=30)
+    assert seen == {"job-complete": {"data": {}, "one": 1, "two": 2}}
 
 
 ENGINE_SCRIPT = """

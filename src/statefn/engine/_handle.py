@@ -97,7 +97,8 @@ class RunHandle:
     """A run submitted to an ``Engine``: its id, its events, its outcome.
 
     ``events()`` yields the run's events in order (from the first, whenever it is called)
-    and ends with the run; ``result()`` blocks for the ``RunOutcome``; ``cancel()`` ends the
+    and ends with the run (on an engine with a ledger, each once the ledger has committed it
+    and those before it); ``result()`` blocks for the ``RunOutcome``; ``cancel()`` ends the
     run with reason ``cancel``. ``await handle`` and ``async for`` work in an event loop.
 
     ``recorded`` is a future that is done once the engine's ledger has committed the run as

@@ -10,6 +10,7 @@ the ledger has committed it.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -175,7 +176,13 @@ class Job:
             self.logger.log(head["level"], head["message"], extra={"job_id": head["job_id"]})
 
     def _on_event(self, event: ArrivedEvent) -> None:
-        self.handle.add_event(event)
+        if self.recording is None:
+            self.handle.add_event(event)
+        else:
+            # As with the outcome, ``events()`` has an event once the ledger has committed
+            # it and everything before it: what a caller was shown survives a crash.
+            self.recording.event(event)
+            self.recording.recorder.then(functools.partial(self.handle.add_event, event))
         if self.on_event is not None:
             try:
                 self.on_event(*event.decoded())
@@ -188,8 +195,6 @@ class Job:
                 payload["message"],
                 extra={"job_id": payload["job_id"]},
             )
-        if self.recording is not None:
-            self.recording.event(event)
 
     def finish(
         self, outcome: RunOutcome, blob: bytes | None, payload_limit: int, leaves: bool = False

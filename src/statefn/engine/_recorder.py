@@ -1,9 +1,10 @@
 """The engine's writer to the run ledger: one thread, writes in arrival order.
 
 The supervisor must never wait for a database, so it hands each write to this thread. A
-run's outcome is given to its caller only after the ledger has committed it, so a caller
-that reads the ledger after ``result()`` finds the run finished. The thread also proves the
-engine alive (a heartbeat) and marks the runs of engines that are gone as ``lost``.
+run's events (``events()``) and outcome are given to its caller only after the ledger has
+committed them, so a caller that reads the ledger after ``result()`` finds the run
+finished. The thread also proves the engine alive (a heartbeat) and marks the runs of
+engines that are gone as ``lost``.
 """
 
 from __future__ import annotations
