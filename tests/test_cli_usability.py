@@ -257,9 +257,23 @@ def test_help_and_version_import_no_runtime(flag: str) -> None:
     )
     imported = set(result.stdout.splitlines()[-1].split())  # after what the flag printed
     heavy = {"asyncio", "logging", "orjson", "pathlib", "concurrent.futures", "statefn._api",
-             "statefn._compile", "statefn._execute", "statefn.cli._logs", "statefn.cli._plans"}  # fmt: skip
+             "statefn._compile", "statefn._execute", "statefn.cli._logs", "statefn.cli._plans",
+             "statefn.cli._runs", "statefn.cli._serve", "statefn.cli._distributed"}  # fmt: skip
     assert "statefn.cli" in imported
     assert heavy & imported == set()
+
+
+def test_help_without_a_command_is_the_full_parsers_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`statefn --help` lists the commands from their summaries alone, without building their
+    parsers; what it prints is what the parser of every command prints."""
+    from statefn.cli import build_parser, main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == build_parser().format_help()
 
 
 def test_run_of_a_json_plan_imports_only_what_it_uses(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, cast
 
-from ._choices import LOG_LEVEL_NAMES, SANITIZE_MODES
+from ._choices import COMMAND_SUMMARIES, LOG_LEVEL_NAMES, SANITIZE_MODES
 from ._choices import positive_int as _positive_int
 from ._exits import CliError, ExitCode
 
@@ -151,7 +151,7 @@ def _adaptor_option(parser: argparse.ArgumentParser) -> None:
 
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
-        "run", help="run a workflow (.json/.yaml) or a job (.py)",
+        "run", help=COMMAND_SUMMARIES["run"],
         description="Run a workflow or a single job. Logs go to stderr; the final state to "
         "stdout as JSON, or to the file given with -o.",
         epilog=_RUN_EXAMPLES + "\n" + _EXIT_CODES,
@@ -215,7 +215,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _add_checks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     compile_ = commands.add_parser(
-        "compile", help="print a job's operations, or what is wrong with it",
+        "compile", help=COMMAND_SUMMARIES["compile"],
         description="Compile a job (.py) or every job of a workflow without running anything: "
         "print each operation with its line, or the problems as PATH:LINE:COLUMN: message.",
         epilog=_COMPILE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -224,7 +224,7 @@ def _add_checks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     compile_.add_argument("path", metavar="PATH", help="a job (.py) or a workflow (.json, .yaml)")
     _adaptor_option(compile_)
     validate = commands.add_parser(
-        "validate", help="check a workflow and compile its jobs",
+        "validate", help=COMMAND_SUMMARIES["validate"],
         description="Validate a plan (steps, edges, conditions, options) and compile the job "
         "of each step. Nothing runs.",
         epilog=_VALIDATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -237,7 +237,7 @@ def _add_checks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _add_repo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = [_common_options(), _repo_option()]
     repo = commands.add_parser(
-        "repo", help="install, list and remove adaptors",
+        "repo", help=COMMAND_SUMMARIES["repo"],
         description="Manage the adaptor repo, where installed adaptors live side by side, "
         "one folder per name@version.",
         epilog=_REPO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -275,7 +275,7 @@ def _add_repo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _add_docs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     docs = commands.add_parser(
-        "docs", help="list an adaptor's operations, or show one's documentation",
+        "docs", help=COMMAND_SUMMARIES["docs"],
         description="Show the operations an adaptor exports with their signatures, or the "
         "documentation of one operation. The adaptor is found as a run would find it.",
         epilog=_DOCS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -311,7 +311,7 @@ def _add_distributed(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 def _add_test(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     commands.add_parser(
-        "test", help="run a small built-in workflow to check the installation",
+        "test", help=COMMAND_SUMMARIES["test"],
         description="Run a small built-in workflow and print its result: a check that "
         "statefn works on this machine.",
         parents=[_common_options()],
@@ -337,6 +337,27 @@ _COMMANDS: tuple[
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of every command, or of ``command`` alone (a command's parser
     takes longer to build than a small run takes to compile its job)."""
+    parser, commands = _top_parser()
+    for names, add in _COMMANDS:
+        if command is None or command in names:
+            add(commands)
+    return parser
+
+
+def _summary_parser() -> argparse.ArgumentParser:
+    """The parser ``statefn --help``, ``--version`` and a missing or misspelt command need:
+    every command by name and summary, none of their arguments (building them all would
+    take longer than starting the interpreter)."""
+    parser, commands = _top_parser()
+    for name, summary in COMMAND_SUMMARIES.items():
+        commands.add_parser(name, help=summary, add_help=False)
+    return parser
+
+
+def _top_parser() -> tuple[
+    argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]
+]:
+    """The parser of ``statefn`` itself, and the action its commands are added to."""
     parser = _Parser(
         prog="statefn", description=_DESCRIPTION, epilog=_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -348,10 +369,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "argparse._SubParsersAction[argparse.ArgumentParser]",
         parser.add_subparsers(dest="command", metavar="COMMAND"),
     )
-    for names, add in _COMMANDS:
-        if command is None or command in names:
-            add(commands)
-    return parser
+    return parser, commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -386,10 +404,11 @@ def _started() -> None:
 def _main(argv: Sequence[str] | None, started: Callable[[], None] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     # `statefn run ...` builds the parser of run alone; anything else (no command, a flag
-    # first, a misspelt command) every parser, for the full help and its suggestions.
+    # first, a misspelt command) ends in the top level's help, version or error, for which
+    # the commands' names and summaries are enough.
     named = arguments[0] if arguments else None
-    known = any(named in names for names, _ in _COMMANDS)
-    parser = build_parser(named if known else None)
+    known = named in COMMAND_SUMMARIES
+    parser = build_parser(named) if known else _summary_parser()
     args = parser.parse_args(arguments)
     if args.command is None:
         parser.error("the following arguments are required: COMMAND")

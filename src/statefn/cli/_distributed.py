@@ -11,6 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from ._choices import COMMAND_SUMMARIES
 from ._choices import positive_int as _positive_int
 from ._exits import CliError, ExitCode
 
@@ -74,7 +75,7 @@ def add_distributed_parsers(
     )  # fmt: skip
     parents = [*common, services]
     worker = commands.add_parser(
-        "worker", help="run a distributed worker: take runs from a broker, record them in a ledger",
+        "worker", help=COMMAND_SUMMARIES["worker"],
         description="A Celery worker whose tasks are runs, each executed through an engine on "
         "this host with its limits. Every run reaches exactly one final reason in the ledger, "
         "whatever dies; a run delivered again resumes after its last recorded step.",
@@ -101,7 +102,7 @@ def add_distributed_parsers(
                         help="a run whose worker died N times ends with crash and is "
                         "dead-lettered (3)")  # fmt: skip
     submit = commands.add_parser(
-        "submit", help="submit a run to distributed workers; print its id",
+        "submit", help=COMMAND_SUMMARIES["submit"],
         description="Record a run in the ledger and send it through the broker to a worker. "
         "The plan is validated here: an invalid one is refused before anything is queued.",
         epilog=_SUBMIT_EXAMPLES + "\n" + _EXIT_CODES,

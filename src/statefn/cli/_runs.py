@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from ._choices import COMMAND_SUMMARIES
 from ._exits import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def add_runs_parser(
     )  # fmt: skip
     parents = [*common, ledger]
     runs = commands.add_parser(
-        "runs", help="list and inspect the runs recorded in a ledger",
+        "runs", help=COMMAND_SUMMARIES["runs"],
         description="Read the run ledger that statefn run --ledger and the engine write: "
         "runs newest first, one run's steps, its log lines and its states.",
         epilog=_RUNS_EXAMPLES + "\n" + _EXIT_CODES,

@@ -12,7 +12,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
-from ._choices import positive_int
+from ._choices import COMMAND_SUMMARIES, positive_int
 from ._exits import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def add_serve_parser(
 ) -> None:
     """Add ``serve`` to ``commands``; ``common`` are the shared options."""
     serve = commands.add_parser(
-        "serve", help="serve a folder of workflows: web UI, JSON API, webhooks, cron",
+        "serve", help=COMMAND_SUMMARIES["serve"],
         description="Serve every workflow file (.json, .yaml) under PROJECT_DIR: a web UI and "
         "a JSON API over the run ledger, webhooks and cron schedules from the workflows' "
         "triggers. Files changed on disk are picked up without a restart.",
