@@ -15,7 +15,6 @@ classes and are imported at once.
 from __future__ import annotations
 
 import importlib as _importlib
-import typing as _typing
 
 from ._errors import (
     AdaptorError,
@@ -42,10 +41,16 @@ from ._errors import (
     WorkerStartError,
 )
 
-if _typing.TYPE_CHECKING:
+# typing.TYPE_CHECKING (type checkers know it by its name) without importing typing, which
+# `statefn --help` has no other use for; not one of statefn's names.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
     from ._api import run, run_async, validate_plan
     from ._compile import CompiledJob, compile_job
     from ._events import Event
+del TYPE_CHECKING
 
 # Public name -> the private module that defines it, imported when the name is first used.
 _LAZY = {
@@ -58,7 +63,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
+def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'statefn' has no attribute {name!r}")

@@ -35,7 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal
+
+TYPE_CHECKING = False  # typing's, without importing typing: see statefn/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Literal
+
+    Severity = Literal["fail", "crash", "kill", "exception"]
 
 __all__ = [
     "AdaptorError",
@@ -54,7 +59,6 @@ __all__ = [
     "RunTimeoutError",
     "RuntimeCrash",
     "SecurityError",
-    "Severity",
     "StateTooLargeError",
     "StatefnError",
     "StepCancelledError",
@@ -63,8 +67,6 @@ __all__ = [
     "WorkerStartError",
     "step_context",
 ]
-
-Severity = Literal["fail", "crash", "kill", "exception"]
 
 
 class StatefnError(Exception):

@@ -12,13 +12,15 @@ import gc
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, cast
 
 from ._choices import COMMAND_SUMMARIES, LOG_LEVEL_NAMES, SANITIZE_MODES
 from ._choices import positive_int as _positive_int
 from ._exits import CliError, ExitCode
 
+TYPE_CHECKING = False  # typing's, without importing typing: see statefn/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._logs import CliLogs
     from ._plans import AdaptorSpec
 
@@ -354,9 +356,7 @@ def _summary_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _top_parser() -> tuple[
-    argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]
-]:
+def _top_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[Any]]:
     """The parser of ``statefn`` itself, and the action its commands are added to."""
     parser = _Parser(
         prog="statefn", description=_DESCRIPTION, epilog=_EXIT_CODES,
@@ -365,11 +365,7 @@ def _top_parser() -> tuple[
     parser.add_argument("--version", action=_VersionAction)
     # Not required here: an unknown flag before the command is reported as such (main
     # reports a missing command). Every subparser is a _Parser, as its parent is.
-    commands = cast(
-        "argparse._SubParsersAction[argparse.ArgumentParser]",
-        parser.add_subparsers(dest="command", metavar="COMMAND"),
-    )
-    return parser, commands
+    return parser, parser.add_subparsers(dest="command", metavar="COMMAND")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
