@@ -3,8 +3,8 @@
 ``Job.on_frame`` takes each frame a worker sends (events, step inputs, runtime log
 records) and hands it on: to the run's handle (``events()``), to the callables given at
 submit (``on_event``, ``logger``, ``job_logger``, called in the engine's process) and, when
-the engine has a ledger, to the run's ``Recording``. ``Job.finish`` gives the outcome, after
-the ledger has committed it.
+the engine has a ledger, to the run's ``Recording``; then its events reach the handle, and
+``Job.finish`` gives the outcome, once the ledger has committed them.
 """
 
 from __future__ import annotations
