@@ -139,8 +139,10 @@ class Server:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=url, headers=headers, timeout=30)
 
-    def finished(self, run_id: str, timeout: float = 30) -> dict[str, Any]:
-        """The run ``run_id`` (from the API) once it has a final reason."""
+    def finished(self, run_id: str, timeout: float = 90) -> dict[str, Any]:
+        """The run ``run_id`` (from the API) once it has a final reason (the server's
+        workers run below its priority: on a busy machine a run queued behind a burst of
+        them can take a while)."""
         import time
 
         deadline = time.monotonic() + timeout
