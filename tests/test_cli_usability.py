@@ -94,6 +94,14 @@ def test_misspelt_flag_before_the_command_is_named_as_such(statefn: Run) -> None
     )
 
 
+def test_options_before_the_command_are_shown_after_it(statefn: Run) -> None:
+    result = statefn("--log", "debug", "run", "job.py")
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "statefn: error: options go after the command: statefn run --log debug job.py\n"
+    )
+
+
 def test_missing_command_is_a_usage_error(statefn: Run) -> None:
     result = statefn()
     assert result.returncode == 2

@@ -405,6 +405,13 @@ def _main(argv: Sequence[str] | None, started: Callable[[], None] | None = None)
     named = arguments[0] if arguments else None
     known = named in COMMAND_SUMMARIES
     parser = build_parser(named) if known else _summary_parser()
+    later = next((word for word in arguments if word in COMMAND_SUMMARIES), None)
+    flag_first = named is not None and named.startswith("-")
+    if flag_first and later is not None and named not in ("-h", "--help", "--version"):
+        # `statefn --log debug run job.py`: the options belong to the command.
+        rest = list(arguments)
+        rest.remove(later)
+        parser.error(f"options go after the command: statefn {later} {' '.join(rest)}")
     args = parser.parse_args(arguments)
     if args.command is None:
         parser.error("the following arguments are required: COMMAND")
