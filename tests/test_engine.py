@@ -350,8 +350,6 @@ def test_a_worker_runs_a_run_without_step_workers_with_no_event_loop(
     assert outcome.state["loop"] is on_a_loop
 
 
-
-
 def test_trivial_run_succeeds_with_the_result_run_would_give(engine: Engine) -> None:
     outcome = engine.submit("fn(lambda state: {**state, 'x': 1})").result(timeout=30)
     assert outcome.reason == "success"
@@ -663,15 +661,27 @@ def test_a_worker_that_passes_a_blob_in_a_bad_file_ends_only_its_own_run(
     assert engine.submit("fn(lambda s: {**s, 'ok': 1})").result(30).state["ok"] == 1
 
 
+FLOODED = "The run logged more than 64 MB or 100,000 lines: its further log lines are dropped"
+
+
 def test_a_run_that_floods_its_log_is_cut_off_with_a_notice(engine: Engine) -> None:
     job = "fn(lambda state: [print('x' * 2 ** 20) for _ in range(80)] and state)"
     handle = engine.submit(job)
     logs = [payload for name, payload in handle.events() if name == "log"]
     assert handle.result(timeout=30).reason == "success"
     assert len(logs) == 65
-    assert logs[-1]["message"] == (
-        "The run logged more than 64 MB: its further log lines are dropped"
-    )
+    assert logs[-1]["message"] == FLOODED
+
+
+def test_a_run_that_floods_its_log_with_short_lines_is_cut_off_with_a_notice(
+    engine: Engine,
+) -> None:
+    # Empty lines: no text to speak of, each still an event and a ledger row.
+    handle = engine.submit("fn(lambda state: [print() for _ in range(150_000)] and state)")
+    assert handle.result(timeout=60).reason == "success"
+    logs = [payload["message"] for name, payload in handle.events() if name == "log"]
+    assert len(logs) == 100_000
+    assert set(logs[:-1]) == {""} and logs[-1] == FLOODED
 
 
 def test_a_missing_adaptor_repo_is_reason_exception(tmp_path: Path) -> None:

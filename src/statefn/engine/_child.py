@@ -27,10 +27,12 @@ from ._protocol import WITHHELD, encode_state, read_frame, send_frame
 
 __all__ = ["Channel", "execute", "serve", "warm_up"]
 
-# A run may log this much (its lines' text); later lines are dropped, after one that says so,
-# so that a job printing in a loop cannot flood the engine and its ledger.
+# A run may log this much text, in this many lines (each, however short, an event the engine
+# keeps for the run's handle and a row of its ledger); later lines are dropped, after one
+# that says so, so that a job printing in a loop cannot flood the engine and its ledger.
 _LOG_LIMIT = 64 * 1024 * 1024
-_LOG_DROPPED = "The run logged more than 64 MB: its further log lines are dropped"
+_LOG_LINES_LIMIT = 100_000
+_LOG_DROPPED = "The run logged more than 64 MB or 100,000 lines: its further log lines are dropped"
 
 
 class Channel:
@@ -152,17 +154,18 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
     started = time.perf_counter()
     credentials: dict[str, Any] = message["credentials"]
 
-    log_bytes = 0
+    log_bytes = log_lines = 0
 
     def on_event(name: str, payload: dict[str, Any]) -> None:
-        nonlocal log_bytes
+        nonlocal log_bytes, log_lines
         if name == "log":
+            was_over = log_bytes > _LOG_LIMIT or log_lines >= _LOG_LINES_LIMIT
             log_bytes += len(payload["message"])
-            if log_bytes > _LOG_LIMIT:
-                if log_bytes - len(payload["message"]) <= _LOG_LIMIT:
-                    payload = {**payload, "level": "warn", "message": _LOG_DROPPED}
-                else:
-                    return
+            log_lines += 1
+            if was_over:
+                return
+            if log_bytes > _LOG_LIMIT or log_lines == _LOG_LINES_LIMIT:
+                payload = {**payload, "level": "warn", "message": _LOG_DROPPED}
         has_state = "state" in payload
         rest = {key: value for key, value in payload.items() if key != "state"}
         channel.send(
