@@ -46,11 +46,17 @@ if TYPE_CHECKING:
 __all__ = ["Run", "uses_workers"]
 
 
+def _limits(plan: Plan, options: RunOptions) -> tuple[float | None, int]:
+    """A run's step timeout in ms (the plan's, else the options') and how many of its steps
+    may run at once (the options', else the plan's, else one)."""
+    return plan.timeout_ms or options.timeout_ms, options.concurrency or plan.concurrency or 1
+
+
 def uses_workers(plan: Plan, options: RunOptions) -> bool:
     """Whether a run of ``plan`` puts its steps on worker threads: to end a step on time (a
     timeout), or to run several at once. Without, steps run inline on the run's thread."""
-    timeout = plan.timeout_ms or options.timeout_ms
-    return timeout is not None or (options.concurrency or plan.concurrency or 1) > 1
+    timeout, concurrency = _limits(plan, options)
+    return timeout is not None or concurrency > 1
 
 
 class Run:
@@ -70,8 +76,7 @@ class Run:
         self.logger = options.logger
         self.context = RunContext(self.id)
         self.bus = EventBus(options.on_event, scheduler, options.logger)
-        self.concurrency = options.concurrency or plan.concurrency or 1
-        timeout = plan.timeout_ms or options.timeout_ms
+        timeout, self.concurrency = _limits(plan, options)
         self.timeout_s = timeout / 1000 if timeout else None
         self.timeout_ms = timeout
         # Workers let the run's thread end a step on time and run branches side by side;
