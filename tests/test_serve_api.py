@@ -468,6 +468,7 @@ def test_an_address_that_sends_wrong_tokens_is_refused_for_a_while(tmp_path: Pat
         error_of(anonymous.post("/hooks/orders/intake", json={}, headers=right), 429)
         login = anonymous.post("/login", data={"token": "s3cret-token", "next": "/"})
         assert login.status_code == 429 and "Too many wrong tokens" in login.text
+        assert 0 < int(login.headers["retry-after"]) <= GUESS_WINDOW_S
         assert "set-cookie" not in login.headers
         assert anonymous.get("/healthz").status_code == 200
     finally:

@@ -35,7 +35,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._http import Forbidden, TooManyGuesses, Unauthorized, error_response, read_form
+from ._http import (
+    Forbidden,
+    TooManyGuesses,
+    Unauthorized,
+    error_headers,
+    error_response,
+    read_form,
+)
 
 __all__ = ["COOKIE", "GUESS_LIMIT", "GUESS_WINDOW_S", "Guesses", "TokenAuth", "login_form",
            "login_submit", "logout"]  # fmt: skip
@@ -240,7 +247,7 @@ async def login_submit(request: Request) -> Response:
         right = _counted(request, hmac.compare_digest(given.encode(), token.encode()))
     except TooManyGuesses as guessing:
         waiting = _form(target, guessing.message, status=guessing.status)
-        waiting.headers["Retry-After"] = str(guessing.details["retry_after_s"])
+        waiting.headers.update(error_headers(guessing))
         return waiting
     if not right:
         return _form(target, "That is not the server's token.", status=401)

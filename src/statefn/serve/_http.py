@@ -23,6 +23,7 @@ __all__ = [
     "PayloadTooLarge",
     "TooManyGuesses",
     "Unauthorized",
+    "error_headers",
     "error_response",
     "json_response",
     "parse_json",
@@ -75,13 +76,21 @@ def json_response(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status, media_type="application/json")
 
 
+def error_headers(error: ServiceError) -> dict[str, str]:
+    """The headers that go with ``error``, in whatever form it is answered: its status's,
+    or ``Retry-After`` from the error itself when it says when to try again."""
+    if "retry_after_s" in error.details:
+        return {"Retry-After": str(error.details["retry_after_s"])}
+    return _ERROR_HEADERS.get(error.status, {})
+
+
 def error_response(error: ServiceError) -> Response:
     body = {"status": error.status, "message": error.message, **error.details}
-    headers = _ERROR_HEADERS.get(error.status)
-    if "retry_after_s" in error.details:
-        headers = {"Retry-After": str(error.details["retry_after_s"])}
     return Response(
-        orjson.dumps({"error": body}), error.status, headers, media_type="application/json"
+        orjson.dumps({"error": body}),
+        error.status,
+        error_headers(error),
+        media_type="application/json",
     )
 
 
