@@ -125,6 +125,64 @@ def test_a_handed_back_run_does_not_count_as_a_delivery_and_fences_its_attempt(
         assert (again.kind, again.attempt, again.deliveries) == ("run", 3, 1)
 
 
+def test_a_run_no_worker_holds_is_cancelled_at_once_and_its_old_holder_fenced(
+    ledger_url: str,
+) -> None:
+    with ledger.open(ledger_url) as book:
+        waiting = _queued(book, "r1")
+        assert book.cancel(waiting) == "cancelled"
+        record = book.run(waiting)
+        assert (record.reason, record.error, record.finished_at is not None) == (
+            "cancel", None, True
+        )  # fmt: skip
+        time.sleep(0.01)
+        assert book.outbox_pending(older_than_s=0) == []  # its message is not published
+        assert book._db.rows("SELECT run_id FROM outbox", ()) == []
+        assert book.claim(waiting, "w1", lease_s=30).kind == "finished"
+
+        abandoned = _queued(book, "r2")
+        stale = _expired_claim(book, abandoned)  # its holder is gone, or cut off
+        assert book.cancel(abandoned) == "cancelled"
+        with pytest.raises(StaleAttemptError):
+            book.step_started(abandoned, "a", "a", input_state=b"{}", attempt=stale.attempt)
+        assert book.renew(abandoned, stale.attempt, lease_s=30) is False
+        assert book.run(abandoned).reason == "cancel"
+
+
+def test_a_cancel_of_a_held_run_is_noted_for_its_worker_or_the_next_delivery(
+    ledger_url: str,
+) -> None:
+    with ledger.open(ledger_url) as book:
+        running = _queued(book, "r1")
+        claim = book.claim(running, "w1", lease_s=30)
+        assert book.cancel_requested(running) is False
+        assert book.cancel(running) == "requested"
+        assert book.cancel_requested(running) is True
+        assert book.run(running).reason is None  # its worker ends it, with its attempt
+        book.run_finished(
+            running, reason="cancel", state=None, error=None, duration_ms=1,
+            attempt=claim.attempt,
+        )  # fmt: skip
+        assert book.cancel(running) == "finished"
+
+        orphan = _queued(book, "r2")
+        book.claim(orphan, "w1", lease_s=0.3)
+        assert book.cancel(orphan) == "requested"
+        time.sleep(0.4)  # w1 died before it saw the note; its lease runs out
+        again = book.claim(orphan, "w2", lease_s=30)
+        assert (again.kind, again.attempt) == ("cancelled", 2)
+        assert book.run(orphan).reason == "cancel"
+        assert book.claim(orphan, "w3", lease_s=30).kind == "finished"
+
+
+def test_only_distributed_runs_are_cancelled_through_the_ledger(ledger_url: str) -> None:
+    with ledger.open(ledger_url) as book:
+        book.run_queued("local", engine_id=None, plan_id=None, workflow="w", input_state=None)
+        assert book.cancel("local") == "local"
+        assert book.run("local").status == "queued"
+        assert book.cancel("nope") == "unknown"
+
+
 def rows_of(book: ledger.Ledger, run_id: str) -> dict[str, Any]:
     status, deliveries = book._db.rows(
         "SELECT status, deliveries FROM runs WHERE run_id = ?", (run_id,)
@@ -284,6 +342,19 @@ def test_runs_submitted_here_end_on_two_worker_processes(
     assert engines == [(2,)]  # both workers took runs
     for run_id in run_ids:
         assert effects.counts(run_id) == {"a": 1, "b": 1, "c": 1}
+
+
+def test_a_running_run_cancelled_through_the_client_stops_on_its_worker(
+    pool: WorkerPool, client: Client, queue: str
+) -> None:
+    spinning = client.submit(_one_step("fn(lambda s: sum(range(10**13)))"), queue=queue)
+    wait_for(lambda: client.ledger.run(spinning).status == "started", timeout=60)
+    assert client.cancel(spinning) == "requested"
+    outcome = client.wait(spinning, timeout=60)  # the sum alone would take hours
+    assert (outcome.reason, outcome.state, outcome.error) == ("cancel", None, None)
+    assert client.cancel(spinning) == "finished"
+    after = client.submit(_one_step("fn(lambda s: {'data': {'ok': 1}})"), queue=queue)
+    assert client.wait(after, timeout=60).state == {"data": {"ok": 1}}
 
 
 def _submit(

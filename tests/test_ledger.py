@@ -19,7 +19,7 @@ import pytest
 
 from statefn import LedgerError, LostError, ledger
 from statefn.ledger._database import Database
-from statefn.ledger._schema import LATEST_VERSION
+from statefn.ledger._schema import LATEST_VERSION, VERSION_TABLE, statements
 from statefn.ledger._url import mask_url, parse_url
 
 STATE_A = orjson.dumps({"data": {"n": 1}})
@@ -79,6 +79,27 @@ def test_opening_twice_migrates_once(ledger_url: str) -> None:
     assert _rows(ledger_url, "SELECT version FROM schema_version ORDER BY version") == [
         (version,) for version in range(1, LATEST_VERSION + 1)
     ]
+
+
+def test_a_ledger_of_the_previous_schema_version_is_migrated_with_its_runs(
+    ledger_url: str,
+) -> None:
+    database = Database(parse_url(ledger_url))
+    with database.transaction():
+        database.execute(VERSION_TABLE)
+        for version in range(1, LATEST_VERSION):
+            for statement in statements(version, database.url.dialect):
+                database.execute(statement)
+            database.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        database.execute(
+            "INSERT INTO runs (run_id, status, submitted_at) VALUES (?, ?, ?)",
+            ("old", "success", "2026-01-31T09:00:00.000000+00:00"),
+        )
+    database.close()
+    with ledger.open(ledger_url) as book:
+        assert book.run("old").reason == "success"
+        assert book.cancel_requested("old") is False  # the latest version's column
+    assert _rows(ledger_url, "SELECT MAX(version) FROM schema_version") == [(LATEST_VERSION,)]
 
 
 def test_processes_opening_a_fresh_ledger_at_once_all_succeed(ledger_url: str) -> None:

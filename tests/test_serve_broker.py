@@ -27,6 +27,7 @@ FLOW = {
         ],
     }
 }
+SPIN = {"workflow": {"steps": [{"id": "spin", "expression": "fn(lambda s: sum(range(10**13)))"}]}}
 
 
 @pytest.mark.timeout(180)
@@ -36,6 +37,7 @@ def test_runs_started_through_the_server_run_on_a_distributed_worker(
     project = tmp_path / "project"
     project.mkdir()
     (project / "orders.json").write_text(json.dumps(FLOW))
+    (project / "spin.json").write_text(json.dumps(SPIN))
     with cluster.workers(broker, postgres_database, queue, tmp_path, 1):
         server = start_server(
             project, "--broker", broker, "--ledger", postgres_database, "--queue", queue
@@ -57,5 +59,15 @@ def test_runs_started_through_the_server_run_on_a_distributed_worker(
 
             again = server.client.post(f"/api/runs/{run['run_id']}/cancel")
             assert again.status_code == 409
+            assert "has already ended (success)" in again.json()["error"]["message"]
+
+            spinning = server.client.post("/api/workflows/spin/runs", json={}).json()["run_id"]
+            cluster.wait_for(
+                lambda: server.client.get(f"/api/runs/{spinning}").json()["status"] == "started",
+                timeout=60,
+            )
+            cancelled = server.client.post(f"/api/runs/{spinning}/cancel")
+            assert (cancelled.status_code, cancelled.json()) == (202, {"cancelled": True})
+            assert server.finished(spinning, timeout=60)["reason"] == "cancel"
         finally:
             server.stop()

@@ -76,11 +76,11 @@ def test_a_run_cancelled_while_it_waits_for_the_engine_ends_cancel_and_never_sta
     async def scenario() -> tuple[list[str], str]:
         busy = [await runner.submit(SPIN, {"data": {}}) for _ in range(ROOM_PER_WORKER)]
         waiting = await runner.submit(SPIN, {"data": {}})
-        assert runner.cancel(waiting)
-        assert not runner.cancel("no-such-run")
+        assert await runner.cancel(waiting)
+        assert not await runner.cancel("no-such-run")
         [ended] = await until_ended(url, [waiting])
         for run_id in busy:
-            runner.cancel(run_id)
+            await runner.cancel(run_id)
         return await until_ended(url, busy), ended
 
     try:
@@ -122,7 +122,7 @@ def test_runs_past_the_waiting_limit_are_refused_unrecorded_until_one_starts(
                            r"waiting for a worker, the most this server holds \(2 runs, "):
             await runner.submit(SPIN, {"data": {"refused": True}})
         assert await asyncio.to_thread(all_run_ids, url) == {*running, *waiting}
-        runner.cancel(running[0])  # room in the engine: the oldest waiting run starts
+        await runner.cancel(running[0])  # room in the engine: the oldest waiting run starts
         await until_ended(url, running[:1])
         taken = None
         deadline = time.monotonic() + 30

@@ -6,6 +6,7 @@ any number of worker hosts, with a PostgreSQL ledger that every host shares.
     with Client(broker="amqp://localhost", ledger="postgresql://localhost/statefn") as client:
         run_id = client.submit(plan, state)
         outcome = client.wait(run_id)              # a RunOutcome, read from the ledger
+        client.cancel(run_id)                      # from any host, through the ledger
 
 A worker host runs ``statefn worker`` (``Worker(WorkerSettings(...)).run()``). Every run
 reaches exactly one final reason whatever dies; a run delivered again resumes after its last

@@ -22,7 +22,7 @@ from statefn._errors import LedgerError, step_context
 from statefn.engine import RunOutcome
 from statefn.engine._engine import checked_submission
 from statefn.engine._job import queued_fields
-from statefn.ledger import Ledger, RunLookupError, RunRecord, StateWithheldError
+from statefn.ledger import CancelResult, Ledger, RunLookupError, RunRecord, StateWithheldError
 from statefn.ledger import open as open_ledger
 
 from ._broker import check_broker, make_app, publish
@@ -140,6 +140,14 @@ class Client:
                 raise TimeoutError(f"Run {run_id} has not ended after {timeout} s")
             time.sleep(pause)
             pause = min(pause * 2, _POLL_S[1])
+
+    def cancel(self, run_id: str) -> CancelResult:
+        """Cancel a submitted run, through the ledger: ``cancelled`` (it had not started,
+        or its worker is gone: it has ended with reason ``cancel``), ``requested`` (its
+        worker stops it within about a second and records ``cancel``), ``finished`` (it had
+        already ended; nothing changes), ``local`` (not a distributed run) or ``unknown``.
+        """
+        return self._ledger.cancel(run_id)
 
     def close(self) -> None:
         """Close the connections to the broker and the ledger."""

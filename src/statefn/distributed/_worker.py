@@ -12,7 +12,8 @@ kills the engine and, with it, every run process. A delivery goes:
 3. **resume**: the step runs that completed in earlier deliveries are given to the engine
    with their recorded outputs, and do not run again;
 4. **run**, renewing the lease; a superseded attempt cancels its run (the ledger refuses
-   its writes anyway); past the shutdown grace the run is handed back to the broker;
+   its writes anyway), and so does a cancel asked through the ledger (``Client.cancel``);
+   past the shutdown grace the run is handed back to the broker;
 5. **final before ack**: the task returns (and Celery acknowledges) only once the ledger
    holds the run's final reason; a ledger that cannot take it hands the run back instead.
 """
@@ -47,6 +48,8 @@ _OUTBOX_AFTER_S = 10.0
 _OUTBOX_EVERY_S = 5.0
 # A final reason the ledger refused is tried again after these pauses, then handed back.
 _FINAL_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
+# How often a worker looks in the ledger for a cancel of a run it is running.
+_CANCEL_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,9 @@ class Worker:
             _log.error("Run %s goes back to the broker: %s", run_id, error)
             time.sleep(1.0)  # not at once into the arms of the same unreachable ledger
             raise Reject(str(error), requeue=True) from None
-        if claim.kind == "unknown":
+        if claim.kind == "cancelled":
+            _log.info("Run %s was cancelled while it waited: ended, not run", run_id)
+        elif claim.kind == "unknown":
             _log.error("Run %s is not in the ledger %s: message dropped", run_id, self.ledger.url)
         elif claim.kind == "finished":
             _log.info("Run %s has already ended: a duplicate delivery, dropped", run_id)
@@ -189,13 +194,13 @@ class Worker:
         self._record_final(run_id, attempt, outcome)
 
     def _follow(self, handle: RunHandle, run_id: str, attempt: int) -> RunOutcome:
-        """Wait for the run, renewing its lease; cancel it if another attempt took it; hand
-        it back past the shutdown grace."""
+        """Wait for the run, renewing its lease; cancel it if another attempt took it or a
+        cancel was asked; hand it back past the shutdown grace."""
         every = self.settings.lease_s / 3
         renew_at = time.monotonic() + every
         while True:
             try:
-                return handle.result(timeout=0.5 if self._draining_since else every)
+                return handle.result(timeout=_CANCEL_POLL_S)
             except TimeoutError:
                 pass
             if self._past_grace() and self.ledger.release(run_id, attempt):
@@ -203,6 +208,10 @@ class Worker:
                 handle.result()
                 _log.info("Run %s handed back to the broker (shutdown grace over)", run_id)
                 raise Reject("shutdown", requeue=True)
+            if self._cancel_requested(run_id):
+                _log.info("Run %s: cancelled on request; stopping it", run_id)
+                handle.cancel()
+                return handle.result()
             if time.monotonic() < renew_at:
                 continue
             renew_at = time.monotonic() + every
@@ -215,6 +224,13 @@ class Worker:
                 _log.warning("Run %s: attempt %d was superseded; stopping it", run_id, attempt)
                 handle.cancel()
                 return handle.result()
+
+    def _cancel_requested(self, run_id: str) -> bool:
+        try:
+            return self.ledger.cancel_requested(run_id)
+        except LedgerError as error:  # asked again at the next poll
+            _log.warning("Run %s: the ledger could not say if it was cancelled: %s", run_id, error)
+            return False
 
     def _record_final(self, run_id: str, attempt: int, outcome: RunOutcome) -> None:
         """Return once the ledger holds the run's final reason (the engine's own write, or

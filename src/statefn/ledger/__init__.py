@@ -14,7 +14,7 @@ see ``docs/ledger.md`` for the schema and the rules on states and secrets.
 """
 
 from ._errors import RunLookupError, StaleAttemptError, StateWithheldError
-from ._leases import Claim
+from ._leases import CancelResult, Claim
 from ._ledger import Ledger, open
 from ._reads import LedgerReader
 from ._records import FINAL_REASONS, STATUSES, LogLine, LogRecord, RunRecord, StepRecord
@@ -22,6 +22,7 @@ from ._records import FINAL_REASONS, STATUSES, LogLine, LogRecord, RunRecord, St
 __all__ = [
     "FINAL_REASONS",
     "STATUSES",
+    "CancelResult",
     "Claim",
     "Ledger",
     "LedgerReader",

@@ -7,6 +7,11 @@ its attempt (see ``Ledger._fence``), so a delivery that a later one superseded r
 nothing more. ``deliveries`` counts the claims that did not end the run, for poison runs; a
 run handed back on a graceful shutdown gives its delivery back.
 
+A run may be cancelled from anywhere (``cancel``). One that no worker holds ends at once;
+for one that a worker holds the cancel is noted, the worker sees the note
+(``cancel_requested``) and stops its run, and a delivery that finds the note after its
+holder died ends the run without running it.
+
 The outbox keeps each run's broker message from the commit that queued the run until a
 publish is confirmed, so a submitter that dies in between loses nothing: a worker publishes
 what stays pending.
@@ -24,18 +29,22 @@ from ._clock import now
 from ._reads import LedgerReader
 from ._records import FINAL_REASONS
 
-__all__ = ["Claim", "Leases"]
+__all__ = ["CancelResult", "Claim", "Leases"]
 
 _OPEN = "status IN ('queued', 'started')"
+
+CancelResult = Literal["cancelled", "requested", "finished", "local", "unknown"]
+"""What ``Leases.cancel`` did: see there."""
 
 
 @dataclass(frozen=True)
 class Claim:
     """What a delivery found: ``run`` (it now holds ``attempt``), ``finished`` (the run has
-    its final reason), ``held`` (another worker's lease runs ``wait_s`` more seconds) or
-    ``unknown`` (no such run)."""
+    its final reason), ``cancelled`` (a cancel was asked while an earlier delivery held the
+    run: it has now ended with reason ``cancel``, unrun), ``held`` (another worker's lease
+    runs ``wait_s`` more seconds) or ``unknown`` (no such run)."""
 
-    kind: Literal["run", "finished", "held", "unknown"]
+    kind: Literal["run", "finished", "cancelled", "held", "unknown"]
     attempt: int
     deliveries: int
     wait_s: float = 0.0
@@ -49,27 +58,83 @@ class Leases(LedgerReader):
         lease has not expired: its holder may be alive (a broker that gives a message out
         again does not prove its last holder dead), and may be this same worker, which the
         broker handed the message again after a reconnection."""
-        lock = " FOR UPDATE" if self._db.url.dialect == "postgresql" else ""
         with self._db.transaction():
             rows = self._db.rows(
-                "SELECT status, attempt, deliveries, lease_owner, lease_until FROM runs "
-                f"WHERE run_id = ?{lock}",
+                "SELECT status, attempt, deliveries, lease_owner, lease_until, "
+                f"cancel_requested_at FROM runs WHERE run_id = ?{self._for_update()}",
                 (run_id,),
             )
             if not rows:
                 return Claim("unknown", 0, 0)
-            status, attempt, deliveries, holder, until = rows[0]
+            status, attempt, deliveries, holder, until, cancel_requested = rows[0]
             if status in FINAL_REASONS:
                 return Claim("finished", attempt, deliveries)
             if holder is not None and until > now():
                 left = datetime.fromisoformat(until) - datetime.fromisoformat(now())
                 return Claim("held", attempt, deliveries, wait_s=left.total_seconds())
+            if cancel_requested is not None:
+                self._end_cancelled(run_id)
+                return Claim("cancelled", attempt + 1, deliveries)
             self._db.execute(
                 "UPDATE runs SET attempt = ?, deliveries = ?, lease_owner = ?, lease_until = ? "
                 "WHERE run_id = ?",
                 (attempt + 1, deliveries + 1, owner, now(minus_s=-lease_s), run_id),
             )
             return Claim("run", attempt + 1, deliveries + 1)
+
+    def cancel(self, run_id: str) -> CancelResult:
+        """Cancel distributed run ``run_id``, from any host that reaches the ledger.
+
+        ``cancelled``: no worker held the run (not yet delivered, handed back, or its
+        holder's lease expired), so it has ended now with reason ``cancel``; its attempt
+        moves on, so that a holder that was only cut off records nothing more, and its
+        broker message leaves the outbox. ``requested``: a worker holds the run; the cancel
+        is noted, and the worker stops the run (its engine records ``cancel``) or, if the
+        worker dies first, the next delivery ends it unrun. ``finished``: it had already
+        ended. ``local``: no broker carries it (an engine's own run, which only that
+        engine can cancel). ``unknown``: there is no such run.
+        """
+        with self._db.transaction():
+            rows = self._db.rows(
+                "SELECT status, queue, lease_owner, lease_until FROM runs "
+                f"WHERE run_id = ?{self._for_update()}",
+                (run_id,),
+            )
+            if not rows:
+                return "unknown"
+            status, queue, holder, until = rows[0]
+            if status in FINAL_REASONS:
+                return "finished"
+            if queue is None:
+                return "local"
+            if holder is not None and until > now():
+                self._db.execute(
+                    "UPDATE runs SET cancel_requested_at = ? WHERE run_id = ?", (now(), run_id)
+                )
+                return "requested"
+            self._end_cancelled(run_id)
+            return "cancelled"
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether a cancel of ``run_id`` was asked (``cancel``) while a worker held it."""
+        rows = self._db.rows("SELECT cancel_requested_at FROM runs WHERE run_id = ?", (run_id,))
+        return bool(rows) and rows[0][0] is not None
+
+    def _end_cancelled(self, run_id: str) -> None:
+        """Inside a transaction: end a run that no worker holds with reason ``cancel``."""
+        at = now()
+        self._db.execute(
+            "UPDATE runs SET status = 'cancel', attempt = attempt + 1, finished_at = ?, "
+            "lease_owner = NULL, lease_until = NULL, "
+            "cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE run_id = ?",
+            (at, at, run_id),
+        )
+        self._db.execute("DELETE FROM outbox WHERE run_id = ?", (run_id,))
+
+    def _for_update(self) -> str:
+        """The clause that locks a row read inside a transaction until its commit (on
+        PostgreSQL; SQLite's writers queue for the whole file)."""
+        return " FOR UPDATE" if self._db.url.dialect == "postgresql" else ""
 
     def renew(self, run_id: str, attempt: int, *, lease_s: float) -> bool:
         """Extend the lease of ``attempt`` by ``lease_s`` seconds from now; ``False`` when the

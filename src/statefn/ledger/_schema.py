@@ -98,6 +98,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_by_age ON outbox (created_at);
     """,
+    # 3: cancelling distributed runs. A cancel asked of a run that a worker holds is noted
+    # here; the worker stops the run, and a later delivery that finds the note runs nothing.
+    """
+    ALTER TABLE runs ADD COLUMN cancel_requested_at TEXT;
+    """,
 )
 
 LATEST_VERSION = len(MIGRATIONS)

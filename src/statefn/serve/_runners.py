@@ -2,7 +2,7 @@
 
 A ``Runner`` is the seam between the service and the machinery that runs plans. ``submit``
 returns once the run is recorded in the ledger as ``queued``, so that the server can answer
-"202, run recorded" truthfully; ``cancel`` says whether this runner held the run.
+"202, run recorded" truthfully; ``cancel`` says whether this runner could cancel the run.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class Runner(Protocol):
         """Queue a run of ``plan``; its id, once the ledger has the run."""
         ...
 
-    def cancel(self, run_id: str) -> bool:
-        """Cancel a run this runner holds; ``False`` when it holds no such run."""
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a run this runner started; ``False`` when it cannot (not its run)."""
         ...
 
     def problem(self) -> str | None:
@@ -191,7 +191,7 @@ class EngineRunner:
             self._running.pop(handle.id, None)
         self._feed()  # not when the server stops: its event loop then cancels this task
 
-    def cancel(self, run_id: str) -> bool:
+    async def cancel(self, run_id: str) -> bool:
         handle = self._running.get(run_id)
         if handle is None:
             waiting = self._waiting.pop(run_id, None)
@@ -228,9 +228,11 @@ class BrokerRunner:
         run_id: str = await asyncio.to_thread(self.client.submit, plan, state, queue=self.queue)
         return run_id
 
-    def cancel(self, run_id: str) -> bool:
-        """The distributed client has no cancel (contract section 10): never held here."""
-        return False
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel through the ledger, which the workers watch: any distributed run can be
+        cancelled from here, whoever submitted it."""
+        result = await asyncio.to_thread(self.client.cancel, run_id)
+        return result in ("cancelled", "requested")
 
     def problem(self) -> str | None:
         """The broker is reached on each submit; a failure there is that request's error."""

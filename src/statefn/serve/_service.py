@@ -210,11 +210,12 @@ class Service:
         return await self.start_run(record.workflow, state, start=start)
 
     async def cancel(self, run_id: str) -> None:
-        """Cancel a queued or started run this server holds."""
+        """Cancel a queued or started run that this server's runner can reach: one its
+        engine holds, or with ``--broker`` any distributed run."""
         record = await asyncio.to_thread(self.run, run_id)
         if record.reason is not None:
             raise Conflict(f"Run {run_id} has already ended ({record.reason})")
-        if not self.runner.cancel(run_id):
+        if not await self.runner.cancel(run_id):
             raise Conflict(
                 f"Run {run_id} is not held by this server (it runs elsewhere): cancel it "
                 "where it runs"
