@@ -30,11 +30,14 @@ from distributed_cluster import (
     wait_for,
 )
 from statefn import ledger
+from statefn._repo import install
 from statefn.cli import main
 from statefn.distributed import Client
 from statefn.distributed._broker import make_app, publish
 from statefn.engine import Engine
 from statefn.ledger import StaleAttemptError
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 # -- the ledger: leases, fencing, outbox --------------------------------------------------
 
@@ -357,6 +360,34 @@ def test_a_running_run_cancelled_through_the_client_stops_on_its_worker(
     assert client.wait(after, timeout=60).state == {"data": {"ok": 1}}
 
 
+def test_a_worker_gives_steps_its_hosts_credentials_and_repo_adaptors(
+    pool: WorkerPool, client: Client, broker: str, postgres_database: str, queue: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    credentials = tmp_path / "creds.json"
+    credentials.write_text(json.dumps({"api": {"user": "ada", "password": "s3cret-ada"}}))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    install(str(FIXTURES / "adaptors" / "greet-project"), tmp_path / "repo")
+    plan = {"workflow": {"steps": [{
+        "id": "x", "configuration": "api", "adaptors": ["greet@1.0.0"],
+        "expression": "fn(lambda s: {'data': {'hi': hello(s['configuration']['user'])}})",
+    }]}}  # fmt: skip
+    own_queue = f"{queue}-credentials"
+    with cluster.workers(
+        broker, postgres_database, own_queue, tmp_path, 1,
+        "--credentials", str(credentials), "--repo-dir", str(tmp_path / "repo"),
+    ):  # fmt: skip
+        run_id = client.submit(plan, queue=own_queue)
+        outcome = client.wait(run_id, timeout=60)
+        assert (outcome.reason, "ada" in outcome.state["data"]["hi"]) == ("success", True)
+    bodies = rows(postgres_database, "SELECT body FROM states")
+    assert bodies and not [body for (body,) in bodies if b"s3cret-ada" in bytes(body)]
+
+    without = client.wait(client.submit(plan, queue=queue), timeout=60)  # the pool has none
+    assert without.reason == "exception"
+    assert "unknown credential 'api'" in without.error["message"]
+
+
 def _submit(
     broker: str, ledger_url: str, queue: str, plan: dict[str, Any], tmp_path: Path, *flags: str
 ) -> subprocess.CompletedProcess[str]:
@@ -443,6 +474,19 @@ def test_worker_and_submit_without_broker_or_ledger_are_usage_errors(
     monkeypatch.setenv("STATEFN_LEDGER", "postgresql://x/y")
     assert main(["submit", "plan.json"]) == 2
     assert "No --broker URL (or $STATEFN_BROKER) given" in capsys.readouterr().err
+
+
+def test_a_worker_credentials_file_that_cannot_be_read_stops_it_before_it_connects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger_file = tmp_path / "runs.db"
+    services = ["--broker", "amqp://nowhere.invalid", "--ledger", f"sqlite:///{ledger_file}"]
+    assert main(["worker", *services, "--credentials", str(tmp_path / "none.json")]) == 3
+    assert f"File not found: {tmp_path / 'none.json'}" in capsys.readouterr().err
+    (tmp_path / "list.json").write_text("[1]")
+    assert main(["worker", *services, "--credentials", str(tmp_path / "list.json")]) == 3
+    assert "expected a map of credential id to configuration" in capsys.readouterr().err
+    assert not ledger_file.exists()
 
 
 @pytest.mark.parametrize(

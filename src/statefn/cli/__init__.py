@@ -308,7 +308,7 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_distributed(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ._distributed import add_distributed_parsers
 
-    add_distributed_parsers(commands, [_common_options()])
+    add_distributed_parsers(commands, [_common_options()], _repo_option())
 
 
 def _add_test(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

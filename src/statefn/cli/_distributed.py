@@ -27,6 +27,7 @@ examples:
   statefn worker --workers 4                         four runs at once, queue "default"
   statefn worker --queue nightly --queue default     take runs from two queues
   statefn worker --memory-limit 200 --run-timeout 60000 --grace 60
+  statefn worker --credentials creds.yaml            secrets stay on this host
 
 Stop it with SIGTERM (or Ctrl-C): it takes no new runs, lets the runs in flight finish
 for --grace seconds, then hands the rest back to the broker for another worker.
@@ -60,8 +61,10 @@ _CELERY_LEVELS = {
 def add_distributed_parsers(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     common: list[argparse.ArgumentParser],
+    repo: argparse.ArgumentParser,
 ) -> None:
-    """Add ``worker`` and ``submit`` to ``commands``; ``common`` are the shared options."""
+    """Add ``worker`` and ``submit`` to ``commands``; ``common`` are the shared options,
+    ``repo`` the adaptor repo's (for the worker, which links the adaptors)."""
     services = argparse.ArgumentParser(add_help=False)
     services.add_argument(
         "--broker", metavar="URL",
@@ -80,7 +83,7 @@ def add_distributed_parsers(
         "this host with its limits. Every run reaches exactly one final reason in the ledger, "
         "whatever dies; a run delivered again resumes after its last recorded step.",
         epilog=_WORKER_EXAMPLES + "\n" + _EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents,
+        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[*parents, repo],
     )  # fmt: skip
     worker.add_argument("--workers", type=_positive_int, default=2, metavar="N",
                         help="runs at once on this host (2)")  # fmt: skip
@@ -98,6 +101,10 @@ def add_distributed_parsers(
     worker.add_argument("--visibility-timeout", type=_positive_int, default=3600, metavar="S",
                         help="Redis only: seconds before a message not acknowledged is given "
                         "to another worker; keep it above your longest run (3600)")  # fmt: skip
+    worker.add_argument("--credentials", metavar="FILE",
+                        help="JSON or YAML map of credential id to configuration, for steps "
+                        "whose configuration is a credential id: the secrets stay on this "
+                        "host, out of the broker and the ledger")  # fmt: skip
     worker.add_argument("--max-deliveries", type=_positive_int, default=3, metavar="N",
                         help="a run whose worker died N times ends with crash and is "
                         "dead-lettered (3)")  # fmt: skip
@@ -147,6 +154,9 @@ def worker_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     from statefn._errors import LedgerError
     from statefn.distributed import BrokerError, Worker, WorkerSettings
 
+    from ._files import read_credentials
+    from ._repo import engine_repo_dir
+
     broker, ledger = _services(args)
     settings = WorkerSettings(
         broker=broker,
@@ -160,6 +170,8 @@ def worker_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
         max_deliveries=args.max_deliveries,
         visibility_timeout_s=args.visibility_timeout,
         log_level=_CELERY_LEVELS[args.log],
+        credentials=read_credentials(args.credentials) if args.credentials else None,
+        repo_dir=engine_repo_dir(args.repo_dir),
     )
     try:
         worker = Worker(settings)

@@ -23,6 +23,13 @@ def repo_dir(option: str | None) -> Path:
     return default_repo_dir()
 
 
+def engine_repo_dir(option: str | None) -> Path | None:
+    """The repo folder an engine links from, for ``--repo-dir option``: ``None`` when the
+    folder does not exist (nothing installed yet: only packaged adaptors link)."""
+    folder = repo_dir(option)
+    return folder if folder.is_dir() else None
+
+
 def repo_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     """Run ``statefn repo install|list|clean|dir``; results go to stdout, one a line."""
     from statefn import StatefnError

@@ -223,9 +223,8 @@ def _runner(
         return BrokerRunner(Client(broker=broker, ledger=ledger_url), args.queue)
     from statefn.engine import Engine
 
-    from ._repo import repo_dir
+    from ._repo import engine_repo_dir
 
-    repo = repo_dir(args.repo_dir)
     return EngineRunner(
         Engine(
             workers=args.workers,
@@ -233,7 +232,7 @@ def _runner(
             run_timeout_ms=args.run_timeout,
             memory_limit_mb=args.memory_limit,
             credentials=credentials,
-            repo_dir=repo if repo.is_dir() else None,
+            repo_dir=engine_repo_dir(args.repo_dir),
             worker_nice=args.worker_nice,
         )
     )

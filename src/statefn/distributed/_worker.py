@@ -25,7 +25,9 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -54,7 +56,8 @@ _CANCEL_POLL_S = 0.5
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """How a worker runs: where, how many runs at once, with what limits."""
+    """How a worker runs: where, how many runs at once, with what limits; ``credentials``
+    (credential id to configuration) and ``repo_dir`` (the adaptor repo) go to its engine."""
 
     broker: str
     ledger: str
@@ -67,6 +70,8 @@ class WorkerSettings:
     max_deliveries: int = 3
     visibility_timeout_s: float | None = None
     log_level: str = "INFO"  # of the worker's own log (Celery's and statefn's), on stderr
+    credentials: Mapping[str, Any] | None = field(default=None, repr=False)
+    repo_dir: Path | None = None
 
 
 class Worker:
@@ -85,6 +90,8 @@ class Worker:
                 ledger=settings.ledger,
                 run_timeout_ms=settings.run_timeout_ms,
                 memory_limit_mb=settings.memory_limit_mb,
+                credentials=settings.credentials,
+                repo_dir=settings.repo_dir,
             )
         except BaseException:
             self.ledger.close()
