@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,16 @@ def test_a_ledger_of_the_previous_schema_version_is_migrated_with_its_runs(
         assert book.run("old").reason == "success"
         assert book.cancel_requested("old") is False  # the latest version's column
     assert _rows(ledger_url, "SELECT MAX(version) FROM schema_version") == [(LATEST_VERSION,)]
+
+
+def test_a_cron_tick_is_claimed_once_and_let_go_a_day_later(ledger_url: str) -> None:
+    tick = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    with ledger.open(ledger_url) as book, ledger.open(ledger_url) as other_server:
+        assert book.claim_tick("nightly", "every", tick) is True
+        assert other_server.claim_tick("nightly", "every", tick) is False
+        assert other_server.claim_tick("nightly", "hourly", tick) is True  # another trigger
+        assert book.claim_tick("nightly", "every", tick + timedelta(days=1, minutes=1))
+        assert _rows(ledger_url, "SELECT COUNT(*) FROM cron_ticks") == [(1,)]
 
 
 def test_processes_opening_a_fresh_ledger_at_once_all_succeed(ledger_url: str) -> None:

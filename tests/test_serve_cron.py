@@ -110,6 +110,30 @@ def test_ticks_missed_while_the_server_was_busy_fire_once(service: Service) -> N
     assert scheduler.next_ticks and min(scheduler.next_ticks.values()) > clock.time
 
 
+def test_servers_sharing_a_ledger_and_a_folder_fire_each_tick_once_between_them(
+    service: Service,
+) -> None:
+    url = service.ledger.url
+    other = Service(
+        service.project, ledger.open(url), EngineRunner(Engine(workers=1, ledger=url))
+    )
+    clock = TestClock(START)
+    schedulers = [Scheduler(service, clock), Scheduler(other, clock)]
+
+    async def both_until(end: datetime) -> None:
+        while clock.time < end:
+            waits = [await scheduler.tick() for scheduler in schedulers]
+            await clock.sleep(min(waits))
+
+    try:
+        asyncio.run(both_until(START + timedelta(minutes=10)))
+    finally:
+        other.close()
+    fired = sorted(tick for scheduler in schedulers for tick in ticks(scheduler))
+    assert fired == ["10:02", "10:04", "10:06", "10:08", "10:10"]
+    assert len(service.ledger.runs(workflow="nightly", limit=100)) == 5
+
+
 def test_a_schedule_is_paused_while_its_file_does_not_validate_and_resumes_after(
     service: Service,
 ) -> None:

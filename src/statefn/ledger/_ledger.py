@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -365,6 +366,24 @@ class Ledger(Leases):
             )  # fmt: skip
 
     # -- states -----------------------------------------------------------------------------
+
+    # -- cron -------------------------------------------------------------------------------
+
+    def claim_tick(self, workflow: str, step_id: str, tick: datetime) -> bool:
+        """Claim cron tick ``tick`` of trigger ``step_id`` of ``workflow``: ``True`` for the
+        first claim, ``False`` for any other (another server on this ledger fired it).
+        Claims of ticks more than a day older are let go on the way."""
+        with self._db.transaction():
+            self._db.execute(
+                "DELETE FROM cron_ticks WHERE tick < ?", (utc_text(tick - timedelta(days=1)),)
+            )
+            return bool(
+                self._db.execute(
+                    "INSERT INTO cron_ticks (workflow, step_id, tick, fired_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (workflow, step_id, tick) DO NOTHING",
+                    (workflow, step_id, utc_text(tick), now()),
+                )
+            )
 
     def _store(self, body: bytes | None) -> str | None:
         """Store a state's JSON once; its reference (``None`` for no state)."""

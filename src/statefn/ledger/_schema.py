@@ -98,10 +98,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_by_age ON outbox (created_at);
     """,
-    # 3: cancelling distributed runs. A cancel asked of a run that a worker holds is noted
-    # here; the worker stops the run, and a later delivery that finds the note runs nothing.
+    # 3: cancelling distributed runs, and cron ticks. A cancel asked of a run that a worker
+    # holds is noted on the run; the worker stops the run, and a later delivery that finds
+    # the note runs nothing. Each cron tick fired is claimed once, so that the servers that
+    # share a ledger fire it once between them.
     """
     ALTER TABLE runs ADD COLUMN cancel_requested_at TEXT;
+    CREATE TABLE cron_ticks (
+        workflow   TEXT NOT NULL,
+        step_id    TEXT NOT NULL,
+        tick       TEXT NOT NULL,
+        fired_at   TEXT NOT NULL,
+        PRIMARY KEY (workflow, step_id, tick)
+    );
     """,
 )
 

@@ -7,6 +7,9 @@ busy fire once, late, not once each. A schedule whose workflow stops validating 
 until it validates again (its next tick then counts from that moment). The clock is
 injectable, so that a test can run an hour of schedules in a moment.
 
+A tick is claimed in the ledger before it fires (``Ledger.claim_tick``), so that servers
+sharing a ledger (and a folder) fire it once between them: the first to claim it.
+
 A cron run starts at its trigger step with the input ``{"data": {"tick": ISO time}}``.
 """
 
@@ -120,6 +123,13 @@ class Scheduler:
     async def _fire(self, schedule: _Schedule, due: datetime) -> None:
         tick = due.isoformat().replace("+00:00", "Z")
         try:
+            claimed = await asyncio.to_thread(
+                self.service.ledger.claim_tick, schedule.workflow, schedule.step_id, due
+            )
+            if not claimed:
+                _log.info("cron %s/%s at %s: fired by another server",
+                          schedule.workflow, schedule.step_id, tick)  # fmt: skip
+                return
             run_id = await self.service.start_run(
                 schedule.workflow, {"data": {"tick": tick}}, start=schedule.step_id
             )
