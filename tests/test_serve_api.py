@@ -16,7 +16,14 @@ import httpx
 import pytest
 
 from conftest import Server, start_server
-from statefn.serve._auth import GUESS_LIMIT, GUESS_WINDOW_S, Guesses
+from statefn.serve._auth import (
+    COOKIE,
+    GUESS_LIMIT,
+    GUESS_WINDOW_S,
+    SESSION_MAX_AGE_S,
+    Guesses,
+    _session_mac,
+)
 from statefn.serve._http import TooManyGuesses
 
 ORDERS = """\
@@ -376,8 +383,24 @@ def test_logging_in_sets_a_session_cookie_that_opens_the_api(guarded: Server) ->
         assert again.headers["location"] == "/", target
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert f"Max-Age={SESSION_MAX_AGE_S}" in cookie
     assert "s3cret-token" not in cookie
     assert browser.get("/api/runs").status_code == 200
+
+
+def test_a_logged_out_session_is_refused_in_any_hands_and_an_old_one_expires(guarded: Server) -> None:
+    browser = httpx.Client(base_url=guarded.url)
+    assert browser.post("/login", data={"token": "s3cret-token", "next": "/"}).status_code == 303
+    session = browser.cookies[COOKIE]
+    stolen = httpx.Client(base_url=guarded.url, cookies={COOKIE: session})
+    assert stolen.get("/api/runs").status_code == 200
+    assert browser.post("/logout", headers={"Origin": guarded.url}).status_code == 303
+    error_of(browser.get("/api/runs"), 401)  # the browser forgot the cookie
+    error_of(stolen.get("/api/runs"), 401)  # and the server refuses any copy of it
+    # A cookie signed with the token, but issued longer ago than a session lasts.
+    issued, session_id = str(int(time.time()) - SESSION_MAX_AGE_S - 1), "a" * 32
+    expired = f"{issued}.{session_id}.{_session_mac('s3cret-token', issued, session_id)}"
+    error_of(httpx.get(f"{guarded.url}/api/runs", cookies={COOKIE: expired}), 401)
 
 
 def test_a_followed_run_resumes_after_the_last_event_id(server: Server) -> None:

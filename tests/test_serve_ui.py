@@ -272,6 +272,28 @@ def test_pages_need_the_token_and_show_what_does_not_validate(tmp_path: Path) ->
         assert user.get("/runs?reason=maybe").status_code == 400
 
 
+def test_a_user_logs_in_and_out_in_the_browser_and_the_old_cookie_is_dead(
+    page: Page, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "broken.yaml").write_text(BROKEN_WORKFLOW)
+    with _served(project, token="t0ken") as server:
+        page.goto(server.url + "/runs")
+        expect(page).to_have_url(re.compile(r"/login\?next=/runs$"))
+        page.fill("#token", "t0ken")
+        page.click("button[type=submit]")
+        expect(page).to_have_url(server.url + "/runs")
+        [cookie] = [c for c in page.context.cookies() if c["name"] == "statefn_session"]
+        page.get_by_role("button", name="Log out").click()
+        expect(page).to_have_url(re.compile(r"/login$"))
+        page.goto(server.url + "/runs")
+        expect(page).to_have_url(re.compile(r"/login\?next=/runs$"))
+        copied = httpx.get(server.url + "/api/runs", cookies={cookie["name"]: cookie["value"]})
+        assert copied.status_code == 401
+        assert "Log out" not in server.client.get("/").text  # a bearer token: no session
+
+
 def _record_runs(url: str, count: int, log_lines: int) -> list[str]:
     """``count`` finished runs of workflow ``recorded``, oldest first; the newest has
     ``log_lines`` log lines."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -384,6 +384,25 @@ class Ledger(Leases):
                     (workflow, step_id, utc_text(tick), now()),
                 )
             )
+
+    # -- sessions of statefn serve -------------------------------------------------------
+
+    def end_session(self, session_id: str, expires: float) -> None:
+        """Record that login session ``session_id`` was logged out, until it would have
+        expired (``expires``, Unix time); records past their expiry are let go."""
+        with self._db.transaction():
+            self._db.execute("DELETE FROM ended_sessions WHERE expires_at < ?", (now(),))
+            self._db.execute(
+                "INSERT INTO ended_sessions (session_id, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (session_id) DO NOTHING",
+                (session_id, utc_text(datetime.fromtimestamp(expires, UTC))),
+            )
+
+    def session_ended(self, session_id: str) -> bool:
+        """Whether login session ``session_id`` was logged out."""
+        return bool(
+            self._db.rows("SELECT 1 FROM ended_sessions WHERE session_id = ?", (session_id,))
+        )
 
     def _store(self, body: bytes | None) -> str | None:
         """Store a state's JSON once; its reference (``None`` for no state)."""

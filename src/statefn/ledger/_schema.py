@@ -98,10 +98,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_by_age ON outbox (created_at);
     """,
-    # 3: cancelling distributed runs, and cron ticks. A cancel asked of a run that a worker
-    # holds is noted on the run; the worker stops the run, and a later delivery that finds
-    # the note runs nothing. Each cron tick fired is claimed once, so that the servers that
-    # share a ledger fire it once between them.
+    # 3: cancelling distributed runs; for statefn serve, cron ticks and logouts. A cancel
+    # asked of a run that a worker holds is noted on the run; the worker stops the run, and
+    # a later delivery that finds the note runs nothing. Each cron tick fired is claimed
+    # once, so that the servers that share a ledger fire it once between them. A session
+    # logged out is refused by every server until it would have expired.
     """
     ALTER TABLE runs ADD COLUMN cancel_requested_at TEXT;
     CREATE TABLE cron_ticks (
@@ -110,6 +111,10 @@ MIGRATIONS: tuple[str, ...] = (
         tick       TEXT NOT NULL,
         fired_at   TEXT NOT NULL,
         PRIMARY KEY (workflow, step_id, tick)
+    );
+    CREATE TABLE ended_sessions (
+        session_id  TEXT PRIMARY KEY,
+        expires_at  TEXT NOT NULL
     );
     """,
 )

@@ -4,8 +4,14 @@ With a token set (required on any address other than loopback), every request mu
 it, except the few paths a stranger may see: ``/healthz`` (for load balancers),
 ``/openapi.json``, the login form, the UI's static files, and webhooks, which prove
 themselves by their signature when their trigger has a secret (an unsigned webhook needs
-the token like any API call). The cookie holds an HMAC of the token, not the token; it is
-``HttpOnly`` and ``SameSite=Strict``, so another site cannot make a browser use it.
+the token like any API call).
+
+A session cookie is ``<login time>.<session id>.<HMAC of both under the token>``: it proves a
+login without holding the token, stops working when the token changes, and expires
+``SESSION_MAX_AGE_S`` after its login. Logging out ends it for good: its id is recorded in
+the ledger (``Ledger.end_session``), which every server sharing the ledger reads, so a copy
+of the cookie is refused everywhere, after a restart too. It is ``HttpOnly`` and
+``SameSite=Strict``, so another site cannot make a browser use it.
 
 Wrong tokens are counted by client address (``Guesses``): an address that sent
 ``GUESS_LIMIT`` of them within ``GUESS_WINDOW_S`` seconds gets 429 for every request that
@@ -22,10 +28,12 @@ server answers only to loopback host names, so a page that points a name of its 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import html
 import math
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -44,10 +52,11 @@ from ._http import (
     read_form,
 )
 
-__all__ = ["COOKIE", "GUESS_LIMIT", "GUESS_WINDOW_S", "Guesses", "TokenAuth", "login_form",
-           "login_submit", "logout"]  # fmt: skip
+__all__ = ["COOKIE", "GUESS_LIMIT", "GUESS_WINDOW_S", "SESSION_MAX_AGE_S", "Guesses",
+           "TokenAuth", "login_form", "login_submit", "logout"]  # fmt: skip
 
 COOKIE = "statefn_session"
+SESSION_MAX_AGE_S = 12 * 60 * 60
 # Paths anyone may reach; webhooks check their own signature (see the module docstring).
 _OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/login"})
 _OPEN_PREFIXES = ("/static/", "/hooks/")
@@ -94,8 +103,38 @@ class Guesses:
             self._by_address.popitem(last=False)
 
 
-def session_value(token: str) -> str:
-    return hmac.new(token.encode(), b"statefn session", hashlib.sha256).hexdigest()
+def _session_mac(token: str, issued: str, session_id: str) -> str:
+    message = f"statefn session {issued} {session_id}".encode()
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
+
+
+def new_session(token: str) -> str:
+    """A session cookie's value for a login now (see the module's docstring)."""
+    issued, session_id = str(int(time.time())), secrets.token_hex(16)
+    return f"{issued}.{session_id}.{_session_mac(token, issued, session_id)}"
+
+
+def _signed_session(cookie: str, token: str) -> tuple[str, float] | None:
+    """The id and expiry (Unix time) of a session cookie that ``token`` signed and that
+    has not expired; ``None`` for any other value."""
+    issued, _, rest = cookie.partition(".")
+    session_id, _, mac = rest.partition(".")
+    if not (issued.isascii() and issued.isdigit()):
+        return None
+    expected = _session_mac(token, issued, session_id)
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
+        return None
+    expires = int(issued) + SESSION_MAX_AGE_S
+    return (session_id, expires) if int(issued) <= time.time() < expires else None
+
+
+async def _live_session(request: Request, cookie: str, token: str) -> bool:
+    """Whether ``cookie`` is a signed, unexpired session that was not logged out."""
+    signed = _signed_session(cookie, token)
+    if signed is None:
+        return False
+    ended: bool = await asyncio.to_thread(request.app.state.service.ledger.session_ended, signed[0])
+    return not ended
 
 
 def _address(request: Request) -> str:
@@ -113,16 +152,16 @@ def _counted(request: Request, right: bool) -> bool:
     return right
 
 
-def carries_token(request: Request, token: str) -> bool:
-    """Whether the request carries ``token``, as a bearer header or a session cookie; one
-    that offers either is ``_counted``."""
+async def carries_token(request: Request, token: str) -> bool:
+    """Whether the request carries ``token``, as a bearer header or a live session cookie;
+    one that offers either is ``_counted``."""
     scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
     given = bearer.strip() if scheme.lower() == "bearer" else None
     cookie = request.cookies.get(COOKIE)
     if given is None and cookie is None:
         return False  # nothing offered: not a guess
     right = (given is not None and hmac.compare_digest(given.encode(), token.encode())) or (
-        cookie is not None and hmac.compare_digest(cookie.encode(), session_value(token).encode())
+        cookie is not None and await _live_session(request, cookie, token)
     )
     return _counted(request, right)
 
@@ -151,7 +190,7 @@ class TokenAuth:
             return
         open_path = path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
         try:
-            admitted = open_path or carries_token(request, self.token)
+            admitted = open_path or await carries_token(request, self.token)
         except TooManyGuesses as guessing:
             await error_response(guessing)(scope, receive, send)
             return
@@ -254,7 +293,8 @@ async def login_submit(request: Request) -> Response:
     response = RedirectResponse(_local(target), status_code=303)
     response.set_cookie(
         COOKIE,
-        session_value(token),
+        new_session(token),
+        max_age=SESSION_MAX_AGE_S,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -263,6 +303,13 @@ async def login_submit(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """End the session for good (see the module's docstring), then forget the cookie."""
+    token: str | None = request.app.state.token
+    cookie = request.cookies.get(COOKIE)
+    signed = _signed_session(cookie, token) if cookie and token else None
+    if signed is not None:
+        session_id, expires = signed
+        await asyncio.to_thread(request.app.state.service.ledger.end_session, session_id, expires)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response

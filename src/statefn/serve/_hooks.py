@@ -49,7 +49,7 @@ async def _start_run(request: Request) -> str:
         workflow = service.workflow(request.path_params["workflow"])
         secret = service.webhook_secret(workflow, step_id)
     except NotFound:
-        if token is not None and not carries_token(request, token):
+        if token is not None and not await carries_token(request, token):
             raise NotFound("No such webhook") from None  # the workflows are not a stranger's
         raise
     body = await read_body(request)
@@ -62,7 +62,7 @@ async def _start_run(request: Request) -> str:
                 f"{problem} {SIGNATURE_HEADER} header: send sha256=<HMAC-SHA256 of the body "
                 "with the trigger's secret, in hex>"
             )
-    elif token is not None and not carries_token(request, token):
+    elif token is not None and not await carries_token(request, token):
         raise Unauthorized(
             f"The webhook {workflow.name}/{step_id} has no secret, so it needs the server's "
             "token: send 'Authorization: Bearer TOKEN', or give the trigger "

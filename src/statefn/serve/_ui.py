@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 
 from statefn.ledger import STATUSES, RunRecord
 
+from ._auth import COOKIE
 from ._graph import draw
 from ._http import BadRequest, parse_json, read_form, whole_number
 from ._service import Service, ServiceError
@@ -77,6 +78,7 @@ class _Pages:
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("nav", "")
         context.setdefault("focus_step", "")
+        context["signed_in"] = COOKIE in request.cookies and request.app.state.token is not None
         context["url_for"] = functools.partial(self.path, request)
         html = self.env.get_template(name).render(context)
         return HTMLResponse(html, status, headers=_HEADERS)
@@ -357,7 +359,11 @@ def ui_routes(service: Service) -> list[BaseRoute]:
         ("ui-retry", "/runs/{run_id}/retry", pages.retry, "POST"),
         ("ui-cancel", "/runs/{run_id}/cancel", pages.cancel, "POST"),
     ]
-    pages.paths = {name: path for name, path, _, _ in table} | {"ui-static": "/static/{path}"}
+    # With the paths of the app's own routes that the pages link to.
+    pages.paths = {name: path for name, path, _, _ in table} | {
+        "ui-static": "/static/{path}",
+        "logout": "/logout",
+    }
     static = StaticFiles(packages=[("statefn.serve", "static")])
     return [
         *(Route(path, page, methods=[method], name=name) for name, path, page, method in table),
