@@ -365,8 +365,6 @@ class Ledger(Leases):
                 ],
             )  # fmt: skip
 
-    # -- states -----------------------------------------------------------------------------
-
     # -- cron -------------------------------------------------------------------------------
 
     def claim_tick(self, workflow: str, step_id: str, tick: datetime) -> bool:
@@ -385,7 +383,7 @@ class Ledger(Leases):
                 )
             )
 
-    # -- sessions of statefn serve -------------------------------------------------------
+    # -- sessions of statefn serve ----------------------------------------------------------
 
     def end_session(self, session_id: str, expires: float) -> None:
         """Record that login session ``session_id`` was logged out, until it would have
@@ -403,6 +401,8 @@ class Ledger(Leases):
         return bool(
             self._db.rows("SELECT 1 FROM ended_sessions WHERE session_id = ?", (session_id,))
         )
+
+    # -- states -----------------------------------------------------------------------------
 
     def _store(self, body: bytes | None) -> str | None:
         """Store a state's JSON once; its reference (``None`` for no state)."""
