@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import socket
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -622,6 +624,25 @@ def test_validate_rejects_a_missing_or_invalid_schema() -> None:
         validate()({"data": {}})
     with pytest.raises(AdaptorError, match="validate: invalid schema: "):
         validate({"type": 12}, {})({})
+
+
+def test_validate_follows_references_within_the_schema_only(tmp_path: Path) -> None:
+    local = {"$defs": {"age": {"type": "integer"}}, "properties": {"age": {"$ref": "#/$defs/age"}}}
+    assert len(validate(local, {"age": "x"})({})["validation_errors"]) == 1
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"api_key": "TOPSECRET-123"}')
+    with socket.socket() as listener:  # a server that would see a fetch
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.2)
+        port = listener.getsockname()[1]
+        for ref in (f"{secret.as_uri()}#/nope", secret.as_uri(), f"http://127.0.0.1:{port}/s"):
+            with pytest.raises(AdaptorError) as raised:
+                validate({"$ref": ref}, {})({})
+            assert str(raised.value) == f"validate: the schema's $ref {ref!r} cannot be resolved"
+            assert "TOPSECRET" not in repr(raised.value.to_dict())
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody connected
 
 
 # log

@@ -43,7 +43,9 @@ def validate(schema: Any = "schema", data: Any = "data") -> Operation:
     into state (by default ``state["schema"]`` and ``state["data"]``). The draft is chosen
     by the schema's ``$schema`` (2020-12 when absent). Each failed check appends
     ``{"data": state["data"], "errors": [{"message", "path", "keyword"}, ...]}``; a
-    state that passes gets an empty list if it had none. An invalid schema fails the step.
+    state that passes gets an empty list if it had none. An invalid schema fails the step,
+    and so does a ``$ref`` that points outside the schema: references are followed only
+    within it (``#/$defs/...``), never to a file or a URL.
 
     Example: ``each("$.data[*]", validate(PATIENT_SCHEMA))``
     """
@@ -51,7 +53,9 @@ def validate(schema: Any = "schema", data: Any = "data") -> Operation:
     def run(state: State) -> State:
         # Imported here: jsonschema takes ~60 ms to import, which every job would pay.
         import jsonschema
+        import referencing
         from jsonschema.exceptions import SchemaError
+        from referencing.exceptions import Unresolvable
 
         resolved_schema = _lookup(schema, state)
         if not isinstance(resolved_schema, dict):
@@ -66,7 +70,17 @@ def validate(schema: Any = "schema", data: Any = "data") -> Operation:
             checker.check_schema(resolved_schema)
         except SchemaError as error:
             raise adaptor_error(f"validate: invalid schema: {error.message}") from None
-        found = sorted(checker(resolved_schema).iter_errors(_lookup(data, state)), key=_where)
+        # An empty registry: jsonschema's default one fetches any other $ref with urlopen,
+        # which reads local files (file://) and the network for job code.
+        validator = checker(resolved_schema, registry=referencing.Registry())
+        try:
+            found = sorted(validator.iter_errors(_lookup(data, state)), key=_where)
+        except Unresolvable as error:
+            raise adaptor_error(
+                f"validate: the schema's $ref {error.ref!r} cannot be resolved",
+                fix="Put what it refers to in the schema itself (under $defs) and refer to it "
+                "as #/$defs/NAME: references to files and URLs are not followed",
+            ) from None
         errors = list(state.get("validation_errors") or [])
         if found:
             problems = [
