@@ -716,6 +716,20 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
         Forbidden(RE_DEBUG),
     ),
     ("re-debug-split-position", "import re\nx = re.split('a', 'a', 0, 128)", Forbidden(RE_DEBUG)),
+    ("re-debug-scanner", "import re\nx = re.Scanner([('a+', None)], re.DEBUG)", Forbidden(RE_DEBUG)),
+    (
+        "re-scanner-allowed",
+        "import re\nfn(lambda s: {**s, 'x': re.Scanner([('a+', lambda _, t: t)]).scan('aa')[0]})",
+        Allowed({"data": {}, "x": ["aa"]}),
+    ),
+    (
+        "base64-command-line",
+        "import base64\nfn(lambda s: (base64.main(), s)[1])",
+        Fails(
+            AttributeError,
+            "module 'base64' has no attribute 'main': the sandbox removes it from jobs",
+        ),
+    ),
     (
         "re-flags-allowed",
         "import re\nfn(lambda s: {**s, 'x': re.sub('A', 'b', 'a', flags=re.I)})",

@@ -275,6 +275,8 @@ def _printer(sink: LogSink) -> Callable[..., None]:
 # directories under it), string.Formatter, whose fields read attributes, Enum, whose
 # functional API makes classes from a dict of names, and datetime's C API capsule.
 _HIDDEN_ATTRIBUTES: dict[str, frozenset[str]] = {
+    # base64's command line: reads files named in sys.argv or stdin, writes to stdout.
+    "base64": frozenset({"main", "test"}),
     "datetime": frozenset({"datetime_CAPI"}),
     "decimal": frozenset({"setcontext"}),
     "string": frozenset({"Formatter"}),
@@ -336,8 +338,10 @@ def module_view(name: str) -> ModuleView:
     return ModuleView(name, attributes)
 
 
-# The position of ``flags`` among the arguments of re's functions that compile a pattern.
+# The position of ``flags`` among the arguments of re's functions (and of its class
+# ``Scanner``) that compile a pattern.
 _RE_FLAGS_POSITION = {
+    "Scanner": 1,
     "compile": 1,
     "template": 1,
     "search": 2,
