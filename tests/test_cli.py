@@ -262,6 +262,26 @@ def test_crash_error_aborts_with_exit_4(statefn: Run, tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("flags", "code", "message"),
+    [
+        ([], 4, "job.py:1:18: RuntimeCrash in step job: NameError: name 'undefined_name'"),
+        (["--ledger", "sqlite:///no-such-dir/r.db"], 3, "LedgerError: The run ledger sqlite:///no-such-dir/r.db could not be opened"),
+    ],
+    ids=["crash", "bad-ledger"],
+)  # fmt: skip
+def test_log_none_still_shows_the_error_that_ends_the_command(
+    statefn: Run, tmp_path: Path, flags: list[str], code: int, message: str
+) -> None:
+    write(tmp_path / "job.py", "fn(lambda state: undefined_name)\n")
+    result = statefn("run", "job.py", "--log", "none", *flags)
+    assert result.returncode == code
+    assert result.stderr.startswith(message)
+    json_lines = statefn("run", "job.py", "--log", "none", "--log-json", *flags)
+    (line,) = map(json.loads, json_lines.stderr.splitlines())
+    assert (line["level"], line["message"].startswith(message)) == ("error", True)
+
+
 def test_debug_shows_the_traceback(statefn: Run, tmp_path: Path) -> None:
     write(tmp_path / "job.py", "fn(lambda state: undefined_name)\n")
     result = statefn("run", "job.py", "--debug")

@@ -195,10 +195,18 @@ class CliLogs:
     def report(self, text: str, level: int = logging.ERROR) -> None:
         """Write a multi-line report (a diagnostic): as it is in text mode, so that its
         ``PATH:LINE:COLUMN`` starts a line, or as one log line of the ``cli`` logger."""
-        if level < self.level:
-            return
+        if level >= self.level:
+            self._write_report(text, level)
+
+    def fatal(self, text: str) -> None:
+        """Write the report of an error that ends the command, whatever ``--log`` says: it is
+        the command's answer, not log noise."""
+        self._write_report(text, logging.ERROR)
+
+    def _write_report(self, text: str, level: int) -> None:
         if self.json_lines:
-            self.cli.log(level, text)
+            # Handled, not logged: past the logger's level, which --log none puts above all.
+            self.cli.handle(self.cli.makeRecord(self.cli.name, level, "", 0, text, (), None))
         else:
             self.stream.write(self._masking.text(text) + "\n")
             self.stream.flush()

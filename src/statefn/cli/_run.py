@@ -130,7 +130,7 @@ def _aborted(
     record: Mapping[str, Any], step_id: str | None, loaded: LoadedPlan, logs: CliLogs
 ) -> ExitCode:
     """Report an error that stopped the run; exit 3 for bad input, else 4."""
-    logs.report(_render_record(record, step_id, loaded))
+    logs.fatal(_render_record(record, step_id, loaded))
     if record.get("name") in _INVALID_INPUT:
         return ExitCode.INVALID_INPUT
     logs.cli.error(f"Run aborted: {record.get('name')} (severity {record.get('severity')})")
