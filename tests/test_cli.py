@@ -329,6 +329,14 @@ def test_bad_input_exits_3_with_a_message(
         (["run", "x.json", "--concurrency", "0"], "expected a number above 0, got 0"),
         (["run", "x.json", "--log", "loud"], "invalid choice: 'loud'"),
         (["run", "x.json", "-a", "bad name"], "invalid adaptor 'bad name'"),
+        (
+            ["run", "x.json", "--run-timeout", "500"],
+            "--run-timeout needs --isolate (limits are enforced on an engine worker process): statefn run x.json --isolate --run-timeout 500",
+        ),
+        (
+            ["run", "x.json", "--memory-limit", "100", "--ledger", "runs.db"],
+            "--memory-limit needs --isolate",
+        ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )

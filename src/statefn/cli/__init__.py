@@ -200,12 +200,13 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--isolate", action="store_true",
         help="run in a separate worker process that the engine kills at its limits",
     )  # fmt: skip
+    run.set_defaults(isolate_limits={})
     engine.add_argument(
-        "--memory-limit", type=_positive_int, metavar="MB", default=500,
+        "--memory-limit", type=_positive_int, metavar="MB", default=500, action=_IsolateLimit,
         help="with --isolate: stop the run with OOMError above MB of memory (default 500)",
     )  # fmt: skip
     engine.add_argument(
-        "--run-timeout", type=_positive_int, metavar="MS",
+        "--run-timeout", type=_positive_int, metavar="MS", action=_IsolateLimit,
         help="with --isolate: kill the whole run after MS milliseconds (default: no limit)",
     )  # fmt: skip
     engine.add_argument(
@@ -213,6 +214,21 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also record the run in this ledger (sqlite:///runs.db, a file path or "
         "postgresql://...; default: $STATEFN_LEDGER) and print its id",
     )  # fmt: skip
+
+
+class _IsolateLimit(argparse.Action):
+    """A limit of ``--isolate``'s worker: stored, and noted in ``isolate_limits`` (flag to
+    value), since ``run`` refuses a limit given without ``--isolate``."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.isolate_limits = {**namespace.isolate_limits, self.option_strings[0]: values}
 
 
 def _add_checks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -45,6 +45,7 @@ _CYAN, _GREEN, _RED, _DIM = "\x1b[36m", "\x1b[32m", "\x1b[31m", "\x1b[2m"
 
 def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     """Run the plan or job at ``args.path`` with the options of ``statefn run``."""
+    _check_limits(args)
     loaded = load_plan(Path(args.path), args.adaptor)
     if args.output is not None:
         _check_writable(Path(args.output))
@@ -120,6 +121,20 @@ def _execute(
     count = f"{len(failed)} step{'s' * (len(failed) != 1)}"
     logs.cli.error(f"Finished with errors: {count} failed ({', '.join(failed)})")
     return ExitCode.STEP_FAILED
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    """A limit given without ``--isolate`` is a usage error: no worker would enforce it."""
+    if args.isolate or not args.isolate_limits:
+        return
+    flags = " and ".join(args.isolate_limits)
+    need = "needs" if len(args.isolate_limits) == 1 else "need"
+    given = " ".join(f"{flag} {value}" for flag, value in args.isolate_limits.items())
+    raise CliError(
+        f"{flags} {need} --isolate (limits are enforced on an engine worker process): "
+        f"statefn run {args.path} --isolate {given}",
+        ExitCode.USAGE,
+    )
 
 
 # Errors of the user's input (exit 3); a ledger that cannot be opened is one (its URL).
