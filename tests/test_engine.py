@@ -18,11 +18,12 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from statefn import InputError, ValidationError
-from statefn.engine import Engine, RunOutcome, WorkerStartError
+from statefn.engine import Engine, RunHandle, RunOutcome, WorkerStartError
 from statefn.engine._limits import WorkerGroups
 
 pytestmark = pytest.mark.timeout(60)
@@ -431,21 +432,53 @@ def test_later_changes_to_the_submitted_state_do_not_reach_the_run(engine: Engin
 def test_run_timeout_kills_the_run_whatever_it_does(probe_dir: Path, expression: str) -> None:
     with Engine(workers=1, run_timeout_ms=500) as engine:
         if "sleep(" in expression:
-            outcome = submit_probe(engine, probe_dir, "sleep(3600)")
+            spec = probe_step(probe_dir, "sleep(3600)")
+            handle = engine.submit(spec["plan"], linker=spec["linker"])
         else:
-            outcome = engine.submit(expression).result(timeout=30)
+            handle = engine.submit(expression)
+        outcome = handle.result(timeout=30)
     assert outcome.reason == "kill"
     assert outcome.error is not None
     assert outcome.error["name"] == "TimeoutError"
     assert outcome.error["message"] == "Run took longer than 500 ms"
     assert outcome.duration_ms < 5_000
+    assert_the_step_ended_with(handle, outcome.error)
+
+
+def assert_the_step_ended_with(handle: RunHandle, error: dict[str, Any] | None) -> None:
+    """The run's one step sent job-start, and its job-error with ``error`` came last."""
+    events = list(handle.events())
+    names = [name for name, _ in events]
+    assert names.count("job-start") == 1 and names[-1] == "job-error", names
+    payload = events[-1][1]
+    assert (payload["error"], payload["state"], payload["next"]) == (error, None, [])
+    assert payload["duration_ms"] > 0
+
+
+def test_a_step_held_in_c_code_past_its_timeout_is_killed_from_outside() -> None:
+    plan = {
+        "options": {"timeout": 300},
+        "workflow": {"steps": [{"id": "big", "expression": "fn(lambda s: {'x': 7 ** 7 ** 10})"}]},
+    }
+    with Engine(workers=1) as engine:
+        handle = engine.submit(plan)  # the power alone takes minutes, in one C call
+        outcome = handle.result(timeout=30)
+    assert (outcome.reason, outcome.error) == (
+        "kill",
+        {"source": "runtime", "name": "TimeoutError", "severity": "kill",
+         "message": "Job took longer than 300ms to complete"},
+    )  # fmt: skip
+    assert_the_step_ended_with(handle, outcome.error)
 
 
 def test_memory_hog_is_stopped_with_oom_error(engine: Engine, probe_dir: Path) -> None:
-    outcome = submit_probe(engine, probe_dir, "hog(50, 40)")  # 2 GB in 50 MB steps
+    spec = probe_step(probe_dir, "hog(50, 40)")  # 2 GB in 50 MB steps
+    handle = engine.submit(spec["plan"], linker=spec["linker"])
+    outcome = handle.result(timeout=30)
     assert outcome.reason == "kill"
     assert outcome.error is not None and outcome.error["name"] == "OOMError"
     assert outcome.error["message"] == "Run exceeded the memory limit of 300 MB"
+    assert_the_step_ended_with(handle, outcome.error)
 
 
 def test_one_huge_allocation_is_an_oom_error(engine: Engine) -> None:
@@ -482,6 +515,9 @@ def test_cancel_a_running_run(probe_dir: Path) -> None:
         handle.cancel()
         outcome = handle.result(timeout=10)
     assert outcome.reason == "cancel"
+    events = list(handle.events())
+    assert events[-1][0] == "job-error"
+    assert events[-1][1]["error"]["name"] == "CancelledError"
 
 
 def test_cancel_a_queued_run(probe_dir: Path) -> None:

@@ -109,6 +109,9 @@ def test_killed_and_failed_runs_are_recorded_with_their_errors(ledger_url: str) 
     with open_ledger(ledger_url) as book:
         assert book.run(killed.run_id).reason == "kill"
         assert book.run(killed.run_id).error["message"] == "Run took longer than 1000 ms"
+        [step] = book.run(killed.run_id).steps  # ended with its run, not left running
+        assert (step.reason, step.error["message"]) == ("kill", "Run took longer than 1000 ms")
+        assert step.finished_at is not None
         failed_run = book.run(failed.run_id)
         assert failed_run.reason == "fail"
         assert failed_run.steps[0].error["name"] == "RuntimeError"

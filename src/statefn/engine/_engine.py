@@ -273,7 +273,8 @@ class Engine:
         # a state limit (0) there is no such bound.
         limit = settings.state_limit_mb
         max_blob = int((limit * 2 + 64) * MB) if limit else NO_FRAME_LIMIT
-        job = Job(handle, frame, max_blob, **local)
+        step_timeout_ms = normal["options"].get("timeout") or settings.timeout_ms
+        job = Job(handle, frame, max_blob, step_timeout_ms=step_timeout_ms, **local)
         if self._recorder is not None:
             job.recording = Recording(self._recorder, handle.id, attempt)
             if attempt is None and not queued:

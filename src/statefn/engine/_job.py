@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .._errors import StepCancelledError
+from .._events import init_complete, job_error, job_start
 from .._state import decode
 from ._handle import ArrivedEvent, RunHandle, RunOutcome
 from ._limits import MB
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from ._recorder import Recorder
     from ._supervisor import Worker
 
-__all__ = ["LOCAL_OPTIONS", "Job", "Recording", "queued_fields"]
+__all__ = ["LOCAL_OPTIONS", "STEP_GRACE_S", "Job", "Recording", "queued_fields"]
 
 # Options of ``run`` that are callables: they cannot cross to a worker, and a run's Job calls
 # them in the engine's process instead.
@@ -36,6 +39,10 @@ LOCAL_OPTIONS = frozenset({"on_event", "logger", "job_logger"})
 
 _log = logging.getLogger("statefn.engine")
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+# How long past its step timeout a step may take to be reported ended by its worker (whose
+# runtime ends it at the timeout) before the engine kills the run from outside: C code that
+# holds the interpreter lock keeps the worker's own timeout from firing.
+STEP_GRACE_S = 1.0
 
 
 def queued_fields(
@@ -140,6 +147,17 @@ class Recording:
         self.recorder.then(then)
 
 
+@dataclass(slots=True)
+class OpenStep:
+    """A step of a run that began (``init-start``) and has not ended. ``announced``: it sent
+    ``job-start`` (a step's worker thread announces that through the run's event loop,
+    which C code that holds the interpreter lock keeps from running)."""
+
+    step_id: str
+    began: float
+    announced: bool = False
+
+
 @dataclass(eq=False)
 class Job:
     """A run inside the engine, from submit to outcome."""
@@ -153,12 +171,15 @@ class Job:
     job_logger: logging.Logger | None = None
     started: float = 0.0
     deadline: float | None = None
+    step_timeout_ms: float | None = None
+    open_steps: list[OpenStep] = field(default_factory=list)  # oldest first
     worker: Worker | None = field(default=None, repr=False)
 
     def on_frame(self, frame: Frame) -> None:
         """Hand on one frame that is not the outcome."""
         head = frame.head
         if frame.kind == "event":
+            self._track(head["name"], head["payload"])
             self._on_event(
                 ArrivedEvent(
                     head["name"],
@@ -174,6 +195,50 @@ class Job:
             )
         elif frame.kind == "record" and self.logger is not None:
             self.logger.log(head["level"], head["message"], extra={"job_id": head["job_id"]})
+
+    def _track(self, name: str, payload: dict[str, Any]) -> None:
+        if name == "init-start":
+            self.open_steps.append(OpenStep(payload["job_id"], time.monotonic()))
+        elif name in ("job-start", "job-complete", "job-error"):
+            for at, step in enumerate(self.open_steps):
+                if step.step_id != payload["job_id"] or (name == "job-start" and step.announced):
+                    continue
+                if name == "job-start":
+                    step.announced = True
+                else:
+                    del self.open_steps[at]
+                break
+
+    def step_deadline(self) -> float | None:
+        """When the oldest open step will be past its timeout and ``STEP_GRACE_S``."""
+        if self.step_timeout_ms is None or not self.open_steps:
+            return None
+        return self.open_steps[0].began + self.step_timeout_ms / 1000 + STEP_GRACE_S
+
+    def end_open_steps(self, error: dict[str, Any] | None, culprit: str | None = None) -> None:
+        """Send a ``job-error`` for each step that began and has not ended (after its
+        ``init-complete`` and ``job-start`` if it had not sent them, as the runtime does for
+        a step it cancels): the engine ended the run around them (a limit, a cancel, a dead
+        worker), and every job-start gets its end (contract section 3). Each carries the
+        run's ``error``; with a ``culprit`` step, only that one does, and the others a
+        ``StepCancelledError``."""
+        cancelled = StepCancelledError(
+            "Step cancelled: the run ended (a limit, a cancel or its worker's death) while "
+            "this step was running"
+        ).to_dict()
+        now = time.monotonic()
+        for step in self.open_steps:
+            took_ms = (now - step.began) * 1000
+            if not step.announced:
+                for name, payload in (
+                    ("init-complete", init_complete(step.step_id, took_ms)),
+                    ("job-start", job_start(step.step_id)),
+                ):
+                    self._on_event(ArrivedEvent(name, payload, False, None, None))
+            record = error if error is not None and culprit in (None, step.step_id) else cancelled
+            payload = job_error(step.step_id, took_ms, record, None, [])
+            self._on_event(ArrivedEvent("job-error", payload, True, None, None))
+        self.open_steps.clear()
 
     def _on_event(self, event: ArrivedEvent) -> None:
         if self.recording is None:

@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._errors import ExitError, OOMError, RunTimeoutError, StatefnError, WorkerStartError
+from .._errors import (
+    ExitError,
+    OOMError,
+    RunTimeoutError,
+    StatefnError,
+    StepTimeoutError,
+    WorkerStartError,
+)
 from ._handle import REASONS, RunHandle, RunOutcome
 from ._limits import MB, WorkerGroups, resident_bytes
 from ._protocol import FILES_SPACE, Frame, FrameReader, decode_packet, encode_frame, received_files
@@ -192,6 +199,11 @@ class Supervisor:
             waits.append(self._next_watch - now)
             waits.extend(
                 w.job.deadline - now for w in self._busy.values() if w.job and w.job.deadline
+            )
+            waits.extend(
+                step_deadline - now
+                for w in self._busy.values()
+                if w.job and (step_deadline := w.job.step_deadline()) is not None
             )
             waits.extend(
                 w.closed_at + _EXIT_WAIT_S - now for w in self._busy.values() if w.closed_at
@@ -356,6 +368,15 @@ class Supervisor:
             elif job.deadline is not None and now >= job.deadline:
                 limit = self.settings.run_timeout_ms
                 self._end(job, "kill", RunTimeoutError(f"Run took longer than {limit:g} ms"))
+            elif (step_deadline := job.step_deadline()) is not None and now >= step_deadline:
+                # Its worker did not end the step at its timeout: it is held in C code.
+                step_id = job.open_steps[0].step_id
+                timeout = StepTimeoutError(
+                    f"Job took longer than {job.step_timeout_ms:g}ms to complete",
+                    step_id=step_id,
+                )
+                job.end_open_steps(timeout.to_dict(), culprit=step_id)
+                self._end(job, "kill", timeout)
         limit_mb = self.settings.memory_limit_mb
         if limit_mb and self._busy and now >= self._next_watch:
             self._next_watch = now + _WATCH_S
@@ -486,6 +507,7 @@ class Supervisor:
                 worker.sock.close()
             worker.reader.close()
         record = error.to_dict() if isinstance(error, StatefnError) else error
+        job.end_open_steps(record)
         duration = (time.monotonic() - job.started) * 1000 if job.started else 0.0
         outcome = RunOutcome(job.handle.id, reason, None, record, duration, blob=blob)
         job.finish(outcome, blob, int(self.settings.payload_limit_mb * MB), leaves)
