@@ -29,6 +29,22 @@ def test_cli_run_ledger_prints_the_id_and_runs_show_finds_it(
     assert "success" in capsys.readouterr().out
 
 
+def test_cli_run_ledger_names_an_unnamed_workflow_after_its_file(
+    ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "nightly.json"
+    plan.write_text(
+        json.dumps({"workflow": {"steps": [{"id": "a", "expression": "fn(lambda s: s)"}]}})
+    )
+    job = write_job(tmp_path, "fn(lambda s: s)\n")
+    assert main(["run", str(plan), "--ledger", ledger_url]) == 0
+    assert main(["run", str(job), "--ledger", ledger_url, "--isolate"]) == 0
+    capsys.readouterr()
+    for workflow in ("nightly", "job"):
+        assert main(["runs", "list", "--workflow", workflow, "--json", "--ledger", ledger_url]) == 0
+        assert [run["workflow"] for run in json.loads(capsys.readouterr().out)] == [workflow]
+
+
 @pytest.mark.parametrize(
     ("source", "flags", "code", "message"),
     [

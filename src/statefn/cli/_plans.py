@@ -6,7 +6,8 @@ are read relative to the plan file: an ``expression`` or ``workflow.globals`` en
 ``.py`` becomes that file's text; a ``state`` or ``configuration`` ending in ``.json``,
 ``.yaml`` or ``.yml`` becomes that file's data; a ``state`` ending in ``.csv`` or ``.txt``
 becomes ``{"data": {"text": <the file's text>}}`` (jobs cannot read files themselves). ``-a`` adaptor specs fill a job's step or
-override the adaptors of a workflow's steps.
+override the adaptors of a workflow's steps. A workflow without a name (a job's among them) is
+named after its file's stem.
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ class LoadedPlan:
         return self.path.suffix == ".py"
 
     @property
-    def cache_name(self) -> str:
-        """The workflow's name, else the plan file's stem: the step cache's folder name."""
+    def workflow_name(self) -> str:
+        """The workflow's name, else the plan file's stem: what the step cache, the ledger
+        and ``statefn serve`` call the workflow."""
         name = self.plan.get("workflow", {}).get("name")
         return name if isinstance(name, str) and name.strip() else self.path.stem
 
@@ -144,7 +146,10 @@ def load_plan(path: Path, adaptors: Sequence[AdaptorSpec] = ()) -> LoadedPlan:
         _override_adaptors(plan, adaptors)
     steps = _validated_steps(plan, path)
     named_files = {steps[index]["id"]: file for index, file in job_files.items()}
-    return LoadedPlan(path=path, plan=plan, steps=steps, job_files=named_files)
+    loaded = LoadedPlan(path=path, plan=plan, steps=steps, job_files=named_files)
+    # Runs are recorded under the workflow's name: one without is named after its file.
+    plan["workflow"]["name"] = loaded.workflow_name
+    return loaded
 
 
 def linker_option(adaptors: Iterable[AdaptorSpec], repo_dir: Path) -> dict[str, Any]:

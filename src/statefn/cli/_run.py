@@ -57,7 +57,7 @@ def run_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     selected, flag = (args.only, "--only") if args.only else (args.start, "--start")
     start = find_step(loaded.steps, selected, flag) if selected else None
     end = start if args.only else (find_step(loaded.steps, args.end, "--end") if args.end else None)
-    cache = StepCache.beside(loaded.path, loaded.cache_name)
+    cache = StepCache.beside(loaded.path, loaded.workflow_name)
     state = _input_state(args.state, start, cache, loaded, logs)
     if isinstance(state, dict):
         logs.mask(Masker.for_configuration(state.get("configuration")))
