@@ -199,7 +199,7 @@ def test_state_prints_a_final_or_step_state_as_json(
     [
         (["3f2a", "load"], "has no step 'load'; its step runs are: fetch-1, clean-1"),
         (["3f2b", "--input"], f"The input state of run {QUEUED} was not stored: too large"),
-        (["3f2b"], f"No output state was recorded for the run of run {QUEUED}"),
+        (["3f2b"], f"Run {QUEUED} has not finished: its final state is recorded when it ends"),
     ],
 )
 def test_state_that_is_not_there_is_invalid_input(
@@ -207,6 +207,35 @@ def test_state_that_is_not_there_is_invalid_input(
 ) -> None:
     assert main(["runs", "state", *arguments, "--ledger", url]) == 3
     assert message in capsys.readouterr().err
+
+
+def test_state_of_a_crashed_run_says_why_there_is_none_and_where_to_look(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crashed = "3f2c0000-0000-4000-8000-000000000003"
+    crash = {"source": "runtime", "name": "RuntimeCrash", "severity": "crash", "message": "boom"}
+    with ledger.open(url) as book:
+        book.run_queued(
+            crashed, engine_id="engine-1", plan_id=None, workflow="nightly", input_state=b"{}"
+        )
+        book.run_started(crashed)
+        book.step_started(crashed, "fetch-1", "fetch", input_state=b'{"n": 0}')
+        book.step_finished(
+            crashed, "fetch-1", reason="crash", output_state=None, error=crash, duration_ms=5,
+            mem=None,
+        )  # fmt: skip
+        book.run_finished(crashed, reason="crash", state=None, error=crash, duration_ms=9)
+    assert main(["runs", "state", "3f2c", "--ledger", url]) == 3
+    assert capsys.readouterr().err == (
+        f"Run {crashed} recorded no final state (it ended with crash): look at a step's state "
+        f"with statefn runs state {crashed} STEP (its step runs: fetch-1)\n"
+    )
+    assert main(["runs", "state", "3f2c", "fetch", "--ledger", url]) == 3
+    assert f"Step run fetch-1 of run {crashed} recorded no output state (it ended with crash)" in (
+        capsys.readouterr().err
+    )
+    assert main(["runs", "state", "3f2c", "fetch", "--input", "--ledger", url]) == 0
+    assert orjson.loads(capsys.readouterr().out) == {"n": 0}
 
 
 def test_a_missing_sqlite_ledger_is_invalid_input_and_not_created(

@@ -233,17 +233,37 @@ def print_logs(book: Ledger, run_id: str, *, follow: bool, stream: TextIO | None
 
 
 def _state(book: Ledger, args: argparse.Namespace) -> None:
-    run_id = book.find_run(args.run)
-    key = None if args.step is None else _step_key(book.run(run_id), args.step)
+    run = book.run(book.find_run(args.run))
+    key = None if args.step is None else _step_key(run, args.step)
     which: Literal["input", "output"] = "input" if args.input else "output"
-    state = book.state(run_id, key, which=which)
+    state = book.state(run.run_id, key, which=which)
     if state is None:
-        what = f"step run {key}" if key else "the run"
-        raise CliError(
-            f"No {which} state was recorded for {what} of run {run_id} (it has not finished, "
-            "or ended without one)"
-        )
+        raise CliError(_no_state(run, key, which))
     _print_json(state)
+
+
+def _no_state(run: RunRecord, key: str | None, which: str) -> str:
+    """Why the run (or its step run ``key``) has no ``which`` state, and where to look."""
+    step = next((record for record in run.steps if record.key == key), None)
+    what = f"Step run {key} of run {run.run_id}" if step else f"Run {run.run_id}"
+    if which == "input":
+        return f"{what} recorded no input state"
+    kind = "output" if step else "final"
+    # A step run that never ended has none because its run ended (lost, crash), or not yet.
+    reason = step.reason if step and step.reason else run.reason
+    if reason is None:
+        return (
+            f"{what} has not finished: its {kind} state is recorded when it ends (follow it "
+            f"with statefn runs logs {run.run_id} --follow)"
+        )
+    message = f"{what} recorded no {kind} state (it ended with {reason})"
+    if step is None and run.steps:
+        keys = ", ".join(record.key for record in run.steps)
+        message += (
+            f": look at a step's state with statefn runs state {run.run_id} STEP (its step "
+            f"runs: {keys})"
+        )
+    return message
 
 
 _ACTIONS: dict[str, Callable[[Ledger, argparse.Namespace], None]] = {
