@@ -161,7 +161,8 @@ def _list(book: Ledger, args: argparse.Namespace) -> None:
         raise CliError(f"--limit must be a number above 0, not {args.limit}", ExitCode.USAGE)
     runs = book.runs(reason=args.reason, workflow=args.workflow, limit=args.limit)
     if args.json:
-        _print_json([run.to_dict() for run in runs])
+        # Runs are listed without their steps (runs show has them), not with "steps": [].
+        _print_json([{k: v for k, v in run.to_dict().items() if k != "steps"} for run in runs])
         return
     if not runs:
         print(f"No runs{' match' if args.reason or args.workflow else ''} in {book.url}")
@@ -172,7 +173,7 @@ def _list(book: Ledger, args: argparse.Namespace) -> None:
             run.run_id[:width],
             run.workflow or "-",
             run.status,
-            _when(run.started_at or run.submitted_at),
+            _when(run.started_at),
             _duration(run.duration_ms),
         ]
         for run in runs
