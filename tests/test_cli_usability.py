@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import distributed_cluster as cluster
 import test_cli
 from test_cli import Run, on_terminal, write
 
@@ -469,3 +470,40 @@ def test_debug_log_shows_each_steps_output_state(statefn: Run, tmp_path: Path) -
     result = statefn("run", "job.py", "--log", "debug", "-o", "out.json")
     assert result.returncode == 0
     assert '[cli job] output state: {"data":{"n":1}}' in result.stderr
+
+
+# statefn submit --wait, against RabbitMQ, PostgreSQL and two workers of this module's own.
+rabbit_broker = cluster.rabbit_broker_fixture
+module_queue = cluster.queue_fixture
+worker_pool = cluster.pool_fixture
+
+
+@pytest.mark.parametrize(
+    ("expression", "code", "shown"),
+    [
+        ("fn(lambda s: 1 / 0)", 1, [
+            "flow.json#x:1:14: RuntimeError in step x: ZeroDivisionError: division by zero",
+            "    fn(lambda s: 1 / 0)",
+            "ended with fail: 1 step failed (x)",
+        ]),
+        ("fn(lambda s: [0] * 10**9)", 4, [
+            "OOMError in step x: ",
+            "ended with kill: OOMError (severity kill)",
+        ]),
+    ],
+    ids=["fail", "kill"],
+)  # fmt: skip
+def test_submit_wait_shows_why_the_run_did_not_succeed(
+    pool: cluster.WorkerPool, broker: str, postgres_database: str, queue: str,
+    tmp_path: Path, expression: str, code: int, shown: list[str],
+) -> None:  # fmt: skip
+    write(tmp_path / "flow.json", {"workflow": {"steps": [{"id": "x", "expression": expression}]}})
+    done = subprocess.run(
+        [*cluster.STATEFN, "submit", "flow.json", "--broker", broker, "--ledger",
+         postgres_database, "--queue", queue, "--wait"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    run_id = done.stdout.splitlines()[0]
+    shown[-1] = f"Run {run_id} {shown[-1]}"
+    assert [line for line in shown if line in done.stderr] == shown, done.stderr

@@ -257,6 +257,34 @@ def test_starting_a_workflow_that_does_not_validate_is_422_with_its_errors(serve
     assert any("Cannot find job: b" in line for line in error["errors"])
 
 
+@pytest.mark.parametrize(
+    ("path", "limit"), [("/api/workflows/orders/runs", 252), ("/hooks/orders/intake", 251)]
+)
+def test_a_body_nested_deeper_than_a_state_may_be_is_400_saying_so(
+    server: Server, path: str, limit: int
+) -> None:
+    # orjson parses 1024 levels but writes 254, and a state goes 2 levels deeper on its way
+    # to a distributed worker; a webhook's body goes 1 level down, as the state's data.
+    def post(depth: int) -> httpx.Response:
+        body = b'{"data": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+        return server.client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+    for depth in (limit + 1, 301):
+        error = error_of(post(depth), 400)
+        assert error["message"] == (
+            f"The JSON body is nested {depth} levels deep; at most {limit} levels are accepted"
+        )
+        assert (error["depth"], error["max_depth"]) == (depth, limit)
+    assert "not valid JSON" in error_of(post(100_000), 400)["message"]
+    response = post(limit)
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run_id"]
+    assert server.finished(run_id)["reason"] == "fail"  # total finds no amounts: it ran
+    given = server.client.get(f"/api/runs/{run_id}/steps/total/state?which=input").json()
+    sent = {"data": json.loads("[" * (limit - 1) + "]" * (limit - 1))}
+    assert given["state"] == (sent if path.startswith("/api") else {"data": sent})
+
+
 def test_a_body_over_the_limit_is_413(server: Server) -> None:
     body = b'{"data": "' + b"x" * (1024 * 1024) + b'"}'
     error = error_of(

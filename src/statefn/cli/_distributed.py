@@ -16,7 +16,11 @@ from ._choices import positive_int as _positive_int
 from ._exits import CliError, ExitCode
 
 if TYPE_CHECKING:
+    from statefn.engine import RunOutcome
+    from statefn.ledger import StepRecord
+
     from ._logs import CliLogs
+    from ._plans import LoadedPlan
 
 __all__ = ["add_distributed_parsers", "submit_command", "worker_command"]
 
@@ -180,6 +184,32 @@ def worker_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     return ExitCode.OK if worker.run() == 0 else ExitCode.ABORTED
 
 
+def _report_end(
+    outcome: RunOutcome, steps: list[StepRecord], loaded: LoadedPlan, logs: CliLogs
+) -> None:
+    """Show why a run did not succeed, as ``statefn run`` shows it: the errors of its failed
+    steps, or the error that stopped it."""
+    from ._run import report_aborted, report_failures
+
+    ending = f"Run {outcome.run_id} ended with {outcome.reason}"
+    if outcome.reason == "fail":
+        failures = [
+            (step.step_id, step.error)
+            for step in steps
+            if step.reason == "fail" and step.error is not None
+        ]
+        report_failures(failures, loaded, logs, ending)
+    elif outcome.error is not None:
+        # The step the run stopped in: the last that neither succeeded nor failed.
+        stopped = next(
+            (step.step_id for step in reversed(steps) if step.reason not in ("success", "fail")),
+            None,
+        )
+        report_aborted(outcome.error, stopped, loaded, logs, ending)
+    else:
+        logs.cli.error(ending)
+
+
 def submit_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
     """Submit the plan at ``args.path``; with ``--wait``, follow it to its end."""
     from pathlib import Path
@@ -210,9 +240,8 @@ def submit_command(args: argparse.Namespace, logs: CliLogs) -> ExitCode:
             return ExitCode.OK
         print_logs(client.ledger, run_id, follow=True, stream=sys.stderr)
         outcome = client.wait(run_id)
-    if outcome.reason != "success":
-        detail = f": {outcome.error.get('message')}" if outcome.error else ""
-        logs.cli.error(f"Run {run_id} ended with {outcome.reason}{detail}")
+        if outcome.reason != "success":
+            _report_end(outcome, client.ledger.run(run_id).steps, loaded, logs)
     if outcome.reason in _EXIT_BY_REASON:
         write_state(outcome.state, None, logs)
     return _EXIT_BY_REASON.get(outcome.reason, ExitCode.ABORTED)

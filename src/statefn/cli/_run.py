@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,14 @@ from ._render import render_error_record
 from ._repo import repo_dir
 from ._select import find_step
 
-__all__ = ["RunReporter", "render_step_error", "run_command", "write_state"]
+__all__ = [
+    "RunReporter",
+    "render_step_error",
+    "report_aborted",
+    "report_failures",
+    "run_command",
+    "write_state",
+]
 
 _PROGRESS = {"progress": True}
 _CYAN, _GREEN, _RED, _DIM = "\x1b[36m", "\x1b[32m", "\x1b[31m", "\x1b[2m"
@@ -115,11 +122,7 @@ def _execute(
     write_state(result, args.output, logs)
     if not reporter.failures:
         return ExitCode.OK
-    for step_id, record in reporter.failures:
-        logs.report(_render_record(record, step_id, loaded))
-    failed = [step_id for step_id, _ in reporter.failures]
-    count = f"{len(failed)} step{'s' * (len(failed) != 1)}"
-    logs.cli.error(f"Finished with errors: {count} failed ({', '.join(failed)})")
+    report_failures(reporter.failures, loaded, logs, "Finished with errors")
     return ExitCode.STEP_FAILED
 
 
@@ -145,11 +148,35 @@ def _aborted(
     record: Mapping[str, Any], step_id: str | None, loaded: LoadedPlan, logs: CliLogs
 ) -> ExitCode:
     """Report an error that stopped the run; exit 3 for bad input, else 4."""
-    logs.fatal(_render_record(record, step_id, loaded))
     if record.get("name") in _INVALID_INPUT:
+        logs.fatal(_render_record(record, step_id, loaded))
         return ExitCode.INVALID_INPUT
-    logs.cli.error(f"Run aborted: {record.get('name')} (severity {record.get('severity')})")
+    report_aborted(record, step_id, loaded, logs, "Run aborted")
     return ExitCode.ABORTED
+
+
+def report_failures(
+    failures: Sequence[tuple[str, Mapping[str, Any]]],
+    loaded: LoadedPlan,
+    logs: CliLogs,
+    ending: str,
+) -> None:
+    """Show the errors of the steps that failed (step id, error record), then ``ending``
+    with how many failed: ``Finished with errors: 2 steps failed (a, b)``."""
+    for step_id, record in failures:
+        logs.report(_render_record(record, step_id, loaded))
+    failed = [step_id for step_id, _ in failures]
+    count = f"{len(failed)} step{'s' * (len(failed) != 1)}"
+    logs.cli.error(f"{ending}: {count} failed ({', '.join(failed)})")
+
+
+def report_aborted(
+    record: Mapping[str, Any], step_id: str | None, loaded: LoadedPlan, logs: CliLogs, ending: str
+) -> None:
+    """Show the error that stopped a run (whatever ``--log`` says), then ``ending`` with its
+    name: ``Run aborted: OOMError (severity kill)``."""
+    logs.fatal(_render_record(record, step_id, loaded))
+    logs.cli.error(f"{ending}: {record.get('name')} (severity {record.get('severity')})")
 
 
 def render_step_error(error: StatefnError, loaded: LoadedPlan) -> str:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from ._auth import carries_token
-from ._http import Unauthorized, parse_json, read_body
+from ._http import MAX_STATE_DEPTH, Unauthorized, parse_json, read_body
 from ._service import NotFound, Service, signature
 
 __all__ = ["SIGNATURE_HEADER", "WebhookEndpoint"]
@@ -68,5 +68,6 @@ async def _start_run(request: Request) -> str:
             "token: send 'Authorization: Bearer TOKEN', or give the trigger "
             '{"webhook": {"secret": "credential id"}} and sign the requests'
         )
-    data = parse_json(body) if body.strip() else {}
+    # The body goes one level down in the input state, as its data.
+    data = parse_json(body, max_depth=MAX_STATE_DEPTH - 1) if body.strip() else {}
     return await service.start_run(workflow.name, {"data": data}, start=step_id)

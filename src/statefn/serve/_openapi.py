@@ -160,7 +160,8 @@ def _json(schema: str | dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     meaning = {
-        400: "a malformed request: a body that is not JSON (with its position), a bad parameter",
+        400: "a malformed request: a body that is not JSON (with its position) or nests too "
+        "deep, a bad parameter",
         401: "no token, a wrong token, or a webhook signature that does not match",
         404: "no such workflow, run, step run or trigger",
         409: "the request conflicts with the run (it has ended, it runs elsewhere, ...)",
