@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from statefn._compile import (
 )
 from statefn._jobscope import ListSink
 from statefn.adaptor import operation
+from statefn.cli import main
 
 
 @operation
@@ -258,6 +260,25 @@ def test_every_problem_is_listed_in_one_compile_error_with_positions() -> None:
     ]
     assert error.pos == {"line": 1, "column": 5, "src": "a = _x"}
     assert error.message.startswith("3 problems: line 1, column 5: name '_x' is not allowed")
+
+
+def test_a_job_with_thousands_of_problems_lists_the_first_fifty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = "x = [" + ",".join(["_a"] * 3000) + "]\n"  # one line of 15 kB, 3000 problems
+    with pytest.raises(CompileError) as caught:
+        compile_job(source)
+    error = caught.value
+    assert len(error.problems) == CompileError.PROBLEMS_KEPT == 50
+    assert error.message.startswith("3000 problems: line 1, column 6: name '_a' is not allowed")
+    assert error.message.endswith("; and 2950 more")
+    assert error.details is not None and error.details["problems_not_listed"] == 2950
+    (tmp_path / "many.py").write_text(source)
+    assert main(["compile", str(tmp_path / "many.py")]) == 3
+    report = capsys.readouterr().err
+    assert report.rstrip().endswith("... and 2950 more problems")
+    assert len(report) < 20_000  # each problem shows a window of its line, not all 15 kB
+    assert "\n    x = [_a,_a," in report and "\n    …" in report
 
 
 def test_columns_count_characters_not_bytes() -> None:

@@ -136,22 +136,34 @@ class Diagnostic:
 
 
 class CompileError(StatefnError):
-    """Job source does not compile or breaks the rules of the job language."""
+    """Job source does not compile or breaks the rules of the job language.
+
+    ``problems`` holds the first ``PROBLEMS_KEPT`` problems (in source order); the message
+    and ``details["problems_not_listed"]`` say how many more there were: a job with
+    thousands (one line of generated code) would otherwise make a record, and a report, of
+    hundreds of megabytes."""
 
     name = "CompileError"
+    PROBLEMS_KEPT = 50
 
     def __init__(
         self, problems: list[Diagnostic], *, step_id: str | None = None, fix: str | None = None
     ) -> None:
+        count = len(problems)
+        problems = problems[: self.PROBLEMS_KEPT]
         first = problems[0]
         lines = [f"line {p.line}, column {p.column}: {p.message}" for p in problems]
-        message = lines[0] if len(lines) == 1 else f"{len(lines)} problems: " + "; ".join(lines)
+        message = lines[0] if count == 1 else f"{count} problems: " + "; ".join(lines)
+        details: dict[str, Any] = {"problems": [p.to_dict() for p in problems]}
+        if count > len(problems):
+            message += f"; and {count - len(problems)} more"
+            details["problems_not_listed"] = count - len(problems)
         super().__init__(
             message,
             step_id=step_id,
             pos={"line": first.line, "column": first.column, "src": first.src},
             fix=fix,
-            details={"problems": [p.to_dict() for p in problems]},
+            details=details,
         )
         self.problems = problems
 

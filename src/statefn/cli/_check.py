@@ -9,7 +9,7 @@ from typing import Any
 from ._exits import ExitCode
 from ._logs import CliLogs
 from ._plans import LoadedPlan, linker_option, load_plan
-from ._render import render_diagnostic
+from ._render import problems_not_listed, render_diagnostic
 from ._repo import repo_dir
 
 __all__ = ["compile_command", "validate_command"]
@@ -79,6 +79,9 @@ def _compile_step(loaded: LoadedPlan, step: dict[str, Any], logs: CliLogs) -> An
                     label, problem.line, problem.column, problem.message, source, problem.src
                 )
             )
+        more = problems_not_listed(error.details)
+        if more:
+            logs.report(more)
         if error.fix:
             logs.report(f"  fix: {error.fix}")
         return None

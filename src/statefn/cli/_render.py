@@ -16,9 +16,11 @@ from typing import Any
 
 import orjson
 
-__all__ = ["render_diagnostic", "render_error_record"]
+__all__ = ["problems_not_listed", "render_diagnostic", "render_error_record"]
 
 _DETAILS_LIMIT = 300
+# A source line longer than this is shown as this much of it around the column.
+_LINE_WINDOW = 120
 
 
 def render_diagnostic(
@@ -35,9 +37,22 @@ def render_diagnostic(
         text = src.splitlines()[0] if src.splitlines() else None
     if text is None:
         return head
+    before = max(column - 1, 0)
+    if len(text) > _LINE_WINDOW:
+        start = max(0, min(before - _LINE_WINDOW // 2, len(text) - _LINE_WINDOW))
+        shown = text[start : start + _LINE_WINDOW]
+        lead = "…" if start else ""
+        text = lead + shown + ("…" if start + _LINE_WINDOW < len(text) else "")
+        before = before - start + len(lead)
     # Keep tabs under tabs so the caret lines up whatever the terminal's tab width.
-    pad = "".join(char if char == "\t" else " " for char in text[: max(column - 1, 0)])
+    pad = "".join(char if char == "\t" else " " for char in text[:before])
     return f"{head}\n    {text}\n    {pad}^"
+
+
+def problems_not_listed(details: Any) -> str | None:
+    """The line that says how many problems a ``CompileError`` did not list, if any."""
+    count = details.get("problems_not_listed") if isinstance(details, Mapping) else None
+    return f"... and {count} more problems" if isinstance(count, int) else None
 
 
 def render_error_record(
@@ -54,6 +69,9 @@ def render_error_record(
             for problem in problems
             if isinstance(problem, Mapping)
         )
+        more = problems_not_listed(details)
+        if more:
+            text += f"\n{more}"
     else:
         text = _render_position(
             record.get("pos"), f"{name}{where}: {record.get('message', '')}", label, source
