@@ -147,11 +147,23 @@ def test_a_trigger_is_paused_while_its_file_does_not_validate(server: Server) ->
     path.write_text(json.dumps({"workflow": {**FLOW["workflow"], "start": "missing"}}))
     try:
         deadline = time.monotonic() + 10
-        while server.client.post("/hooks/intake/open", json={}).status_code != 404:
+        while server.client.post("/hooks/intake/open", json={}).status_code != 422:
             assert time.monotonic() < deadline, "the change was not picked up"
             time.sleep(0.2)
-        response = server.client.post("/hooks/intake/open", json={})
-        assert "paused until it validates" in response.json()["error"]["message"]
+        before = run_ids(server)
+        error = server.client.post("/hooks/intake/open", json={}).json()["error"]
+        assert error["message"] == (
+            "Workflow 'intake' (intake.json) does not validate, so its webhook trigger 'open' "
+            "is paused until it does"
+        )
+        started = server.client.post("/api/workflows/intake/runs").json()["error"]
+        assert error["errors"] == started["errors"]  # as starting it through the API says
+        assert "Could not find start job: missing" in error["errors"][0]
+        for step in ("keep", "nope"):  # no webhook trigger in the file, valid or not
+            missing = server.client.post(f"/hooks/intake/{step}", json={})
+            assert missing.status_code == 404
+            assert "paused until it validates" in missing.json()["error"]["message"]
+        assert run_ids(server) == before
         listed = server.client.get("/api/workflows").json()["workflows"]
         assert listed[0]["name"] == "intake"
         assert "Could not find start job: missing" in listed[0]["errors"][0]
@@ -161,6 +173,27 @@ def test_a_trigger_is_paused_while_its_file_does_not_validate(server: Server) ->
     while server.client.post("/hooks/intake/open", json={}).status_code != 202:
         assert time.monotonic() < deadline, "the fixed file was not picked up"
         time.sleep(0.2)
+
+
+def test_a_paused_trigger_is_422_with_the_token_and_a_bare_404_without(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    broken = json.loads(json.dumps(FLOW))
+    broken["workflow"]["steps"][2]["expression"] = "fn(lambda s: s"  # does not compile
+    (project / "intake.json").write_text(json.dumps(broken))
+    running = start_server(project, token="hook-token")
+    try:
+        error = running.client.post("/hooks/intake/open", json={}).json()["error"]
+        assert error["status"] == 422
+        assert error["errors"] and error["errors"][0].startswith("intake.json#keep:1:")
+        assert running.client.post("/hooks/intake/keep", json={}).status_code == 404
+        stranger = httpx.Client(base_url=running.url)
+        for path in ("/hooks/intake/open", "/hooks/intake/signed", "/hooks/intake/keep"):
+            refused = stranger.post(path, json={})
+            assert refused.status_code == 404, path
+            assert refused.json()["error"] == {"status": 404, "message": "No such webhook"}
+    finally:
+        running.stop()
 
 
 def test_a_signed_trigger_whose_secret_is_missing_is_422(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._auth import carries_token
 from ._http import MAX_STATE_DEPTH, Unauthorized, parse_json, read_body
-from ._service import NotFound, Service, signature
+from ._service import Invalid, NotFound, Service, signature
 
 __all__ = ["SIGNATURE_HEADER", "WebhookEndpoint"]
 
@@ -48,7 +48,7 @@ async def _start_run(request: Request) -> str:
     try:
         workflow = service.workflow(request.path_params["workflow"])
         secret = service.webhook_secret(workflow, step_id)
-    except NotFound:
+    except (NotFound, Invalid):
         if token is not None and not await carries_token(request, token):
             raise NotFound("No such webhook") from None  # the workflows are not a stranger's
         raise

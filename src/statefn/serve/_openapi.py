@@ -373,7 +373,8 @@ _PATHS: dict[str, Any] = {
             "summary": "A webhook: the JSON body becomes data of the input state",
             "operationId": "receiveHook",
             "description": "A trigger with a secret takes requests signed with it (no token); "
-            "one without needs the token on a server that has one.",
+            "one without needs the token on a server that has one. A trigger of a workflow "
+            "that does not validate is paused: 422 with the workflow's errors.",
             "security": [{}, {"token": []}],
             "parameters": [
                 _path("workflow", "the workflow's name"),

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from statefn._errors import StatefnError
+from statefn.cli._exits import CliError
+from statefn.cli._files import read_data
 from statefn.ledger import Ledger, RunLookupError, RunRecord, StateWithheldError, StepRecord
 
 from ._project import Project, Workflow
@@ -115,8 +117,15 @@ class Service:
     def webhook_secret(self, workflow: Workflow, step_id: str) -> bytes | None:
         """The key that signs requests to trigger ``step_id``; ``None`` for an unsigned one.
 
-        Raises ``NotFound`` when the step is not a webhook trigger (or the workflow is paused),
-        ``Invalid`` when its secret's credential is missing."""
+        Raises ``NotFound`` when the step is not a webhook trigger, ``Invalid`` when it is
+        one of a workflow that does not validate (with the workflow's errors: its triggers
+        are paused) or when its secret's credential is missing."""
+        if not workflow.valid and self._written_as_webhook(workflow, step_id):
+            raise Invalid(
+                f"Workflow {workflow.name!r} ({workflow.file.as_posix()}) does not validate, "
+                f"so its webhook trigger {step_id!r} is paused until it does",
+                errors=workflow.errors,
+            )
         trigger = next((t for t in workflow.triggers if t.step_id == step_id), None)
         if trigger is None or not trigger.webhook:
             paused = " (its triggers are paused until it validates)" if workflow.errors else ""
@@ -137,6 +146,25 @@ class Service:
                 f'{{"{trigger.secret}": {{"secret": "..."}}}}'
             )
         return value.encode()
+
+    def _written_as_webhook(self, workflow: Workflow, step_id: str) -> bool:
+        """Whether the file of ``workflow``, which does not validate, writes ``step_id`` as
+        a webhook trigger: read from the file when its steps did not load, and taken as
+        written when the file cannot tell (it does not parse)."""
+        steps: Any = workflow.steps
+        if not steps:
+            try:
+                document = read_data(self.project.root / workflow.file)
+            except CliError:
+                return True
+            written = document.get("workflow", document) if isinstance(document, dict) else None
+            steps = written.get("steps", written.get("jobs")) if isinstance(written, dict) else None
+            if not isinstance(steps, list):
+                return True
+        return any(
+            isinstance(step, dict) and step.get("id") == step_id and step.get("webhook")
+            for step in steps
+        )
 
     # -- runs ------------------------------------------------------------------------------
 
