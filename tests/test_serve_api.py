@@ -173,6 +173,14 @@ def test_runs_are_listed_newest_first_and_paged_with_before(server: Server) -> N
     assert all(run["reason"] == "fail" for run in failed)
 
 
+def test_empty_query_parameters_count_as_absent(server: Server) -> None:
+    server.finished(start(server, "orders", {"data": {"amounts": [2]}}))
+    empty = server.client.get("/api/runs?workflow=&reason=&limit=&before=")
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["runs"]
+    assert empty.json() == server.client.get("/api/runs").json()
+
+
 def test_logs_follow_a_running_run_as_server_sent_events(server: Server) -> None:
     run_id = start(server, "orders", {"data": {"amounts": [1, 2, 3]}})
     events = []

@@ -63,8 +63,8 @@ async def start_run(request: Request) -> Response:
     return json_response({"run_id": run_id}, 202)
 
 
-def _limit(text: str | None) -> int:
-    if text is None:
+def _limit(text: str) -> int:
+    if not text:
         return 50
     limit = whole_number(text)
     if limit is None or not 1 <= limit <= MAX_PAGE:
@@ -73,11 +73,12 @@ def _limit(text: str | None) -> int:
 
 
 def list_runs(request: Request) -> Response:
+    # An empty parameter (?workflow=&reason=) is an absent one, as a form sends it.
     query = request.query_params
     reason = query.get("reason") or None
     if reason is not None and reason not in STATUSES:
         raise BadRequest(f"reason must be one of {', '.join(STATUSES)}, got {reason!r}")
-    limit = _limit(query.get("limit"))
+    limit = _limit(query.get("limit", ""))
     service = _service(request)
     runs = service.ledger.runs(
         reason=reason,
