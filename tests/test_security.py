@@ -189,6 +189,11 @@ CORPUS: list[tuple[str, str, Refused | Forbidden | Fails | Allowed]] = [
     ),
     ("format-nested-spec", "x = '{0:{1.real}}'.format(1, 2)", Refused(format_field("1.real"))),
     (
+        "format-spec-nested-thousands-deep",
+        "x = '" + "{0:" * 3000 + "}" * 3000 + "'.format(1)",
+        Fails(ValueError, "Max string recursion exceeded"),
+    ),
+    (
         "format-dynamic-template",
         "t = '{0.__class__}'\nfn(lambda s: t.format(s))",
         Forbidden(format_field("0.__class__")),

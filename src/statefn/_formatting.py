@@ -25,6 +25,9 @@ __all__ = ["FORMAT_ATTRIBUTES", "format_field_message", "format_field_problem", 
 FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
 
 _FORMATTER = string.Formatter()
+# How deep format specs may nest in a template str.format accepts ("{0:{1}}" is one level;
+# deeper is "Max string recursion exceeded"), with one level to spare.
+_MAX_NESTING = 2
 
 
 def format_field_message(field: str) -> str:
@@ -49,8 +52,10 @@ def _reads_attribute(field: str) -> bool:
     return False
 
 
-def format_field_problem(template: str) -> str | None:
+def format_field_problem(template: str, depth: int = 0) -> str | None:
     """The first field of a ``str.format`` template that reads an attribute, else None."""
+    if depth > _MAX_NESTING:
+        return None  # str.format refuses it when called: "Max string recursion exceeded"
     try:
         parts = list(_FORMATTER.parse(template))
     except ValueError:
@@ -59,7 +64,7 @@ def format_field_problem(template: str) -> str | None:
         if field is not None and _reads_attribute(field):
             return field
         if spec and "{" in spec:
-            nested = format_field_problem(spec)
+            nested = format_field_problem(spec, depth + 1)
             if nested is not None:
                 return nested
     return None
