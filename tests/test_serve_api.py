@@ -173,6 +173,31 @@ def test_runs_are_listed_newest_first_and_paged_with_before(server: Server) -> N
     assert all(run["reason"] == "fail" for run in failed)
 
 
+def test_the_last_page_of_runs_has_no_next_before_even_when_it_is_full(server: Server) -> None:
+    for n in range(2):
+        start(server, "orders", {"data": {"amounts": [n]}})
+    every = server.client.get("/api/runs", params={"workflow": "orders", "limit": 500}).json()
+    ids = [run["run_id"] for run in every["runs"]]
+    assert every["next_before"] is None
+    exact = server.client.get("/api/runs", params={"workflow": "orders", "limit": len(ids)})
+    assert [run["run_id"] for run in exact.json()["runs"]] == ids
+    assert exact.json()["next_before"] is None
+    first = server.client.get("/api/runs", params={"workflow": "orders", "limit": len(ids) - 1})
+    assert first.json()["next_before"] == ids[-2]
+    rest = server.client.get(
+        "/api/runs", params={"workflow": "orders", "limit": len(ids) - 1, "before": ids[-2]}
+    ).json()
+    assert ([run["run_id"] for run in rest["runs"]], rest["next_before"]) == ([ids[-1]], None)
+
+
+def test_paging_before_an_unknown_run_is_400_naming_it(server: Server) -> None:
+    error = error_of(server.client.get("/api/runs", params={"before": "no-such-run"}), 400)
+    assert "no run 'no-such-run' is in the ledger" in error["message"]
+    oldest = server.client.get("/api/runs", params={"limit": 500}).json()["runs"][-1]["run_id"]
+    after_oldest = server.client.get("/api/runs", params={"before": oldest})
+    assert after_oldest.json() == {"runs": [], "next_before": None}  # known, nothing older
+
+
 def test_empty_query_parameters_count_as_absent(server: Server) -> None:
     server.finished(start(server, "orders", {"data": {"amounts": [2]}}))
     empty = server.client.get("/api/runs?workflow=&reason=&limit=&before=")

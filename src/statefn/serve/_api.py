@@ -16,7 +16,7 @@ from statefn.ledger import STATUSES, StateWithheldError
 
 from ._cron import Scheduler
 from ._http import BadRequest, json_response, read_json, whole_number
-from ._service import Service
+from ._service import NotFound, Service
 
 __all__ = [
     "cancel_run",
@@ -79,16 +79,28 @@ def list_runs(request: Request) -> Response:
     if reason is not None and reason not in STATUSES:
         raise BadRequest(f"reason must be one of {', '.join(STATUSES)}, got {reason!r}")
     limit = _limit(query.get("limit", ""))
+    before = query.get("before") or None
     service = _service(request)
+    # One run more than the page: whether there is a next page, without a query for it.
     runs = service.ledger.runs(
-        reason=reason,
-        workflow=query.get("workflow") or None,
-        before=query.get("before") or None,
-        limit=limit,
+        reason=reason, workflow=query.get("workflow") or None, before=before, limit=limit + 1
     )
-    # The cursor of the next page: the last run's id, when the page is full.
-    after = runs[-1].run_id if len(runs) == limit else None
-    return json_response({"runs": [run.to_dict() for run in runs], "next_before": after})
+    if not runs and before is not None:
+        _check_before(service, before)
+    page = runs[:limit]
+    after = page[-1].run_id if len(runs) > limit else None
+    return json_response({"runs": [run.to_dict() for run in page], "next_before": after})
+
+
+def _check_before(service: Service, run_id: str) -> None:
+    """Refuse a ``before`` that names no run (the ledger would answer an empty page)."""
+    try:
+        service.run(run_id)
+    except NotFound:
+        raise BadRequest(
+            f"before must be the id of a run (the next_before of the previous page); no run "
+            f"{run_id!r} is in the ledger"
+        ) from None
 
 
 def get_run(request: Request) -> Response:

@@ -251,7 +251,11 @@ _PATHS: dict[str, Any] = {
                     "at most this many (default 50)",
                     {"type": "integer", "minimum": 1, "maximum": 500},
                 ),
-                _query("before", "only runs submitted before this run (an id)", {"type": "string"}),
+                _query(
+                    "before",
+                    "only runs submitted before this run (an id; one no run has is a 400)",
+                    {"type": "string"},
+                ),
             ],
             "responses": {
                 "200": _json(
@@ -266,7 +270,8 @@ _PATHS: dict[str, Any] = {
                             "next_before": _NULLABLE_STRING,
                         },
                     },
-                    "a page of runs (their steps not filled in)",
+                    "a page of runs (their steps not filled in); next_before is null on "
+                    "the last page",
                 ),
                 **_errors(400),
             },
