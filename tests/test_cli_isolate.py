@@ -29,6 +29,17 @@ def test_cli_run_ledger_prints_the_id_and_runs_show_finds_it(
     assert "success" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("flags", [["--log", "none"], ["--log", "warn", "--isolate"]])
+def test_cli_run_ledger_prints_the_id_whatever_the_log_level(
+    flags: list[str], ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = write_job(tmp_path, "fn(lambda state: state)\n")
+    assert main(["run", str(job), "--ledger", ledger_url, *flags]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    run_id = line.split("Recording run ", 1)[1].split()[0]
+    assert main(["runs", "show", run_id, "--ledger", ledger_url]) == 0
+
+
 def test_cli_run_ledger_names_an_unnamed_workflow_after_its_file(
     ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

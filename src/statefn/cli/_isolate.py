@@ -44,7 +44,7 @@ def run_elsewhere(
         assert ledger is not None
         book = open_ledger(ledger)
         run_id = str(uuid.uuid4())
-        logs.cli.info(f"Recording run {run_id} in {book.url}")
+        logs.notice(f"Recording run {run_id} in {book.url}")
         return run_recorded(
             plan, state, ledger=book, run_id=run_id, credentials=credentials, **options
         )
@@ -64,5 +64,5 @@ def run_elsewhere(
     with engine:
         handle = engine.submit(plan, state, linker=linker, **options)
         if ledger is not None:
-            logs.cli.info(f"Recording run {handle.id} in {mask_url(ledger)}")
+            logs.notice(f"Recording run {handle.id} in {mask_url(ledger)}")
         return handle.result()

@@ -203,6 +203,14 @@ class CliLogs:
         the command's answer, not log noise."""
         self._write_report(text, logging.ERROR)
 
+    def notice(self, text: str) -> None:
+        """Log ``text`` at info, or, when ``--log`` is above info, write it all the same: a
+        line the command owes the user (the id of a run it records)."""
+        if self.cli.isEnabledFor(logging.INFO):
+            self.cli.info(text)
+        else:
+            self._write_report(text, logging.INFO)
+
     def _write_report(self, text: str, level: int) -> None:
         if self.json_lines:
             # Handled, not logged: past the logger's level, which --log none puts above all.
