@@ -267,8 +267,9 @@ def test_crash_error_aborts_with_exit_4(statefn: Run, tmp_path: Path) -> None:
     [
         ([], 4, "job.py:1:18: RuntimeCrash in step job: NameError: name 'undefined_name'"),
         (["--ledger", "sqlite:///no-such-dir/r.db"], 3, "LedgerError: The run ledger sqlite:///no-such-dir/r.db could not be opened"),
+        (["-s", "missing.json"], 3, "File not found: missing.json"),
     ],
-    ids=["crash", "bad-ledger"],
+    ids=["crash", "bad-ledger", "missing-file"],
 )  # fmt: skip
 def test_log_none_still_shows_the_error_that_ends_the_command(
     statefn: Run, tmp_path: Path, flags: list[str], code: int, message: str

@@ -431,7 +431,7 @@ def _main(argv: Sequence[str] | None, started: Callable[[], None] | None = None)
     args = parser.parse_args(arguments)
     if args.command is None:
         parser.error("the following arguments are required: COMMAND")
-    from ._logs import LOG_LEVELS, CliLogs
+    from ._logs import CliLogs
 
     logs = CliLogs(sys.stderr, args.log, json_lines=args.log_json, tracebacks=args.debug)
     try:
@@ -440,7 +440,7 @@ def _main(argv: Sequence[str] | None, started: Callable[[], None] | None = None)
             started()
         return int(command(args, logs))
     except CliError as error:
-        logs.report(error.message, level=max(LOG_LEVELS["error"], logs.level))
+        logs.fatal(error.message)
         return int(error.code)
     except BrokenPipeError:
         # The reader stopped reading (`statefn docs http | head`): not an error. Point
@@ -448,14 +448,14 @@ def _main(argv: Sequence[str] | None, started: Callable[[], None] | None = None)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitCode.OK)
     except KeyboardInterrupt:
-        logs.report("Interrupted", level=max(LOG_LEVELS["error"], logs.level))
+        logs.fatal("Interrupted")
         return int(ExitCode.INTERRUPTED)
     except Exception as error:
         # A bug in statefn, not in the user's input: say so, keep the traceback for --debug.
         if args.debug:
             logs.cli.error("Internal error", exc_info=error)
         hint = "" if args.debug else " (run again with --debug to see the traceback)"
-        logs.report(f"Internal error: {type(error).__name__}: {error}{hint}")
+        logs.fatal(f"Internal error: {type(error).__name__}: {error}{hint}")
         return int(ExitCode.ABORTED)
 
 
