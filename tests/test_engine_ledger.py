@@ -101,6 +101,15 @@ def test_a_state_over_the_payload_limit_is_stored_as_a_marker(ledger_url: str) -
     assert len(outcome.state["big"]) == 2 * 1024 * 1024
 
 
+def test_a_run_id_the_ledger_already_has_is_refused(ledger_url: str) -> None:
+    with Engine(workers=1, ledger=ledger_url) as engine:
+        first = engine.submit("fn(lambda s: {**s, 'n': 1})", run_id="same-id").result(30)
+        with pytest.raises(InputError, match=r"^run same-id is already in the ledger "):
+            engine.submit("fn(lambda s: {**s, 'n': 2})", run_id="same-id")
+    with open_ledger(ledger_url) as book:
+        assert book.state("same-id") == first.state == {"data": {}, "n": 1}
+
+
 def test_killed_and_failed_runs_are_recorded_with_their_errors(ledger_url: str) -> None:
     # Time enough for the run that fails to fail on a slow, busy machine.
     with Engine(workers=1, ledger=ledger_url, run_timeout_ms=1_000) as engine:

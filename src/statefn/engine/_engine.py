@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._api import validate_plan
 from .._errors import CredentialLoadError, InputError
 from .._options import RunOptions, parse_options
+from ..ledger._errors import RunLookupError
 from ._handle import RunHandle, RunOutcome
 from ._job import LOCAL_OPTIONS, Job, Recording, queued_fields
 from ._limits import MB
@@ -24,6 +25,9 @@ from ._namespaces import strict_wrapper
 from ._protocol import NO_FRAME_LIMIT, frame_parts
 from ._recorder import Recorder
 from ._supervisor import EngineSettings, Supervisor
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
 
 __all__ = ["CROSSING_OPTIONS", "Engine", "checked_submission"]
 
@@ -95,6 +99,19 @@ def checked_submission(
     if state is not None and not isinstance(state, dict):
         raise InputError(f"the input state must be a dict, got {type(state).__name__}")
     return normal, settings
+
+
+def _refuse_recorded(ledger: Ledger, run_id: str) -> None:
+    """Raise ``InputError`` if ``ledger`` has a run ``run_id``: a second run under its id
+    would write its steps and logs into the first's record."""
+    try:
+        ledger.run(run_id)
+    except RunLookupError:
+        return
+    raise InputError(
+        f"run {run_id} is already in the ledger {ledger.url}",
+        fix="Give each run its own id, or leave run_id out for a new one",
+    )
 
 
 class Engine:
@@ -239,6 +256,8 @@ class Engine:
             raise InputError("the engine is closed: submit runs before close()")
         local = {name: run_options.pop(name) for name in LOCAL_OPTIONS & set(run_options)}
         normal, settings = checked_submission(plan, state, run_options, local)
+        if run_id is not None and self._recorder is not None and attempt is None and not queued:
+            _refuse_recorded(self._recorder.ledger, run_id)
         handle = RunHandle(run_id or str(uuid.uuid4()), self._cancel)
         linker = {**dict(run_options.get("linker") or {}), **self._linker}
         options = {**run_options, "linker": linker} if linker else run_options
