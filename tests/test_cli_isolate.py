@@ -40,6 +40,36 @@ def test_cli_run_ledger_prints_the_id_whatever_the_log_level(
     assert main(["runs", "show", run_id, "--ledger", ledger_url]) == 0
 
 
+DEEP_JOB = """\
+def deep(state):
+    top = inner = []
+    for _ in range(300):
+        inner.append([])
+        inner = inner[0]
+    return {"data": top}
+fn(deep)
+"""
+
+
+@pytest.mark.parametrize("flags", [[], ["--isolate"]], ids=["in-process", "isolated"])
+def test_states_nested_too_deep_for_json_output_are_clear_errors(
+    flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"data": ' + "[" * 300 + "]" * 300 + "}")
+    job = write_job(tmp_path, "fn(lambda state: state)\n")
+    assert main(["run", str(job), "-s", str(deep), *flags]) == 3
+    assert f"{deep}: the state is nested 301 levels deep; at most 252 levels" in (
+        capsys.readouterr().err
+    )
+    made = write_job(tmp_path, DEEP_JOB)
+    assert main(["run", str(made), *flags]) == 4  # the run itself succeeded
+    assert capsys.readouterr().err.rstrip().endswith(
+        "The final state cannot be written as JSON (Recursion limit reached): a job made it "
+        "nest more than 254 levels of arrays and objects"
+    )
+
+
 def test_cli_run_ledger_names_an_unnamed_workflow_after_its_file(
     ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -32,12 +32,27 @@ import orjson
 
 from ._errors import InputError, JobRuntimeError
 
-__all__ = ["State", "assemble", "copy_state", "decode", "encode", "seal"]
+__all__ = [
+    "MAX_INPUT_DEPTH",
+    "State",
+    "assemble",
+    "copy_state",
+    "decode",
+    "dumps",
+    "encode",
+    "nesting_depth",
+    "seal",
+]
 
 State = dict[str, Any]
 _isfinite = math.isfinite
 # Decoded documents this large go straight to the collector's oldest generation (``decode``).
 PROMOTED_BYTES = 1024 * 1024
+# How many levels of arrays and objects an input state from outside (a file, a request) may
+# nest. JSON parses to 1024 levels, but orjson, which encodes a state wherever it goes,
+# writes 254 at most, and the state goes down 1 more in the engine's frame to a worker and 2
+# in a distributed run's message: a deeper state could be neither run nor written back.
+MAX_INPUT_DEPTH = 252
 
 
 class _NotPlainJson(Exception):
@@ -187,6 +202,21 @@ def _convert(value: Any, path: str, ancestors: set[int], copy: bool) -> Any:
         ancestors.discard(id(value))
 
 
+def nesting_depth(value: Any) -> int:
+    """How many levels of arrays and objects ``value`` nests (0 for a string or number)."""
+    depth = 0
+    level = [value] if isinstance(value, dict | list) else []
+    while level:
+        depth += 1
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+    return depth
+
+
 def seal(state: State) -> bytes:
     """Make ``state`` JSON-safe in place and return its JSON encoding.
 
@@ -207,10 +237,10 @@ def seal(state: State) -> bytes:
         # Keys of a job's string class: the dict was rebuilt, ``state`` stays the one given.
         state.clear()
         state.update(converted)
-    return _dumps(state)
+    return dumps(state)
 
 
-def _dumps(value: Any) -> bytes:
+def dumps(value: Any) -> bytes:
     """JSON bytes of a JSON-safe value; orjson stops at 254 levels of nesting, json does not."""
     try:
         return orjson.dumps(value)

@@ -25,6 +25,7 @@ from statefn._errors import (
     ValidationError,
 )
 from statefn._masking import Masker
+from statefn._state import MAX_INPUT_DEPTH, nesting_depth
 
 from ._cache import StepCache
 from ._exits import CliError, ExitCode
@@ -195,7 +196,14 @@ def _render_record(record: Mapping[str, Any], step_id: str | None, loaded: Loade
 
 def write_state(state: Any, output: str | None, logs: CliLogs) -> None:
     """The final state as JSON: to ``output``, or to stdout without one."""
-    text = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    try:
+        text = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    except TypeError as error:  # "Recursion limit reached": orjson writes 254 levels
+        raise CliError(
+            f"The final state cannot be written as JSON ({error}): a job made it nest more "
+            "than 254 levels of arrays and objects",
+            ExitCode.ABORTED,
+        ) from None
     if output is None:
         sys.stdout.write(text.decode() + "\n")
         sys.stdout.flush()
@@ -235,7 +243,15 @@ def _input_state(
     state_path: str | None, start: str | None, cache: StepCache, loaded: LoadedPlan, logs: CliLogs
 ) -> Any:
     if state_path is not None:
-        return read_data(state_path)
+        state = read_data(state_path)
+        depth = nesting_depth(state)
+        if depth > MAX_INPUT_DEPTH:
+            raise CliError(
+                f"{state_path}: the state is nested {depth} levels deep; at most "
+                f"{MAX_INPUT_DEPTH} levels of arrays and objects are accepted (flatten its "
+                "deepest parts, or hold them as strings of JSON)"
+            )
+        return state
     if start is None:
         return None
     cached = cache.input_for(start, loaded.steps)

@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from .._state import decode
+from .._state import decode, dumps
 
 __all__ = [
     "BLOB_IN_FILE",
@@ -85,7 +85,7 @@ WITHHELD = "too large"
 def encode_state(state: Any, limit_bytes: int) -> tuple[bytes | None, str | None]:
     """A state (or its JSON, as bytes) as a blob, or ``(None, "too large")`` when its
     encoding is over the limit."""
-    blob = state if isinstance(state, bytes) else orjson.dumps(state)
+    blob = state if isinstance(state, bytes) else dumps(state)
     if len(blob) > limit_bytes:
         return None, WITHHELD
     return blob, None

@@ -14,6 +14,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from statefn._state import MAX_INPUT_DEPTH, nesting_depth
+
 from ._service import ServiceError
 
 __all__ = [
@@ -40,11 +42,8 @@ DEFAULT_MAX_BODY = 1024 * 1024  # bytes of a request body: webhooks and input st
 RETRY_AFTER_S = 5
 _ERROR_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": str(RETRY_AFTER_S)}}
 _WHOLE = re.compile(r"[0-9]{1,18}")
-# How many levels of arrays and objects an input state may nest. JSON parses to 1024 levels,
-# but orjson, which encodes a state wherever it goes, writes 254 at most, and the state goes
-# down 2 more in the distributed client's message (1 in the engine's frame to a worker): a
-# deeper state could not be recorded or run, so its body is refused when it is read.
-MAX_STATE_DEPTH = 252
+# A deeper state could not be recorded or run, so its body is refused when it is read.
+MAX_STATE_DEPTH = MAX_INPUT_DEPTH
 
 
 class BadRequest(ServiceError):
@@ -141,7 +140,7 @@ def parse_json(body: bytes, *, max_depth: int = MAX_STATE_DEPTH) -> Any:
         ) from None
     # Only a body with more brackets than the limit can nest deeper: most are not walked.
     if body.count(b"[") + body.count(b"{") > max_depth:
-        depth = _depth(value)
+        depth = nesting_depth(value)
         if depth > max_depth:
             raise BadRequest(
                 f"The JSON body is nested {depth} levels deep; at most {max_depth} levels "
@@ -151,21 +150,6 @@ def parse_json(body: bytes, *, max_depth: int = MAX_STATE_DEPTH) -> Any:
                 fix="Flatten its deepest parts, or send them as strings of JSON",
             )
     return value
-
-
-def _depth(value: Any) -> int:
-    """How many levels of arrays and objects ``value`` nests (0 for a string or number)."""
-    depth = 0
-    level = [value] if isinstance(value, dict | list) else []
-    while level:
-        depth += 1
-        level = [
-            child
-            for container in level
-            for child in (container.values() if isinstance(container, dict) else container)
-            if isinstance(child, dict | list)
-        ]
-    return depth
 
 
 async def read_json(request: Request, default: Any) -> Any:
