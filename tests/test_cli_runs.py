@@ -121,6 +121,25 @@ def test_show_lists_the_steps_in_order_with_their_errors(
     )
 
 
+def test_show_tells_a_step_that_is_running_from_one_its_lost_run_left_unfinished(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ledger.open(url) as book:
+        book.run_queued("lost-run", engine_id="engine-1", plan_id=None, workflow="w",
+                        input_state=None)  # fmt: skip
+        book.step_started("lost-run", "a", "a", input_state=b"{}")
+        book.retire_engine("engine-1")  # it died: its runs are lost, their steps never ended
+        book.mark_lost(dead_after_s=0)
+        book.register_engine("engine-2", "host-b", 2)
+        book.run_queued("live-run", engine_id="engine-2", plan_id=None, workflow="w",
+                        input_state=None)  # fmt: skip
+        book.step_started("live-run", "a", "a", input_state=b"{}")
+    assert main(["runs", "show", "lost-run", "--ledger", url]) == 0
+    assert capsys.readouterr().out.endswith("1  a    a     unfinished  -\n")
+    assert main(["runs", "show", "live-run", "--ledger", url]) == 0
+    assert capsys.readouterr().out.endswith("1  a    a     running  -\n")
+
+
 def test_show_json_holds_the_run_and_its_steps(
     url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -203,8 +203,10 @@ def _show(book: Ledger, args: argparse.Namespace) -> None:
     if not run.steps:
         print("\nNo steps recorded.")
         return
+    # A step with no end in a run that ended: its engine died with it (the run is lost).
+    unended = "running" if run.reason is None else "unfinished"
     rows = [
-        [str(step.seq), step.key, step.step_id, step.reason or "running",
+        [str(step.seq), step.key, step.step_id, step.reason or unended,
          _duration(step.duration_ms), _error_text(step.error) if step.error else ""]
         for step in run.steps
     ]  # fmt: skip
