@@ -1106,6 +1106,19 @@ def test_a_printed_secret_is_masked_in_every_form(secret: str, shown: str) -> No
             assert part not in messages[0]
 
 
+def test_a_long_secret_a_message_cuts_short_is_masked_too() -> None:
+    secret = "tok-" + "x7Qz" * 75  # 304 characters: int() shows the first 199 of it
+    messages: list[str] = []
+    result = statefn.run(
+        "fn(lambda s: int(s['configuration']['token']))",
+        {"data": {}, "configuration": {"token": secret}},
+        on_event=lambda name, payload: messages.append(str(payload)),
+    )
+    error = result["errors"]["job-1"]["message"]
+    assert error == "ValueError: invalid literal for int() with base 10: '***"
+    assert not [text for text in messages if secret[:32] in text]
+
+
 # -- information leaks ---------------------------------------------------------------------------
 
 TLS_PROBE = """

@@ -4,9 +4,11 @@ Every string value of 4 or more characters in a step's configuration (nested too
 secret, and so is the base64 of ``username:password``. Each secret is also masked in every
 form printing or encoding it whole gives: ``repr`` and ``ascii`` (how a dict or a list of
 it prints), the ``repr`` of its UTF-8 bytes, URL-encoded, JSON-escaped and base64 (standard
-and URL-safe, with or without padding).
+and URL-safe, with or without padding). A longer secret is masked where a message cut it
+short, too (Python shows at most 200 characters of a value in ``int('...')`` and others):
+any run of its first ``PREFIX_LENGTH`` characters or more.
 
-What masking cannot catch is a secret transformed: a part of it, its hash, its letters
+What masking cannot catch is a secret transformed: another part of it, its hash, its letters
 reordered, or its base64 inside the base64 of a longer text.
 """
 
@@ -22,6 +24,7 @@ __all__ = ["MASK", "Masker"]
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
+PREFIX_LENGTH = 32
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -53,10 +56,35 @@ def _forms(secret: str) -> Iterable[str]:
         yield encoded.rstrip("=")
 
 
+def _without_cut_forms(text: str, form: str) -> str:
+    """``text`` with each run of ``form``'s first ``PREFIX_LENGTH`` characters or more
+    replaced (what is left of a long secret a message cut short)."""
+    head = form[:PREFIX_LENGTH]
+    start = text.find(head)
+    if start < 0:
+        return text
+    parts, done = [], 0
+    while start >= 0:
+        shown = text[start : start + len(form)]
+        end = start + next(
+            (
+                at
+                for at, (got, wanted) in enumerate(zip(shown, form, strict=False))
+                if got != wanted
+            ),
+            len(shown),
+        )
+        parts += [text[done:start], MASK]
+        done = end
+        start = text.find(head, end)
+    parts.append(text[done:])
+    return "".join(parts)
+
+
 class Masker:
     """Replaces secret values with ``***`` in strings and JSON-like values."""
 
-    __slots__ = ("_pattern",)
+    __slots__ = ("_long", "_pattern")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         forms = {form for secret in secrets for form in _forms(secret)}
@@ -64,6 +92,7 @@ class Masker:
         # Longest first, so that a secret containing another is masked whole.
         ordered = sorted(forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._long = [form for form in ordered if len(form) > PREFIX_LENGTH]
 
     @classmethod
     def for_configuration(cls, configuration: Any) -> Masker:
@@ -82,7 +111,10 @@ class Masker:
         """``text`` with every secret replaced."""
         if self._pattern is None:
             return text
-        return self._pattern.sub(MASK, text)
+        text = self._pattern.sub(MASK, text)
+        for form in self._long:
+            text = _without_cut_forms(text, form)
+        return text
 
     def value(self, value: Any) -> Any:
         """A copy of a JSON-like value with secrets replaced in every string (keys too)."""
