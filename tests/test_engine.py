@@ -24,7 +24,9 @@ import pytest
 
 from statefn import InputError, ValidationError
 from statefn.engine import Engine, RunHandle, RunOutcome, WorkerStartError
+from statefn.engine._job import Job
 from statefn.engine._limits import WorkerGroups
+from statefn.engine._protocol import Frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -469,6 +471,33 @@ def test_a_step_held_in_c_code_past_its_timeout_is_killed_from_outside() -> None
          "message": "Job took longer than 300ms to complete"},
     )  # fmt: skip
     assert_the_step_ended_with(handle, outcome.error)
+
+
+def test_a_step_that_sent_none_of_its_events_still_gets_them_all_when_its_run_ends() -> None:
+    """A step whose work holds the interpreter lock from its first instant may never send
+    init-start (its events go through the run's event loop): its input frame, sent before
+    the work, is enough for the engine to give it its whole sequence."""
+    handle = RunHandle("run-1", lambda _: None)
+    job = Job(handle, [])
+    event = {"t": "event", "has_state": False}
+    job.on_frame(Frame({"t": "input", "key": "a", "step_id": "a"}))
+    job.on_frame(Frame({"t": "input", "key": "b", "step_id": "b"}))
+    job.on_frame(Frame({**event, "name": "init-start", "payload": {"job_id": "b"}}))
+    job.on_frame(Frame({**event, "name": "job-start", "payload": {"job_id": "b"}}))
+    timeout = {"source": "runtime", "name": "TimeoutError", "severity": "kill", "message": "t"}
+    job.end_open_steps(timeout, culprit="a")
+    job.finish(RunOutcome("run-1", "kill", None, timeout, 1.0), None, 1 << 20)
+    sent = [(name, payload.get("job_id"), payload.get("error", {}).get("name"))
+            for name, payload in handle.events()]  # fmt: skip
+    assert sent == [
+        ("init-start", "b", None),
+        ("job-start", "b", None),
+        ("init-start", "a", None),
+        ("init-complete", "a", None),
+        ("job-start", "a", None),
+        ("job-error", "a", "TimeoutError"),
+        ("job-error", "b", "CancelledError"),
+    ]
 
 
 def test_memory_hog_is_stopped_with_oom_error(engine: Engine, probe_dir: Path) -> None:

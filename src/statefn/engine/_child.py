@@ -178,7 +178,7 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
         if triggers.get(step_id):  # a trigger has no job: no events, nothing to record
             return
         head = {"t": "input", "key": key, "step_id": step_id}
-        channel.send(head, state, has_state=True)
+        channel.send(head, state, has_state=message["record_inputs"])
 
     triggers: dict[str, bool] = {}
     options = dict(message["options"])
@@ -192,9 +192,8 @@ def execute(channel: Channel, message: dict[str, Any]) -> None:
     )
 
     def set_up(run: Run) -> None:
-        if message["record_inputs"]:
-            triggers.update((step.id, step.is_trigger) for step in run.plan.steps.values())
-            run.step_observer = observe
+        triggers.update((step.id, step.is_trigger) for step in run.plan.steps.values())
+        run.step_observer = observe
         run.owns_input = message.get("input_owned", False)
         run.completed = dict(message.get("resume") or {})
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .._errors import StepCancelledError
-from .._events import init_complete, job_error, job_start
+from .._events import init_complete, init_start, job_error, job_start
 from .._state import decode
 from ._handle import ArrivedEvent, RunHandle, RunOutcome
 from ._limits import MB
@@ -149,12 +149,14 @@ class Recording:
 
 @dataclass(slots=True)
 class OpenStep:
-    """A step of a run that began (``init-start``) and has not ended. ``announced``: it sent
-    ``job-start`` (a step's worker thread announces that through the run's event loop,
-    which C code that holds the interpreter lock keeps from running)."""
+    """A step run that began (its ``input`` frame) and has not ended. ``initialised`` and
+    ``announced``: it sent ``init-start`` and ``job-start``. Events of a step whose work
+    runs on a worker thread go through the run's event loop, which C code that holds the
+    interpreter lock keeps from running: a step held so may never send them."""
 
     step_id: str
     began: float
+    initialised: bool = False
     announced: bool = False
 
 
@@ -189,25 +191,30 @@ class Job:
                     head.get("withheld"),
                 )
             )
-        elif frame.kind == "input" and self.recording is not None:
-            self.recording.step_input(
-                head["step_id"], head["key"], frame.blob, head.get("withheld")
-            )
+        elif frame.kind == "input":
+            self.open_steps.append(OpenStep(head["step_id"], time.monotonic()))
+            if self.recording is not None:
+                self.recording.step_input(
+                    head["step_id"], head["key"], frame.blob, head.get("withheld")
+                )
         elif frame.kind == "record" and self.logger is not None:
             self.logger.log(head["level"], head["message"], extra={"job_id": head["job_id"]})
 
     def _track(self, name: str, payload: dict[str, Any]) -> None:
-        if name == "init-start":
-            self.open_steps.append(OpenStep(payload["job_id"], time.monotonic()))
-        elif name in ("job-start", "job-complete", "job-error"):
-            for at, step in enumerate(self.open_steps):
-                if step.step_id != payload["job_id"] or (name == "job-start" and step.announced):
-                    continue
-                if name == "job-start":
-                    step.announced = True
-                else:
-                    del self.open_steps[at]
-                break
+        if name not in ("init-start", "job-start", "job-complete", "job-error"):
+            return
+        for at, step in enumerate(self.open_steps):
+            if step.step_id != payload["job_id"]:
+                continue
+            if name == "init-start" and not step.initialised:
+                step.initialised = True
+            elif name == "job-start" and not step.announced:
+                step.announced = True
+            elif name in ("job-complete", "job-error"):
+                del self.open_steps[at]
+            else:
+                continue
+            return
 
     def step_deadline(self) -> float | None:
         """When the oldest open step will be past its timeout and ``STEP_GRACE_S``."""
@@ -216,12 +223,12 @@ class Job:
         return self.open_steps[0].began + self.step_timeout_ms / 1000 + STEP_GRACE_S
 
     def end_open_steps(self, error: dict[str, Any] | None, culprit: str | None = None) -> None:
-        """Send a ``job-error`` for each step that began and has not ended (after its
-        ``init-complete`` and ``job-start`` if it had not sent them, as the runtime does for
-        a step it cancels): the engine ended the run around them (a limit, a cancel, a dead
-        worker), and every job-start gets its end (contract section 3). Each carries the
-        run's ``error``; with a ``culprit`` step, only that one does, and the others a
-        ``StepCancelledError``."""
+        """Send a ``job-error`` for each step that began and has not ended (after the events
+        it had not sent of ``init-start``, ``init-complete`` and ``job-start``, as the runtime
+        announces a step it cancels): the engine ended the run around them (a limit, a
+        cancel, a dead worker), and every job-start gets its end (contract section 3). Each
+        carries the run's ``error``; with a ``culprit`` step, only that one does, and the
+        others a ``StepCancelledError``."""
         cancelled = StepCancelledError(
             "Step cancelled: the run ended (a limit, a cancel or its worker's death) while "
             "this step was running"
@@ -229,12 +236,14 @@ class Job:
         now = time.monotonic()
         for step in self.open_steps:
             took_ms = (now - step.began) * 1000
+            missing = [] if step.initialised else [("init-start", init_start(step.step_id))]
             if not step.announced:
-                for name, payload in (
+                missing += [
                     ("init-complete", init_complete(step.step_id, took_ms)),
                     ("job-start", job_start(step.step_id)),
-                ):
-                    self._on_event(ArrivedEvent(name, payload, False, None, None))
+                ]
+            for name, payload in missing:
+                self._on_event(ArrivedEvent(name, payload, False, None, None))
             record = error if error is not None and culprit in (None, step.step_id) else cancelled
             payload = job_error(step.step_id, took_ms, record, None, [])
             self._on_event(ArrivedEvent("job-error", payload, True, None, None))

@@ -7,7 +7,9 @@ record them without decoding them, and decode them only for whoever reads events
 
     engine -> worker   run        the run: plan, input state, options, credentials
     worker -> engine   event      a section 3 event; its state, if any, is the blob
-                       input      a step run was queued: its key, step id; input state blob
+                       input      a step run began: its key, step id; with a ledger, its
+                                  input state as the blob (sent before the step's work,
+                                  on the run's thread, so a step held in C code is known)
                        record     a runtime log record (level, message, step)
                        outcome    how the run ended; its result state is the blob
 
