@@ -152,7 +152,8 @@ class OpenStep:
     """A step run that began (its ``input`` frame) and has not ended. ``initialised`` and
     ``announced``: it sent ``init-start`` and ``job-start``. Events of a step whose work
     runs on a worker thread go through the run's event loop, which C code that holds the
-    interpreter lock keeps from running: a step held so may never send them."""
+    interpreter lock keeps from running: a step held so may never send them. ``began`` is
+    when its ``init-start`` came (its timeout counts from there), else its input."""
 
     step_id: str
     began: float
@@ -207,7 +208,7 @@ class Job:
             if step.step_id != payload["job_id"]:
                 continue
             if name == "init-start" and not step.initialised:
-                step.initialised = True
+                step.initialised, step.began = True, time.monotonic()
             elif name == "job-start" and not step.announced:
                 step.announced = True
             elif name in ("job-complete", "job-error"):
@@ -216,11 +217,13 @@ class Job:
                 continue
             return
 
-    def step_deadline(self) -> float | None:
-        """When the oldest open step will be past its timeout and ``STEP_GRACE_S``."""
-        if self.step_timeout_ms is None or not self.open_steps:
+    def step_deadline(self) -> tuple[float, str] | None:
+        """When the open step that began first will be past its timeout and
+        ``STEP_GRACE_S``, and its id."""
+        oldest = min(self.open_steps, key=lambda step: step.began, default=None)
+        if self.step_timeout_ms is None or oldest is None:
             return None
-        return self.open_steps[0].began + self.step_timeout_ms / 1000 + STEP_GRACE_S
+        return oldest.began + self.step_timeout_ms / 1000 + STEP_GRACE_S, oldest.step_id
 
     def end_open_steps(self, error: dict[str, Any] | None, culprit: str | None = None) -> None:
         """Send a ``job-error`` for each step that began and has not ended (after the events

@@ -201,7 +201,7 @@ class Supervisor:
                 w.job.deadline - now for w in self._busy.values() if w.job and w.job.deadline
             )
             waits.extend(
-                step_deadline - now
+                step_deadline[0] - now
                 for w in self._busy.values()
                 if w.job and (step_deadline := w.job.step_deadline()) is not None
             )
@@ -368,9 +368,9 @@ class Supervisor:
             elif job.deadline is not None and now >= job.deadline:
                 limit = self.settings.run_timeout_ms
                 self._end(job, "kill", RunTimeoutError(f"Run took longer than {limit:g} ms"))
-            elif (step_deadline := job.step_deadline()) is not None and now >= step_deadline:
+            elif (overdue := job.step_deadline()) is not None and now >= overdue[0]:
                 # Its worker did not end the step at its timeout: it is held in C code.
-                step_id = job.open_steps[0].step_id
+                step_id = overdue[1]
                 timeout = StepTimeoutError(
                     f"Job took longer than {job.step_timeout_ms:g}ms to complete",
                     step_id=step_id,
