@@ -79,6 +79,10 @@ class Workflow:
     steps: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     job_files: dict[str, Path] = field(default_factory=dict)
+    # The ids of the steps its file writes as webhook triggers, read when it was loaded
+    # (for a workflow with errors, whose triggers are paused); None when the file could not
+    # be read to say.
+    written_webhooks: frozenset[str] | None = frozenset()
     _run_plans: dict[str | None, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
@@ -222,14 +226,19 @@ class Project:
         try:
             document = read_data(path)
         except CliError as error:
-            return Workflow(known or path.stem, relative, errors=self._problems(error))
+            return Workflow(
+                known or path.stem, relative, errors=self._problems(error), written_webhooks=None
+            )
         if not _looks_like_workflow(document) and known is None:
             return None
         try:
             loaded = load_plan(path)
         except CliError as error:
             name = _declared_name(document) or known or path.stem
-            return Workflow(name, relative, errors=self._problems(error))
+            return Workflow(
+                name, relative, errors=self._problems(error),
+                written_webhooks=_written_webhooks(document),
+            )  # fmt: skip
         name = _declared_name(loaded.plan) or path.stem
         errors = _compile_problems(loaded, self.root)
         return Workflow(
@@ -239,6 +248,7 @@ class Project:
             loaded.steps,
             errors,
             job_files=loaded.job_files,
+            written_webhooks=_written_webhooks({"steps": loaded.steps}),
         )
 
 
@@ -261,6 +271,20 @@ def _compile_problems(loaded: LoadedPlan, root: Path) -> list[str]:
 def _looks_like_workflow(document: Any) -> bool:
     return isinstance(document, dict) and any(
         key in document for key in ("workflow", "steps", "jobs")
+    )
+
+
+def _written_webhooks(document: Any) -> frozenset[str] | None:
+    """The ids of the steps ``document`` writes as webhook triggers; None when it has no
+    list of steps to tell."""
+    workflow = document.get("workflow", document) if isinstance(document, dict) else None
+    steps = workflow.get("steps", workflow.get("jobs")) if isinstance(workflow, dict) else None
+    if not isinstance(steps, list):
+        return None
+    return frozenset(
+        step["id"]
+        for step in steps
+        if isinstance(step, dict) and isinstance(step.get("id"), str) and step.get("webhook")
     )
 
 

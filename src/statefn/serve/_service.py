@@ -22,8 +22,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from statefn._errors import StatefnError
-from statefn.cli._exits import CliError
-from statefn.cli._files import read_data
 from statefn.ledger import Ledger, RunLookupError, RunRecord, StateWithheldError, StepRecord
 
 from ._project import Project, Workflow
@@ -120,7 +118,8 @@ class Service:
         Raises ``NotFound`` when the step is not a webhook trigger, ``Invalid`` when it is
         one of a workflow that does not validate (with the workflow's errors: its triggers
         are paused) or when its secret's credential is missing."""
-        if not workflow.valid and self._written_as_webhook(workflow, step_id):
+        written = workflow.written_webhooks
+        if not workflow.valid and (written is None or step_id in written):
             raise Invalid(
                 f"Workflow {workflow.name!r} ({workflow.file.as_posix()}) does not validate, "
                 f"so its webhook trigger {step_id!r} is paused until it does",
@@ -146,25 +145,6 @@ class Service:
                 f'{{"{trigger.secret}": {{"secret": "..."}}}}'
             )
         return value.encode()
-
-    def _written_as_webhook(self, workflow: Workflow, step_id: str) -> bool:
-        """Whether the file of ``workflow``, which does not validate, writes ``step_id`` as
-        a webhook trigger: read from the file when its steps did not load, and taken as
-        written when the file cannot tell (it does not parse)."""
-        steps: Any = workflow.steps
-        if not steps:
-            try:
-                document = read_data(self.project.root / workflow.file)
-            except CliError:
-                return True
-            written = document.get("workflow", document) if isinstance(document, dict) else None
-            steps = written.get("steps", written.get("jobs")) if isinstance(written, dict) else None
-            if not isinstance(steps, list):
-                return True
-        return any(
-            isinstance(step, dict) and step.get("id") == step_id and step.get("webhook")
-            for step in steps
-        )
 
     # -- runs ------------------------------------------------------------------------------
 
