@@ -18,8 +18,10 @@ import hmac
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from statefn._state import MAX_INPUT_DEPTH
+
 from ._auth import carries_token
-from ._http import MAX_STATE_DEPTH, Unauthorized, parse_json, read_body
+from ._http import Unauthorized, parse_json, read_body
 from ._service import Invalid, NotFound, Service, signature
 
 __all__ = ["SIGNATURE_HEADER", "WebhookEndpoint"]
@@ -69,5 +71,5 @@ async def _start_run(request: Request) -> str:
             '{"webhook": {"secret": "credential id"}} and sign the requests'
         )
     # The body goes one level down in the input state, as its data.
-    data = parse_json(body, max_depth=MAX_STATE_DEPTH - 1) if body.strip() else {}
+    data = parse_json(body, max_depth=MAX_INPUT_DEPTH - 1) if body.strip() else {}
     return await service.start_run(workflow.name, {"data": data}, start=step_id)

@@ -20,7 +20,6 @@ from ._service import ServiceError
 
 __all__ = [
     "DEFAULT_MAX_BODY",
-    "MAX_STATE_DEPTH",
     "BadRequest",
     "Forbidden",
     "PayloadTooLarge",
@@ -42,8 +41,6 @@ DEFAULT_MAX_BODY = 1024 * 1024  # bytes of a request body: webhooks and input st
 RETRY_AFTER_S = 5
 _ERROR_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": str(RETRY_AFTER_S)}}
 _WHOLE = re.compile(r"[0-9]{1,18}")
-# A deeper state could not be recorded or run, so its body is refused when it is read.
-MAX_STATE_DEPTH = MAX_INPUT_DEPTH
 
 
 class BadRequest(ServiceError):
@@ -125,9 +122,10 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-def parse_json(body: bytes, *, max_depth: int = MAX_STATE_DEPTH) -> Any:
+def parse_json(body: bytes, *, max_depth: int = MAX_INPUT_DEPTH) -> Any:
     """The JSON value of ``body``; 400 with the line, column and position of the error, or
-    when the value nests more than ``max_depth`` levels of arrays and objects."""
+    when the value nests more than ``max_depth`` levels of arrays and objects (a deeper
+    state could not be recorded or run, so its body is refused when it is read)."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
