@@ -61,7 +61,7 @@ class Leases(LedgerReader):
         with self._db.transaction():
             rows = self._db.rows(
                 "SELECT status, attempt, deliveries, lease_owner, lease_until, "
-                f"cancel_requested_at FROM runs WHERE run_id = ?{self._for_update()}",
+                f"cancel_requested_at FROM runs WHERE run_id = ?{self._row_lock('UPDATE')}",
                 (run_id,),
             )
             if not rows:
@@ -97,7 +97,7 @@ class Leases(LedgerReader):
         with self._db.transaction():
             rows = self._db.rows(
                 "SELECT status, queue, lease_owner, lease_until FROM runs "
-                f"WHERE run_id = ?{self._for_update()}",
+                f"WHERE run_id = ?{self._row_lock('UPDATE')}",
                 (run_id,),
             )
             if not rows:
@@ -131,10 +131,11 @@ class Leases(LedgerReader):
         )
         self._db.execute("DELETE FROM outbox WHERE run_id = ?", (run_id,))
 
-    def _for_update(self) -> str:
-        """The clause that locks a row read inside a transaction until its commit (on
-        PostgreSQL; SQLite's writers queue for the whole file)."""
-        return " FOR UPDATE" if self._db.url.dialect == "postgresql" else ""
+    def _row_lock(self, mode: Literal["UPDATE", "SHARE"]) -> str:
+        """The clause that locks the rows a read inside a transaction finds until its commit,
+        ``FOR UPDATE`` or ``FOR SHARE`` (on PostgreSQL; SQLite's writers queue for the whole
+        file)."""
+        return f" FOR {mode}" if self._db.url.dialect == "postgresql" else ""
 
     def renew(self, run_id: str, attempt: int, *, lease_s: float) -> bool:
         """Extend the lease of ``attempt`` by ``lease_s`` seconds from now; ``False`` when the

@@ -428,8 +428,9 @@ class Ledger(Leases):
         new attempt waits for this write (SQLite's writers queue for the whole file)."""
         if attempt is None:
             return
-        lock = " FOR SHARE" if self._db.url.dialect == "postgresql" else ""
-        rows = self._db.rows(f"SELECT attempt FROM runs WHERE run_id = ?{lock}", (run_id,))
+        rows = self._db.rows(
+            f"SELECT attempt FROM runs WHERE run_id = ?{self._row_lock('SHARE')}", (run_id,)
+        )
         if not rows:
             raise LedgerError(
                 f"Run {run_id} is not in the ledger {self.url}", fix="Call run_queued first"
